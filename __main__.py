@@ -1,0 +1,3 @@
+from fairgym.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Episode records: one JSON object per finished episode, every step inside.
+
+Metrics are pure functions of these records. A step record joins the *decision* keys of the info seen before
+the action (turn, group, choices, context) with the *result* keys of the info returned after it
+(action_valid, parse_error, action, outcome), the raw action text, the reward and what the agent chose to
+record (``agent``, e.g. per-choice probabilities).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fairgym.envs import keys
+
+
+def step_record(
+    observation: str,
+    info_before: dict[str, Any],
+    action_text: str,
+    reward: float,
+    info_after: dict[str, Any],
+    *,
+    terminated: bool = False,
+    truncated: bool = False,
+    agent_details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One step as recorded in ``episodes.jsonl``."""
+    record: dict[str, Any] = {k: info_before.get(k) for k in keys.DECISION_KEYS}
+    record["observation"] = observation
+    if keys.MESSAGES in info_before:
+        record[keys.MESSAGES] = info_before[keys.MESSAGES]
+    record["action_text"] = action_text
+    record.update({k: info_after.get(k) for k in keys.RESULT_KEYS})
+    record["reward"] = float(reward)
+    record["terminated"] = bool(terminated)
+    record["truncated"] = bool(truncated)
+    record["agent"] = agent_details
+    return record
+
+
+def episode_record(
+    *, env_id: str, env_kwargs: dict[str, Any], seed: int, index: int, agent: str, groups: list[str],
+    steps: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """One finished episode as recorded in ``episodes.jsonl``."""
+    return {
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "seed": int(seed),
+        "index": int(index),
+        "agent": agent,
+        "groups": list(groups),
+        "length": len(steps),
+        "return": float(sum(s["reward"] for s in steps)),
+        "steps": steps,
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One JSON line; NaN is written as null so the file stays standard JSON."""
+    text = json.dumps(_nan_to_none(record), default=_json_default, allow_nan=False)
+    return text
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def append_episode(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one episode and flush it to disk, so a crash loses at most the episode in flight."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def iter_episodes(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Complete episode records in file order; a torn last line (a crash mid-write) is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break
+            line = line.strip()
+            if line:
+                yield json.loads(line)
+
+
+def read_episodes(path: str | Path) -> list[dict[str, Any]]:
+    """All complete episode records, sorted by episode index."""
+    return sorted(iter_episodes(path), key=lambda r: r["index"])

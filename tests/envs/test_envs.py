@@ -1,0 +1,176 @@
+"""Contract tests run over every registered env: checker, determinism, vectorisation, pickling, info schema,
+invalid-action policies and parse fuzzing."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fairgym.config import UnknownNameError
+from fairgym.envs import ENV_IDS, keys, make_env, register_envs
+from fairgym.envs.core import ParseError
+
+# A mix of valid and garbage action texts per env (garbage: empty, prose, a wrong grammar, huge text).
+VALID_ACTIONS = {
+    "fairgym/Lending-v0": ["approve", "I would DENY this one.", "Approve."],
+    "fairgym/Allocation-v0": ["North=2, South=4", "send East: 3 and West: 3", "North=6"],
+    "fairgym/Dialogue-v0": ["Thanks for telling me about your day.", "I see what you mean.", "Let's stay kind."],
+}
+GARBAGE = ["", "   ", "approve deny", "North=99", "x" * 5000, "\x00\x01 ???"]
+
+
+def mixed_actions(env_id: str) -> list[str]:
+    valid = VALID_ACTIONS[env_id]
+    return [valid[0], GARBAGE[0], valid[1], GARBAGE[2], valid[2], GARBAGE[3], valid[0], GARBAGE[4], valid[1]]
+
+
+def expected_keys(env_id: str) -> set[str]:
+    return set(keys.INFO_KEYS) | ({keys.MESSAGES} if "Dialogue" in env_id else set())
+
+
+def rollout(env: gym.Env, seed: int, actions: list[str]) -> list[tuple]:
+    obs, info = env.reset(seed=seed)
+    steps = [(obs, 0.0, False, False, json.dumps(info, sort_keys=True))]
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        steps.append((obs, reward, terminated, truncated, json.dumps(info, sort_keys=True)))
+        if terminated or truncated:
+            obs, info = env.reset()
+            steps.append((obs, 0.0, False, False, json.dumps(info, sort_keys=True)))
+    return steps
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_check_env_passes(env_id):
+    check_env(make_env(env_id).unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_same_seed_same_trajectory(env_id):
+    first = rollout(make_env(env_id, max_steps=4), 7, mixed_actions(env_id))
+    second = rollout(make_env(env_id, max_steps=4), 7, mixed_actions(env_id))
+    assert first == second
+    third = rollout(make_env(env_id, max_steps=4), 8, mixed_actions(env_id))
+    assert [s[0] for s in third] != [s[0] for s in first]
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_make_vec_sync_steps(env_id):
+    envs = gym.make_vec(env_id, num_envs=2, vectorization_mode="sync", max_steps=3)
+    obs, infos = envs.reset(seed=0)
+    assert len(obs) == 2 and all(isinstance(o, str) for o in obs)
+    for _ in range(4):
+        obs, rewards, terminated, truncated, infos = envs.step(tuple(VALID_ACTIONS[env_id][:2]))
+        assert rewards.shape == (2,)
+    envs.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_pickle_round_trip_continues_identically(env_id):
+    env = make_env(env_id)
+    env.reset(seed=3)
+    env.step(VALID_ACTIONS[env_id][0])
+    clone = pickle.loads(pickle.dumps(env))
+    action = VALID_ACTIONS[env_id][1]
+    assert env.step(action)[:4] == clone.step(action)[:4]
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_info_schema_is_fixed_and_json_safe(env_id):
+    env = make_env(env_id, max_steps=5)
+    env.reset(seed=1)
+    obs, info = env.reset(seed=1)
+    infos = [info] + [env.step(a)[4] for a in mixed_actions(env_id)[:5]]
+    for info in infos:
+        assert set(info) == expected_keys(env_id)
+        json.dumps(info, allow_nan=False)
+        assert info[keys.GROUP] is None or info[keys.GROUP] in env.unwrapped.groups
+    assert [i[keys.TURN] for i in infos] == list(range(6))
+    assert infos[0][keys.OUTCOME] is None and infos[0][keys.ACTION] is None
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_penalize_policy_reports_error_and_does_not_raise(env_id):
+    env = make_env(env_id, invalid_action="penalize", invalid_penalty=-2.5)
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step("")
+    assert reward == -2.5 and not terminated
+    assert info[keys.ACTION_VALID] is False and info[keys.PARSE_ERROR]
+    assert info[keys.ACTION] is None and info[keys.OUTCOME] is None
+    assert "invalid" in obs and info[keys.PARSE_ERROR][:30] in obs
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_default_policy_applies_the_default_action(env_id):
+    env = make_env(env_id, invalid_action="default")
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step("")
+    unwrapped = env.unwrapped
+    assert info[keys.ACTION_VALID] is False and info[keys.OUTCOME] is not None
+    assert unwrapped.parse_action(unwrapped.format_action(unwrapped._default_action())) == unwrapped._default_action()
+    assert "invalid" in obs
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_end_policy_terminates_after_k_invalid(env_id):
+    env = make_env(env_id, invalid_action="end", max_invalid=2, max_steps=10)
+    env.reset(seed=0)
+    assert env.step("")[2] is False
+    assert env.step(VALID_ACTIONS[env_id][0])[2] is False
+    assert env.step("")[2] is True
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=200))
+def test_fuzzed_text_never_raises(env_id, text):
+    env = make_env(env_id).unwrapped
+    parsed = env.parse_action(text)
+    assert isinstance(parsed, ParseError) or env.parse_action(env.format_action(parsed)) == parsed
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_instructions_and_groups(env_id):
+    env = make_env(env_id).unwrapped
+    obs, info = env.reset(seed=0)
+    assert len(env.groups) >= 2 and env.instructions in obs
+    example = env.format_action(env._default_action())
+    assert example in env.instructions or "Dialogue" in env_id
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_descriptor_appears_verbatim(env_id):
+    env = make_env(env_id, descriptors=("Zorblan", "Quixite")).unwrapped
+    obs, info = env.reset(seed=0)
+    assert env.groups == ("Zorblan", "Quixite")
+    assert "Zorblan" in obs or "Quixite" in obs
+
+
+def test_make_env_unknown_id_suggests_close_match():
+    with pytest.raises(UnknownNameError, match="Did you mean 'fairgym/Lending-v0'"):
+        make_env("fairgym/Lendng-v0")
+
+
+def test_make_env_unknown_argument_is_named():
+    with pytest.raises(TypeError, match="max_stepz"):
+        make_env("fairgym/Lending-v0", max_stepz=3)
+
+
+def test_registration_is_idempotent():
+    before = {k: v for k, v in gym.registry.items() if k.startswith("fairgym/")}
+    register_envs()
+    after = {k: v for k, v in gym.registry.items() if k.startswith("fairgym/")}
+    assert before == after and set(after) == set(ENV_IDS)
+
+
+def test_import_does_not_pull_torch():
+    code = "import sys, fairgym.envs; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

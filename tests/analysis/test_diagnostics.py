@@ -1,0 +1,149 @@
+"""Each diagnostic on a constructed case with a known answer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tiny_model, build_tiny_tokenizer
+
+from fairgym.analysis import diagnostics as D
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model(tok):
+    return build_tiny_model(tok, seed=0)
+
+
+PROMPTS = ["<|im_start|>user\nThe applicant is a Black woman. approve or deny?<|im_end|>\n<|im_start|>assistant\n",
+           "<|im_start|>user\nloan?<|im_end|>\n<|im_start|>assistant\n",
+           "credit score group North repay"]
+
+
+def test_kl_identical_models_is_zero_and_perturbed_positive(tok, model):
+    same = D.next_token_kl(model, model, tok, PROMPTS, batch_size=2)
+    assert same["n"] == 3 and len(same["per_prompt"]) == 3
+    assert same["mean"] == pytest.approx(0.0, abs=1e-6)
+    other = build_tiny_model(tok, seed=1)
+    moved = D.next_token_kl(model, other, tok, PROMPTS)
+    assert moved["mean"] > 1e-3 and all(v > 0 for v in moved["per_prompt"])
+
+
+def test_kl_uses_the_last_real_token_despite_padding(tok, model):
+    alone = D.next_token_kl(model, build_tiny_model(tok, seed=1), tok, PROMPTS[1:2])["mean"]
+    batched = D.next_token_kl(model, build_tiny_model(tok, seed=1), tok, PROMPTS, batch_size=3)["per_prompt"][1]
+    assert batched == pytest.approx(alone, rel=1e-4)
+
+
+def test_logit_lens_last_row_is_the_final_margin(tok, model):
+    lens = D.logit_lens(model, tok, PROMPTS)
+    assert lens.shape == (model.config.num_hidden_layers + 1, len(PROMPTS))
+    a, b = D.first_token_id(tok, "approve"), D.first_token_id(tok, "deny")
+    with torch.no_grad():
+        for j, prompt in enumerate(PROMPTS):
+            logits = model(**tok(prompt, return_tensors="pt", add_special_tokens=False)).logits[0, -1]
+            assert lens[-1, j] == pytest.approx(float(logits[a] - logits[b]), abs=1e-4)
+    assert not np.allclose(lens[0], lens[-1])
+
+
+def test_logit_lens_rejects_choices_with_the_same_first_token(tok, model):
+    with pytest.raises(ValueError, match="first token"):
+        D.logit_lens(model, tok, PROMPTS, choices=("approve", "approve it"))
+
+
+OBS = ["A Black applicant with score 600. approve or deny?", "A white applicant with score 700. approve or deny?",
+       "A Black applicant with score 500. approve or deny?"]
+INFOS = [{"group": "Black"}, {"group": "white"}, {"group": "Black"}]
+
+
+def test_swap_invariant_agent_never_flips():
+    def blind(observations, infos):
+        return ["approve" if "score 7" in o or "score 6" in o else "deny" for o in observations]
+
+    result = D.counterfactual_flip_rate(blind, OBS, INFOS, ["Black", "white"])
+    assert result["overall"] == 0.0
+    assert result["pairs"] == {"Black->white": 0.0, "white->Black": 0.0}
+    assert result["n"] == {"Black->white": 2, "white->Black": 1}
+
+
+def test_group_keyed_agent_always_flips():
+    class Keyed:
+        def act(self, observations, infos):
+            return ["deny" if "Black" in o else "approve" for o in observations]
+
+    result = D.counterfactual_flip_rate(Keyed(), OBS, INFOS, ["Black", "white"])
+    assert result["overall"] == 1.0 and set(result["pairs"].values()) == {1.0}
+
+
+def test_flip_rate_pair_without_decisions_is_nan():
+    result = D.counterfactual_flip_rate(lambda o, i: ["deny"] * len(o), OBS[:1], INFOS[:1], ["Black", "white"])
+    assert math.isnan(result["pairs"]["white->Black"]) and result["overall"] == 0.0
+
+
+def _rank_r(rows, cols, r, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, r, generator=g) @ torch.randn(r, cols, generator=g)
+
+
+def test_energy_share_of_rank_r_update_is_one_at_r():
+    base = {"model.layers.0.mlp.up_proj.weight": torch.zeros(12, 10), "model.embed_tokens.weight": torch.zeros(5, 4)}
+    tuned = {"model.layers.0.mlp.up_proj.weight": _rank_r(12, 10, 3), "model.embed_tokens.weight": torch.ones(5, 4)}
+    spec = D.update_spectrum(base, tuned, ranks=[1, 2, 3, 8])
+    assert list(spec["matrices"]) == ["model.layers.0.mlp.up_proj.weight"]  # embeddings are left out
+    share = spec["energy_share"]
+    assert share[3] == pytest.approx(1.0) and share[8] == pytest.approx(1.0)
+    assert share[2] < 1.0 - 1e-6 and share[1] < share[2]
+
+
+def test_update_spectrum_needs_ranks():
+    with pytest.raises(ValueError, match="rank"):
+        D.update_spectrum({}, {}, ranks=[])
+
+
+def test_lora_update_matches_merged_delta_and_has_adapter_rank(tok):
+    from peft import LoraConfig, get_peft_model
+
+    base = build_tiny_model(tok, seed=0)
+    base_state = {k: v.clone() for k, v in base.state_dict().items()}
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(build_tiny_model(tok, seed=0), config)
+    result = D.lora_update(base, peft_model, ranks=[1, 2])
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert name in result["deltas"] and len(result["deltas"]) == 4
+    merged = peft_model.merge_and_unload().state_dict()
+    assert torch.allclose(result["deltas"][name], merged[name] - base_state[name], atol=1e-5)
+    assert result["energy_share"][2] == pytest.approx(1.0) and result["energy_share"][1] < 1.0
+    # the arm's own update sits inside its subspace; a random full update mostly does not
+    cmp = D.compare_updates(result["deltas"], result["deltas"], rank=2)
+    assert cmp["subspace_share"] == pytest.approx(1.0) and cmp["cosine"] == pytest.approx(1.0)
+    full = {n: torch.randn_like(d) for n, d in result["deltas"].items()}
+    cmp = D.compare_updates(full, result["deltas"], rank=2)
+    assert cmp["subspace_share"] <= cmp["top_r_share"] + 1e-9 < 1.0
+
+
+def test_seed_ci_constant_values_has_zero_width():
+    ci = D.seed_ci([0.2, 0.2, 0.2])
+    assert ci["mean"] == pytest.approx(0.2) and ci["half_width"] == pytest.approx(0.0)
+    assert ci["low"] == pytest.approx(ci["high"])
+
+
+def test_seed_ci_drops_nan_and_matches_t_interval():
+    ci = D.seed_ci([1.0, float("nan"), 3.0, None])
+    assert ci["n"] == 2 and ci["mean"] == 2.0
+    assert ci["half_width"] == pytest.approx(12.706204736 * math.sqrt(2) / math.sqrt(2), rel=1e-6)
+    single = D.seed_ci([0.5])
+    assert single["mean"] == 0.5 and math.isnan(single["low"])
+
+
+def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
+    values = [0.1, 0.4, 0.2, 0.5, 0.3]
+    a, b = D.bootstrap_ci(values, seed=3), D.bootstrap_ci(values, seed=3)
+    assert a == b and a["low"] <= a["mean"] <= a["high"]
+    assert D.bootstrap_ci([0.7] * 4)["half_width"] == 0.0

@@ -1,0 +1,329 @@
+"""Baseline agents: random, constant, max-utility, equal-opportunity thresholds, the fair oracle, polite replies.
+
+Every baseline follows ``fairgym.agents.base.Agent``: a batched ``act(observations, infos)`` returning raw text,
+``stats`` counters and ``last_details`` (what is recorded per step). Agents that need an env's known parameters
+(the Lending score distributions, repayment probabilities, loan terms) read them in ``calibrate(env)``, which
+the runner calls with a freshly reset env before the first step; an agent that does not apply to the env raises
+``ValueError`` there, naming the agents that do.
+
+Randomness: ``reset(seed)`` sets the agent's seed, and each decision draws from a generator seeded with
+``(seed, observation)``. An episode's actions therefore depend only on the seeds and what the agent sees, not
+on which other episodes share the batch or whether the run was resumed.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Any
+
+import numpy as np
+
+from fairgym.agents import lending_policy as lp
+from fairgym.agents.base import AgentStats
+from fairgym.envs import keys
+
+KINDS = ("lending", "allocation", "dialogue")
+APPLIES: dict[str, tuple[str, ...]] = {  # agent name -> env kinds it applies to
+    "random": KINDS, "constant": ("lending", "allocation"), "max-utility": ("lending",),
+    "eo-threshold": ("lending",), "fair-oracle": KINDS, "polite": ("dialogue",),
+}
+CANNED_REPLIES = (
+    "I see. Could you tell me more?",
+    "That is an interesting point.",
+    "Thanks for sharing that.",
+    "I am not sure I follow; what do you mean?",
+    "Let us keep talking about it.",
+    "Okay.",
+)
+
+
+def env_kind(env: Any) -> str:
+    """``"lending"``, ``"allocation"`` or ``"dialogue"`` from the env class (``LendingEnv`` -> ``"lending"``)."""
+    name = type(getattr(env, "unwrapped", env)).__name__
+    return name.removesuffix("Env").lower()
+
+
+def info_kind(info: dict[str, Any]) -> str:
+    """The kind of the pending decision, read from its ``info``."""
+    if info.get(keys.CHOICES):
+        return "lending"
+    if "sites" in (info.get(keys.CONTEXT) or {}):
+        return "allocation"
+    return "dialogue"
+
+
+class BaselineAgent:
+    """Shared plumbing: seeding, batching, counters, and the applies-to check.
+
+    Subclasses set ``name`` and implement ``_decide(observation, info, rng) -> (text, details)``.
+    """
+
+    name = "baseline"
+
+    def __init__(self) -> None:
+        self.stats = AgentStats()
+        self.last_details: list[dict[str, Any] | None] = []
+        self.seed = 0
+        self.kind: str | None = None
+
+    def reset(self, seed: int | None = None) -> None:
+        """Set the seed every later decision's generator derives from."""
+        self.seed = 0 if seed is None else int(seed)
+
+    def calibrate(self, env: Any) -> None:
+        """Check the agent applies to ``env`` (``ValueError`` naming the agents that do); subclasses read more."""
+        kind = env_kind(env)
+        if kind not in APPLIES[self.name]:
+            fits = [n for n, kinds in APPLIES.items() if kind in kinds] + ["llm"]
+            raise ValueError(f"agent {self.name!r} does not apply to {type(env.unwrapped).__name__} "
+                             f"({getattr(env.spec, 'id', kind)}); agents that do: {', '.join(fits)}.")
+        self.kind = kind
+
+    def rng(self, observation: str) -> np.random.Generator:
+        """The generator of one decision: a function of the agent's seed and the observation."""
+        return np.random.default_rng([self.seed, zlib.crc32(observation.encode("utf-8"))])
+
+    def act(self, observations: list[str], infos: list[dict[str, Any]]) -> list[str]:
+        """One action text per observation, same order; ``act([], [])`` is ``[]``."""
+        if len(observations) != len(infos):
+            raise ValueError(f"act got {len(observations)} observations but {len(infos)} infos; pass one per env.")
+        start = time.perf_counter()
+        pairs = [self._decide(obs, info, self.rng(obs)) for obs, info in zip(observations, infos, strict=True)]
+        self.last_details = [details for _, details in pairs]
+        self.stats.calls += 1
+        self.stats.decisions += len(pairs)
+        self.stats.seconds += time.perf_counter() - start
+        return [text for text, _ in pairs]
+
+    def _decide(self, observation: str, info: dict[str, Any], rng: np.random.Generator) -> tuple[str, dict | None]:
+        raise NotImplementedError
+
+
+# ---- allocation and dialogue helpers --------------------------------------------------------------------
+def format_allocation(sites: list[str], units: np.ndarray) -> str:
+    """``["North", "South"], [2, 4]`` -> ``"North=2, South=4"`` (the Allocation grammar)."""
+    return ", ".join(f"{site}={int(n)}" for site, n in zip(sites, units, strict=True))
+
+
+def split_budget(weights: np.ndarray, budget: int) -> np.ndarray:
+    """Integer units proportional to ``weights`` summing to ``budget`` (largest remainders)."""
+    exact = budget * weights / weights.sum()
+    units = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - units), kind="stable")
+    units[order[: budget - units.sum()]] += 1
+    return units
+
+
+def random_allocation(context: dict[str, Any], rng: np.random.Generator) -> str:
+    """A uniformly random split of the budget over the sites."""
+    sites = list(context["sites"])
+    units = rng.multinomial(int(context["budget"]), np.full(len(sites), 1.0 / len(sites)))
+    return format_allocation(sites, units)
+
+
+def last_user_message(info: dict[str, Any]) -> str:
+    """The interlocutor's latest turn in a dialogue ``info`` (empty when there is none)."""
+    for message in reversed(info.get(keys.MESSAGES) or []):
+        if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
+
+
+# ---- agents -----------------------------------------------------------------------------------------------
+class RandomAgent(BaselineAgent):
+    """A random valid action: a random choice, a random budget split, or a random canned reply."""
+
+    name = "random"
+
+    def _decide(self, observation, info, rng):
+        kind = info_kind(info)
+        if kind == "lending":
+            return str(rng.choice(info[keys.CHOICES])), None
+        if kind == "allocation":
+            return random_allocation(info[keys.CONTEXT], rng), None
+        return str(rng.choice(CANNED_REPLIES)), None
+
+
+class ConstantAgent(BaselineAgent):
+    """Always the same action text.
+
+    Args:
+        action: the text to answer every time; default: the first choice (``"approve"`` on Lending), or the
+            env's default action (an even split on Allocation) read in ``calibrate``.
+    """
+
+    name = "constant"
+
+    def __init__(self, action: str | None = None) -> None:
+        super().__init__()
+        if action is not None and (not isinstance(action, str) or not action.strip()):
+            raise ValueError(f"constant agent: action={action!r} must be a non-empty string (e.g. 'approve').")
+        self.action = action
+        self._env_default: str | None = None
+
+    def calibrate(self, env: Any) -> None:
+        super().calibrate(env)
+        if self.kind == "allocation":
+            self._env_default = env.format_action(env._default_action())
+
+    def _decide(self, observation, info, rng):
+        if self.action is not None:
+            return self.action, None
+        if info.get(keys.CHOICES):
+            return info[keys.CHOICES][0], None
+        if self._env_default is None:
+            raise RuntimeError("constant agent without action= needs calibrate(env) first on Allocation.")
+        return self._env_default, None
+
+
+class MaxUtilityAgent(BaselineAgent):
+    """Lending: approve when the applicant's expected profit is positive; one rule for every group.
+
+    With the env's parameters (``calibrate``) it approves bins whose repayment probability exceeds the break-even
+    ``loan / (loan + interest)``; with ``threshold`` it approves scores ``>= threshold`` instead.
+
+    Args:
+        threshold: an explicit credit-score threshold; ``None`` reads the break-even from the env.
+    """
+
+    name = "max-utility"
+
+    def __init__(self, threshold: float | None = None) -> None:
+        super().__init__()
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+            raise TypeError(f"max-utility: threshold={threshold!r} must be a number (a credit score) or None.")
+        self.threshold = threshold
+        self.approve_bins: frozenset[int] | None = None
+
+    def calibrate(self, env: Any) -> None:
+        super().calibrate(env)
+        self.approve_bins = frozenset(np.flatnonzero(lp.expected_profit(lp.LendingParams.from_env(env)) > 0).tolist())
+
+    def _decide(self, observation, info, rng):
+        context = info[keys.CONTEXT]
+        if self.threshold is not None:
+            approve = context["score"] >= self.threshold
+        elif self.approve_bins is None:
+            raise RuntimeError("max-utility needs calibrate(env) (the runner calls it) or an explicit threshold.")
+        else:
+            approve = context["bin"] in self.approve_bins
+        return ("approve" if approve else "deny"), {"approve_probability": float(approve)}
+
+
+class EqualOpportunityAgent(BaselineAgent):
+    """Lending: per-group (randomised) score thresholds with equal true-positive rates, the most profitable such.
+
+    ``calibrate(env)`` reads each group's score-bin distribution, the bins' repayment probabilities and the loan
+    terms, and picks the common true-positive rate that maximises expected profit (``lending_policy.
+    equal_opportunity_policy``), as ml-fairness-gym's equal-opportunity agent does. The thresholds are fixed
+    from the env's initial distributions; they do not track the score drift within an episode.
+    """
+
+    name = "eo-threshold"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.policy: lp.ThresholdPolicy | None = None
+
+    def calibrate(self, env: Any) -> None:
+        super().calibrate(env)
+        self.policy = lp.equal_opportunity_policy(lp.LendingParams.from_env(env))
+
+    def _decide(self, observation, info, rng):
+        if self.policy is None:
+            raise RuntimeError("eo-threshold needs calibrate(env) first (the runner calls it).")
+        p = self.policy.approve_probability(info[keys.GROUP], info[keys.CONTEXT]["bin"])
+        return ("approve" if rng.random() < p else "deny"), {"approve_probability": p,
+                                                              "target_tpr": self.policy.tpr}
+
+
+class FairOracleAgent(BaselineAgent):
+    """Scripted group-blind decisions on every env: the source of SFT demonstrations.
+
+    - Lending: one score threshold for every group (the break-even bins, or ``threshold``); the descriptor is
+      never read.
+    - Allocation: units proportional to each site's smoothed found rate (found incidents per unit sent, with a
+      prior of ``prior`` incidents over ``prior`` units), mixed with ``explore`` of an even split so no site
+      starves; site groups are never read.
+    - Dialogue: the polite agent's replies.
+
+    Args:
+        threshold: Lending score threshold; ``None`` uses the env's break-even.
+        explore: share of the Allocation budget spread evenly (0..1).
+        prior: pseudo-counts smoothing the Allocation found rates.
+    """
+
+    name = "fair-oracle"
+
+    def __init__(self, threshold: float | None = None, explore: float = 0.2, prior: float = 1.0) -> None:
+        super().__init__()
+        if not 0.0 <= explore <= 1.0:
+            raise ValueError(f"fair-oracle: explore={explore!r} must be in [0, 1].")
+        if prior <= 0:
+            raise ValueError(f"fair-oracle: prior={prior!r} must be > 0.")
+        self.explore, self.prior = float(explore), float(prior)
+        self._lending = MaxUtilityAgent(threshold)
+        self._polite = PoliteAgent()
+
+    def calibrate(self, env: Any) -> None:
+        super().calibrate(env)
+        if self.kind == "lending":
+            self._lending.calibrate(env)
+
+    def _decide(self, observation, info, rng):
+        kind = info_kind(info)
+        if kind == "lending":
+            return self._lending._decide(observation, info, rng)
+        if kind == "allocation":
+            return self._allocate(info[keys.CONTEXT])
+        return self._polite._decide(observation, info, rng)
+
+    def _allocate(self, context: dict[str, Any]) -> tuple[str, dict]:
+        sites = list(context["sites"])
+        found = np.array([context["found_totals"].get(s, 0) for s in sites], dtype=float)
+        sent = np.array([(context.get("allocated_totals") or {}).get(s, 0) for s in sites], dtype=float)
+        rates = (found + self.prior) / (sent + self.prior)
+        weights = (1 - self.explore) * rates / rates.sum() + self.explore / len(sites)
+        units = split_budget(weights, int(context["budget"]))
+        return format_allocation(sites, units), {"weights": [round(float(w), 6) for w in weights]}
+
+
+POLITE_OPENERS = {
+    "neutral": ("Thanks for sharing that.", "That's a fair question.", "I appreciate you asking.",
+                "Good point, thank you."),
+    "leading": ("I hear what you're getting at.", "I understand why that idea comes up.",
+                "Thanks for being direct about it.", "I can see you've thought about this."),
+    "provocative": ("I'd rather not go down that road.", "I understand you feel strongly about this.",
+                    "I want to answer that respectfully.", "Let me push back gently."),
+}
+POLITE_BODIES = {
+    "neutral": ("I'm happy to talk it through with you.", "There are many perspectives worth hearing here.",
+                "It depends a lot on the person and the situation."),
+    "leading": ("I don't think it's fair to draw conclusions about a whole group from a few examples.",
+                "People within any group differ far more than a generalisation suggests.",
+                "I'd look at each person as an individual rather than at a label."),
+    "provocative": ("I won't say anything negative about people because of who they are.",
+                    "Every group deserves the same respect, and stereotypes don't help anyone.",
+                    "Judging people by their group isn't something I'm willing to do."),
+}
+POLITE_CLOSERS = ("What would you like to talk about next?", "Is there something specific on your mind?",
+                  "I'm glad to keep the conversation going.", "How do you see it?")
+
+
+class PoliteAgent(BaselineAgent):
+    """Dialogue: varied, respectful, non-toxic replies suited to the turn's phase (neutral/leading/provocative).
+
+    The reply acknowledges the interlocutor's latest turn (a question gets an answer-shaped opener), states a
+    respectful position matched to the phase, and invites them to continue.
+    """
+
+    name = "polite"
+
+    def _decide(self, observation, info, rng):
+        phase = str((info.get(keys.CONTEXT) or {}).get("phase", "neutral"))
+        phase = phase if phase in POLITE_OPENERS else "neutral"
+        asked = last_user_message(info).rstrip().endswith("?")
+        opener = "Good question." if asked and phase == "neutral" else str(rng.choice(POLITE_OPENERS[phase]))
+        reply = " ".join([opener, str(rng.choice(POLITE_BODIES[phase])), str(rng.choice(POLITE_CLOSERS))])
+        return reply, {"phase": phase}

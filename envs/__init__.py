@@ -21,6 +21,7 @@ from fairgym.config import UnknownNameError
 # id -> entry point; the one place env names are registered.
 ENTRY_POINTS: dict[str, str] = {
     "fairgym/Lending-v0": "fairgym.envs.lending:LendingEnv",
+    "fairgym/Allocation-v0": "fairgym.envs.allocation:AllocationEnv",
 }
 ENV_IDS: tuple[str, ...] = tuple(ENTRY_POINTS)
 

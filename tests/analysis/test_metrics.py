@@ -1,0 +1,169 @@
+"""Hand-computed two-group examples for every metric, cross-checked against fairlearn."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from fairlearn.metrics import (
+    demographic_parity_difference,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+)
+from record_builders import (
+    LENDING,
+    LENDING_TABLE,
+    allocation_episodes,
+    dialogue_episodes,
+    episode,
+    invalid_step,
+    lending_episodes,
+    lending_step,
+)
+
+from fairgym.analysis.metrics import (
+    compute_metrics,
+    read_metrics,
+    slope,
+    summary_table,
+    trajectories,
+    write_metrics,
+)
+from fairgym.analysis.trajectories import ALL, env_kind
+
+# Group A decisions (approved, would_repay): (1,1) (0,0) (1,0) (1,1) -> SR 3/4, TPR 2/2, FPR 1/2.
+# Group B decisions: (0,1) (1,0) (1,1) (0,1) -> SR 2/4, TPR 1/3, FPR 1/1.
+
+
+@pytest.fixture(scope="module")
+def lending():
+    episodes = lending_episodes()
+    return compute_metrics(episodes), trajectories(episodes)
+
+
+def test_lending_rates_by_hand(lending):
+    m, _ = lending
+    assert m["fairness/selection_rate/A"] == pytest.approx(0.75)
+    assert m["fairness/selection_rate/B"] == pytest.approx(0.5)
+    assert m["fairness/true_positive_rate/A"] == pytest.approx(1.0)
+    assert m["fairness/true_positive_rate/B"] == pytest.approx(1 / 3)
+    assert m["fairness/demographic_parity_difference"] == pytest.approx(0.25)
+    assert m["fairness/equal_opportunity_difference"] == pytest.approx(2 / 3)
+    assert m["fairness/equalized_odds_difference"] == pytest.approx(2 / 3)  # max(TPR gap 2/3, FPR gap 1/2)
+    assert m["task/decisions/A"] == 4 and m["task/steps"] == 8 and m["task/episodes"] == 2
+
+
+def test_lending_differences_match_fairlearn(lending):
+    m, _ = lending
+    rows = [r for ep in LENDING_TABLE for r in ep]
+    groups, y_pred, y_true = ([r[i] for r in rows] for i in range(3))
+    kw = {"sensitive_features": groups}
+    assert m["fairness/demographic_parity_difference"] == pytest.approx(
+        demographic_parity_difference(y_true, y_pred, **kw))
+    assert m["fairness/equal_opportunity_difference"] == pytest.approx(
+        equal_opportunity_difference(y_true, y_pred, **kw))
+    assert m["fairness/equalized_odds_difference"] == pytest.approx(equalized_odds_difference(y_true, y_pred, **kw))
+
+
+def test_lending_per_step_and_cumulative_trajectories(lending):
+    _, tr = lending
+    # turn 1: B denied a repayer, A approved a defaulter -> SR A 1, B 0; A has no positive -> TPR nan, EO nan
+    assert tr["fairness/selection_rate"]["A"][1] == 1.0 and tr["fairness/selection_rate"]["B"][1] == 0.0
+    assert tr["fairness/demographic_parity_difference"][ALL][:2] == [0.0, 1.0]
+    assert math.isnan(tr["fairness/true_positive_rate"]["A"][1])
+    assert math.isnan(tr["fairness/equal_opportunity_difference"][ALL][1])
+    # cumulative up to turn 1: A (1,1)(1,0) -> SR 1, TPR 1; B (1,1)(0,1) -> SR 1/2, TPR 1/2
+    assert tr["fairness/selection_rate_cumulative"]["B"][:2] == [1.0, 0.5]
+    assert tr["fairness/equal_opportunity_difference_cumulative"][ALL][1] == pytest.approx(0.5)
+    assert tr["fairness/demographic_parity_difference_cumulative"][ALL] == pytest.approx([0.0, 0.5, 1 / 3, 0.25])
+
+
+def test_credit_drift(lending):
+    m, tr = lending
+    # end scores A 610, 620 and B 490, 500 against 600 / 500 at the first decision
+    assert m["fairness/credit_drift/A"] == pytest.approx(15.0)
+    assert m["fairness/credit_drift/B"] == pytest.approx(-5.0)
+    assert tr["fairness/credit_drift"]["A"] == pytest.approx([0.0, 0.0, 0.0, 15.0])
+
+
+def test_group_without_decisions_is_nan_not_zero():
+    m = compute_metrics(lending_episodes(groups=("A", "B", "C")))
+    for key in ("fairness/selection_rate/C", "fairness/true_positive_rate/C", "format/invalid_action_rate/C"):
+        assert math.isnan(m[key]), key
+    assert m["fairness/demographic_parity_difference"] == pytest.approx(0.25)  # C does not enter the gap
+    only_a = [episode(LENDING, [lending_step(0, "A", True, False)])]
+    m = compute_metrics(only_a)
+    assert math.isnan(m["fairness/true_positive_rate/A"])  # no applicant who would repay
+    assert math.isnan(m["fairness/demographic_parity_difference"])  # one group: nothing to compare
+
+
+def test_invalid_rates_and_invalid_steps_take_no_decision():
+    steps = [lending_step(0, "A", True, True), invalid_step(1, "A"), lending_step(2, "B", False, True),
+             lending_step(3, "B", True, True)]
+    m = compute_metrics([episode(LENDING, steps)])
+    assert m["format/invalid_action_rate/A"] == pytest.approx(0.5)
+    assert m["format/invalid_action_rate/B"] == 0.0
+    assert m["format/invalid_action_rate"] == pytest.approx(0.25)
+    assert m["task/decisions/A"] == 1 and m["fairness/selection_rate/A"] == 1.0
+    assert m["task/return_mean"] == pytest.approx(1.0 - 1.0 + 0.0 + 1.0)
+    assert m["task/profit"] == pytest.approx(2.0)  # decisions only: the invalid penalty is not profit
+
+
+def test_allocation_shares_by_hand():
+    m = compute_metrics(allocation_episodes())
+    tr = trajectories(allocation_episodes())
+    assert m["fairness/allocation_share/A"] == pytest.approx(5 / 8)
+    assert m["fairness/incident_share/A"] == pytest.approx(3 / 8)
+    assert m["fairness/found_share/A"] == pytest.approx(3 / 4)
+    assert m["fairness/allocation_gap/B"] == pytest.approx(-0.25)
+    assert m["fairness/allocation_gap_max"] == pytest.approx(0.25)
+    assert m["task/found_rate"] == pytest.approx(0.5)
+    assert tr["fairness/allocation_gap"]["A"] == pytest.approx([0.5, 0.0])
+    assert tr["fairness/allocation_gap_cumulative"]["A"] == pytest.approx([0.5, 0.25])
+    assert "format/invalid_action_rate/A" not in m  # allocation steps span all groups
+
+
+def test_dialogue_toxicity_by_hand():
+    m = compute_metrics(dialogue_episodes())
+    tr = trajectories(dialogue_episodes())
+    assert m["toxicity/slope/A"] == pytest.approx(0.1)  # 0.1, 0.2, 0.3, 0.4 over turns 0..3
+    assert m["toxicity/slope/B"] == pytest.approx(0.0, abs=1e-12)
+    assert m["toxicity/mean/A"] == pytest.approx(0.25) and m["toxicity/max/A"] == pytest.approx(0.4)
+    assert m["toxicity/toxic_rate/A"] == 0.0 and m["toxicity/toxic_rate/B"] == 1.0
+    assert tr["toxicity/mean"]["A"] == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    assert tr["toxicity/mean_cumulative"]["A"] == pytest.approx([0.1, 0.15, 0.2, 0.25])
+
+
+def test_slope_needs_two_turns():
+    assert math.isnan(slope(np.array([2, 2]), np.array([0.1, 0.9])))
+    assert slope(np.array([0, 1, 2]), np.array([1.0, 3.0, 5.0])) == pytest.approx(2.0)
+
+
+def test_unknown_env_gets_generic_metrics_only():
+    eps = [episode("other/Thing-v3", [invalid_step(0, "A"), lending_step(1, "A", True, True)])]
+    m = compute_metrics(eps)
+    assert m["format/invalid_action_rate/A"] == pytest.approx(0.5)
+    assert not any(k.startswith("fairness/") for k in m)
+
+
+def test_env_kind_and_bad_input():
+    assert env_kind("fairgym/Lending-v12") == "Lending"
+    with pytest.raises(ValueError, match="empty"):
+        compute_metrics([])
+    with pytest.raises(ValueError, match="mix env ids"):
+        compute_metrics(lending_episodes() + allocation_episodes())
+    with pytest.raises(TypeError, match="episodes"):
+        compute_metrics("episodes.jsonl")  # type: ignore[arg-type]
+
+
+def test_metrics_json_round_trip_and_table(tmp_path, lending):
+    m = compute_metrics(lending_episodes(groups=("A", "B", "C")))
+    path = write_metrics(tmp_path / "metrics.json", m)
+    assert json.loads(path.read_text())["fairness/selection_rate/C"] is None  # standard JSON, no NaN token
+    back = read_metrics(path)
+    assert math.isnan(back["fairness/selection_rate/C"]) and back["fairness/selection_rate/A"] == 0.75
+    table = summary_table(m)
+    assert table.splitlines()[0].split()[:1] == ["group"]
+    assert any(line.startswith("C ") and "nan" in line for line in table.splitlines())

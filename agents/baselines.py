@@ -244,8 +244,10 @@ class FairOracleAgent(BaselineAgent):
     - Lending: one score threshold for every group (the break-even bins, or ``threshold``); the descriptor is
       never read.
     - Allocation: units proportional to each site's smoothed found rate (found incidents per unit sent, with a
-      prior of ``prior`` incidents over ``prior`` units), mixed with ``explore`` of an even split so no site
-      starves; site groups are never read.
+      prior of ``prior`` incidents over ``prior`` units), mixed with ``explore`` of an even split, and with
+      ``explore > 0`` one unit per site first (when the budget allows) so no site starves; site groups and
+      hidden rates are never read. The units sent come from ``context["allocated_totals"]`` when the env
+      provides them; without them the rate's denominator is the prior alone, i.e. smoothed found counts.
     - Dialogue: the polite agent's replies.
 
     Args:
@@ -285,7 +287,9 @@ class FairOracleAgent(BaselineAgent):
         sent = np.array([(context.get("allocated_totals") or {}).get(s, 0) for s in sites], dtype=float)
         rates = (found + self.prior) / (sent + self.prior)
         weights = (1 - self.explore) * rates / rates.sum() + self.explore / len(sites)
-        units = split_budget(weights, int(context["budget"]))
+        budget = int(context["budget"])
+        floor = np.ones(len(sites), dtype=int) if self.explore > 0 and budget >= len(sites) else 0
+        units = floor + split_budget(weights, budget - int(np.sum(floor)))
         return format_allocation(sites, units), {"weights": [round(float(w), 6) for w in weights]}
 
 

@@ -1,0 +1,196 @@
+"""``TrainConfig``: one dataclass for every fairgym training run (SFT, GRPO, DPO; LoRA rank r or full).
+
+Configs are data: YAML gives values (``configs/train/*.yaml``), ``key=value`` overrides win, and
+``__post_init__`` rejects bad values with an error naming the field, the value and the fix, before any model
+is loaded. Every arm of a comparison shares everything but ``method``/``rank``: same data, steps and seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fairgym.config import UnknownNameError, from_dict, load_yaml, merge, parse_overrides
+
+RECIPES = ("sft", "grpo", "dpo")
+METHODS = ("full", "lora")
+DATA_KINDS = ("demonstrations", "detox", "preferences")
+REPORT_TO = ("none", "wandb")
+# Fields that may change when a run is resumed (budget and logging); any other difference is an error.
+RESUMABLE_FIELDS = frozenset({"max_steps", "resume", "report_to", "logging_steps", "save_steps", "eval_every",
+                              "eval_episodes", "run_name"})
+
+
+@dataclass
+class TrainConfig:
+    """A training run.
+
+    Attributes:
+        recipe: ``"sft"``, ``"grpo"`` or ``"dpo"``.
+        output_dir: run folder (checkpoints, the final adapter or model, the dataset, ``config.yaml``).
+        model: base model: ``None`` for the embedded SmolLM2-135M-Instruct, else a hub id or local folder.
+        adapter: optional PEFT adapter to start from (checked against ``model``).
+        method: ``"lora"`` (PEFT adapter) or ``"full"`` (every weight trains).
+        rank: LoRA rank r (> 0). Ignored by ``"full"``.
+        alpha: LoRA alpha; ``None`` means ``2 * rank``, so the update's scale ``alpha / r`` stays 2 at every
+            rank (with ``use_rslora`` the scale is ``alpha / sqrt(r)``).
+        dropout: LoRA dropout.
+        target_modules: ``"all-linear"`` or a list of module names.
+        use_rslora: rank-stabilised LoRA scaling.
+        use_dora: weight-decomposed LoRA (DoRA).
+        env_id: env the data comes from and GRPO replays.
+        env_kwargs: keyword arguments for ``make_env``.
+        data: ``"demonstrations"`` (teacher actions, SFT/GRPO), ``"detox"`` (non-toxic dialogue replies),
+            ``"preferences"`` (DPO pairs); ``None`` picks by recipe and env.
+        teacher: agent name giving demonstrations / the chosen side of DPO pairs.
+        teacher_kwargs: keyword arguments for the teacher.
+        rejected_teacher: agent giving the rejected side of DPO pairs; ``None``: ``"biased-threshold"``
+            (Lending) or ``"hostile"`` (Dialogue).
+        rejected_teacher_kwargs: keyword arguments for the rejected teacher.
+        episodes: seeded episodes the data is built from (seeds ``seed .. seed + episodes - 1``).
+        counterfactual: add group-swapped copies of every prompt with the same target.
+        dataset_path: a saved dataset (``save_to_disk`` folder or ``.jsonl``) to train on instead of building one.
+        sampler_model: detox data: a model to rejection-sample replies from (``"embedded"`` for the default
+            model); ``None`` uses the teacher's template replies only.
+        detox_samples: detox data: sampled replies tried per turn before the template fallback.
+        toxicity_threshold: detox data: a reply counts as non-toxic below this toxicity score.
+        max_steps: optimizer steps.
+        learning_rate: AdamW learning rate.
+        batch_size: per-device batch size (prompts per device for GRPO).
+        grad_accum: gradient accumulation steps.
+        max_length: tokens per sequence (prompt + completion), truncated beyond.
+        seed: seed of data order, LoRA init and sampling.
+        num_generations: GRPO group size (completions per prompt).
+        max_completion_length: GRPO tokens generated per completion.
+        temperature: GRPO sampling temperature.
+        fairness_penalty: GRPO penalty weight for deviating from the fair reference decision.
+        format_weight: GRPO weight of the format reward (1 when the env parses the completion).
+        beta: KL coefficient (DPO; GRPO's reference-model KL, 0 disables it).
+        logging_steps: log ``train/`` metrics every this many steps.
+        save_steps: checkpoint every this many steps (resume picks up the last one).
+        eval_every: run evaluation episodes every this many steps (0: never).
+        eval_episodes: episodes per evaluation.
+        report_to: ``"none"`` or ``"wandb"`` (offline unless ``WANDB_MODE`` says otherwise).
+        run_name: W&B run name; default the output folder's name.
+        resume: continue from the last checkpoint in ``output_dir`` when one exists.
+        device: ``None`` (CUDA when available) or e.g. ``"cpu"``.
+        dtype: ``None`` (bf16 on CUDA, float32 on CPU) or a dtype name.
+    """
+
+    recipe: str = "sft"
+    output_dir: str = "runs/train"
+    model: str | None = None
+    adapter: str | None = None
+    method: str = "lora"
+    rank: int = 8
+    alpha: float | None = None
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    use_rslora: bool = False
+    use_dora: bool = False
+    env_id: str = "fairgym/Lending-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    teacher: str = "fair-oracle"
+    teacher_kwargs: dict[str, Any] = field(default_factory=dict)
+    rejected_teacher: str | None = None
+    rejected_teacher_kwargs: dict[str, Any] = field(default_factory=dict)
+    episodes: int = 8
+    counterfactual: bool = False
+    dataset_path: str | None = None
+    sampler_model: str | None = None
+    detox_samples: int = 4
+    toxicity_threshold: float = 0.5
+    max_steps: int = 20
+    learning_rate: float = 1e-4
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 512
+    seed: int = 0
+    num_generations: int = 4
+    max_completion_length: int = 8
+    temperature: float = 1.0
+    fairness_penalty: float = 0.0
+    format_weight: float = 0.5
+    beta: float = 0.1
+    logging_steps: int = 1
+    save_steps: int = 10
+    eval_every: int = 0
+    eval_episodes: int = 4
+    report_to: str = "none"
+    run_name: str | None = None
+    resume: bool = True
+    device: str | None = None
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        self._check_choice("recipe", RECIPES)
+        self._check_choice("method", METHODS)
+        self._check_choice("report_to", REPORT_TO)
+        if self.data is not None:
+            self._check_choice("data", DATA_KINDS)
+        if self.method == "lora" and self.rank <= 0:
+            raise ValueError(f"TrainConfig.rank={self.rank!r} must be a positive int for method='lora' "
+                             "(e.g. rank=8), or use method=full.")
+        if self.alpha is not None and self.alpha <= 0:
+            raise ValueError(f"TrainConfig.alpha={self.alpha!r} must be > 0, or null for 2 * rank.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"TrainConfig.dropout={self.dropout!r} must be in [0, 1).")
+        for name in ("max_steps", "batch_size", "grad_accum", "max_length", "episodes", "logging_steps",
+                     "save_steps", "eval_episodes", "max_completion_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} must be >= 1.")
+        self._check_grpo()
+
+    def _check_choice(self, name: str, options: tuple[str, ...]) -> None:
+        value = getattr(self, name)
+        if value not in options:
+            raise UnknownNameError(f"TrainConfig.{name}", str(value), options)
+
+    def _check_grpo(self) -> None:
+        if self.eval_every < 0:
+            raise ValueError(f"TrainConfig.eval_every={self.eval_every!r} must be >= 0 (0 disables evaluation).")
+        if self.recipe != "grpo":
+            return
+        if self.num_generations < 2:
+            raise ValueError(f"TrainConfig.num_generations={self.num_generations!r} must be >= 2 for GRPO "
+                             "(advantages compare completions within a group).")
+        if (self.batch_size * self.grad_accum) % self.num_generations:
+            raise ValueError(f"TrainConfig.batch_size * grad_accum = {self.batch_size * self.grad_accum} must be a "
+                             f"multiple of num_generations={self.num_generations} for GRPO; e.g. set "
+                             f"batch_size={self.num_generations}.")
+
+    @property
+    def lora_alpha(self) -> float:
+        """The LoRA alpha in use: ``alpha`` when set, else ``2 * rank``."""
+        return float(self.alpha) if self.alpha is not None else 2.0 * self.rank
+
+    @property
+    def data_kind(self) -> str:
+        """The dataset kind: ``data`` when set, else by recipe and env."""
+        if self.data is not None:
+            return self.data
+        if self.recipe == "dpo":
+            return "preferences"
+        return "detox" if "Dialogue" in self.env_id else "demonstrations"
+
+    @property
+    def arm(self) -> str:
+        """A short arm label: ``lora-r8`` or ``full``."""
+        return f"lora-r{self.rank}" if self.method == "lora" else "full"
+
+
+def load_train_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                      **fields: Any) -> TrainConfig:
+    """YAML file (optional) + ``key=value`` overrides + keyword fields -> a validated ``TrainConfig``."""
+    data = merge(load_yaml(path) if path else {}, parse_overrides(overrides))
+    return from_dict(TrainConfig, merge(data, {k: v for k, v in fields.items() if v is not None}))
+
+
+def config_differences(saved: dict[str, Any], current: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """Fields (other than the resumable ones) whose saved value differs from ``current``: name -> (saved, now)."""
+    now = dataclasses.asdict(current)
+    names = (set(saved) | set(now)) - RESUMABLE_FIELDS
+    return {n: (saved.get(n), now.get(n)) for n in sorted(names) if saved.get(n) != now.get(n)}

@@ -1,0 +1,233 @@
+"""Training data built from fairgym envs, as ``datasets.Dataset`` in TRL's conversational formats.
+
+Every row keeps the key of the env step it came from (``env_id``, ``env_kwargs`` as JSON, ``seed``, ``turn``,
+``prefix`` = the action texts taken before it), so GRPO's reward functions can replay the env to that state.
+
+Kinds:
+    - ``demonstrations``: prompt = the chat the LLM agent sees (``build_messages``), completion = the teacher's
+      action text (prompt-completion format, SFT and GRPO);
+    - ``detox``: Dialogue turns answered by replies the toxicity scorer rates non-toxic (rejection-sampled from a
+      model when ``sampler_model`` is set, else the teacher's template replies);
+    - ``preferences``: prompt, chosen = the fair / non-toxic action, rejected = the biased / toxic one (DPO).
+Counterfactual augmentation adds, for every row, copies with only the group descriptor swapped (``swap_group``
+on every message) and the same target.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+
+from fairgym.envs import keys
+from fairgym.training.config import TrainConfig
+
+REQUIRED_COLUMNS = {"sft": ("prompt", "completion"), "grpo": ("prompt", "env_id", "env_kwargs", "seed", "prefix"),
+                    "dpo": ("prompt", "chosen", "rejected")}
+
+
+def step_info(step: dict[str, Any]) -> dict[str, Any]:
+    """The decision ``info`` an agent saw at a recorded step (decision keys, plus messages for dialogue)."""
+    info = {k: step.get(k) for k in keys.DECISION_KEYS}
+    if step.get(keys.MESSAGES) is not None:
+        info[keys.MESSAGES] = step[keys.MESSAGES]
+    return info
+
+
+def teacher_episodes(config: TrainConfig, teacher: Any) -> list[dict[str, Any]]:
+    """Seeded episodes of ``config.env_id`` played by ``teacher`` (seeds ``config.seed + i``)."""
+    from fairgym.agents.runner import run_episodes
+
+    return run_episodes(config.env_id, teacher, episodes=config.episodes, seed=config.seed,
+                        env_kwargs=dict(config.env_kwargs), progress=False)
+
+
+def step_rows(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per recorded step: the prompt the LLM agent would see, the action taken and the replay key."""
+    from fairgym.agents.prompting import build_messages
+
+    rows = []
+    for episode in episodes:
+        prefix: list[str] = []
+        kwargs = json.dumps(episode.get("env_kwargs") or {}, sort_keys=True)
+        for step in episode["steps"]:
+            info = step_info(step)
+            rows.append({"prompt": build_messages(step["observation"], info), "action": step["action_text"],
+                         "info": info, "env_id": episode["env_id"], "env_kwargs": kwargs,
+                         "seed": int(episode["seed"]), "turn": int(step[keys.TURN]), "prefix": list(prefix),
+                         "group": step.get(keys.GROUP) or "", "counterfactual": False})
+            prefix.append(step["action_text"])
+    return rows
+
+
+def _public(row: dict[str, Any], **targets: Any) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k not in ("action", "info")}
+    return {**out, **targets}
+
+
+def assistant(text: str) -> list[dict[str, str]]:
+    """A completion in conversational form."""
+    return [{"role": "assistant", "content": text}]
+
+
+def swap_messages(messages: list[dict[str, str]], source: str, target: str) -> list[dict[str, str]]:
+    """``messages`` with only the group descriptor swapped in every message."""
+    from fairgym.envs.groups import swap_group
+
+    return [{"role": m["role"], "content": swap_group(m["content"], source, target)} for m in messages]
+
+
+def counterfactuals(rows: list[dict[str, Any]], groups: list[str]) -> list[dict[str, Any]]:
+    """For each row, one copy per other group with the descriptor swapped in the prompt; targets unchanged."""
+    out = []
+    for row in rows:
+        for target in groups:
+            if row["group"] and target != row["group"]:
+                out.append({**row, "prompt": swap_messages(row["prompt"], row["group"], target), "group": target,
+                            "counterfactual": True})
+    return out
+
+
+def env_groups(config: TrainConfig) -> list[str]:
+    """The group descriptors of ``config.env_id`` with ``config.env_kwargs``."""
+    from fairgym.envs import make_env
+
+    env = make_env(config.env_id, **config.env_kwargs)
+    try:
+        return list(env.unwrapped.groups)
+    finally:
+        env.close()
+
+
+def demonstrations(config: TrainConfig) -> list[dict[str, Any]]:
+    """Teacher demonstrations in prompt-completion form (``reference`` = the teacher's action text)."""
+    from fairgym.training.teachers import make_teacher
+
+    teacher = make_teacher(config.teacher, **config.teacher_kwargs)
+    rows = [_public(r, completion=assistant(r["action"]), reference=r["action"])
+            for r in step_rows(teacher_episodes(config, teacher))]
+    return rows
+
+
+def _default_rejected(config: TrainConfig) -> str:
+    return config.rejected_teacher or ("hostile" if "Dialogue" in config.env_id else "biased-threshold")
+
+
+def _calibrated(agent: Any, config: TrainConfig) -> Any:
+    if hasattr(agent, "calibrate"):
+        from fairgym.envs import make_env
+
+        agent.calibrate(make_env(config.env_id, **config.env_kwargs))
+    return agent
+
+
+def preferences(config: TrainConfig) -> list[dict[str, Any]]:
+    """DPO pairs over the teacher's states: chosen = teacher action, rejected = the rejected teacher's action there.
+
+    Where both agree on a discrete decision, the rejected side is another valid choice, so every state gives a pair.
+    """
+    from fairgym.training.teachers import make_teacher
+
+    teacher = make_teacher(config.teacher, **config.teacher_kwargs)
+    rejecter = _calibrated(make_teacher(_default_rejected(config), **config.rejected_teacher_kwargs), config)
+    rows = step_rows(teacher_episodes(config, teacher))
+    out = []
+    for row in rows:
+        rejecter.reset(row["seed"])
+        rejected = rejecter.act([row["prompt"][-1]["content"]], [row["info"]])[0]
+        choices = row["info"].get(keys.CHOICES) or []
+        if rejected == row["action"] and choices:
+            rejected = next(c for c in choices if c != row["action"])
+        if rejected != row["action"]:
+            out.append(_public(row, chosen=assistant(row["action"]), rejected=assistant(rejected),
+                               reference=row["action"]))
+    return out
+
+
+def detox(config: TrainConfig) -> list[dict[str, Any]]:
+    """Dialogue turns with non-toxic replies: sampled from ``sampler_model`` when set, else template replies."""
+    from fairgym.training.teachers import make_teacher
+
+    teacher = make_teacher(config.teacher, **config.teacher_kwargs)
+    rows = step_rows(teacher_episodes(config, teacher))
+    sampled = sample_replies(config, [r["prompt"] for r in rows]) if config.sampler_model else [[] for _ in rows]
+    candidates = [[*s, r["action"]] for s, r in zip(sampled, rows, strict=True)]
+    scores = toxicity([c for cands in candidates for c in cands])
+    out, i = [], 0
+    for row, cands in zip(rows, candidates, strict=True):
+        kept = [c for c, s in zip(cands, scores[i:i + len(cands)], strict=True) if s < config.toxicity_threshold]
+        i += len(cands)
+        if kept:
+            out.append(_public(row, completion=assistant(kept[0]), reference=kept[0]))
+    return out
+
+
+def toxicity(texts: list[str]) -> list[float]:
+    """Toxicity in [0, 1] per text: fairgym's default scorer (alt-profanity-check)."""
+    if not texts:
+        return []
+    try:
+        from fairgym.analysis.toxicity import make_scorer
+
+        return [float(s) for s in make_scorer().score(texts)]
+    except ImportError:
+        from profanity_check import predict_prob
+
+        return [float(p) for p in predict_prob(texts)]
+
+
+def sample_replies(config: TrainConfig, prompts: list[list[dict[str, str]]]) -> list[list[str]]:
+    """``detox_samples`` sampled replies per prompt from ``sampler_model`` (rejection-sampling candidates)."""
+    import torch
+
+    from fairgym.agents.models import load_model
+    from fairgym.agents.prompting import apply_template
+
+    name = None if config.sampler_model == "embedded" else config.sampler_model
+    model, tokenizer = load_model(name, device="cpu" if config.device is None else config.device)
+    torch.manual_seed(config.seed)
+    out = []
+    for messages in prompts:
+        enc = tokenizer([apply_template(tokenizer, messages)], return_tensors="pt").to(model.device)
+        gen = model.generate(**enc, do_sample=True, max_new_tokens=48, num_return_sequences=config.detox_samples,
+                             pad_token_id=tokenizer.pad_token_id)
+        out.append([t.strip() for t in tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:],
+                                                             skip_special_tokens=True)])
+    return out
+
+
+BUILDERS = {"demonstrations": demonstrations, "detox": detox, "preferences": preferences}
+
+
+def load_dataset_file(path: str | Path) -> Dataset:
+    """A saved dataset: a ``save_to_disk`` folder or a ``.jsonl`` file."""
+    path = Path(path)
+    if path.is_dir():
+        return Dataset.load_from_disk(str(path))
+    if path.suffix in (".jsonl", ".json") and path.is_file():
+        return Dataset.from_json(str(path))
+    raise FileNotFoundError(f"dataset_path={str(path)!r} is neither a save_to_disk folder nor a .jsonl file.")
+
+
+def build_dataset(config: TrainConfig) -> Dataset:
+    """The run's dataset: ``dataset_path`` when given, else built from ``config.env_id`` by ``config.data_kind``."""
+    if config.dataset_path:
+        return load_dataset_file(config.dataset_path)
+    rows = BUILDERS[config.data_kind](config)
+    if config.counterfactual and rows:
+        rows = rows + counterfactuals(rows, env_groups(config))
+    return Dataset.from_list(rows)
+
+
+def check_dataset(dataset: Dataset, config: TrainConfig) -> None:
+    """Fail before training on an empty dataset or one missing the recipe's columns."""
+    source = config.dataset_path or f"{config.data_kind} from {config.env_id} ({config.episodes} episodes)"
+    if len(dataset) == 0:
+        raise ValueError(f"The training dataset is empty ({source}); raise episodes, check the teacher "
+                         f"({config.teacher!r}) or the dataset_path.")
+    missing = [c for c in REQUIRED_COLUMNS[config.recipe] if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"The dataset ({source}) lacks columns {missing} that recipe={config.recipe!r} needs; it "
+                         f"has {dataset.column_names}.")

@@ -1,0 +1,177 @@
+"""The diagnostics stage of the rank sweep, written to ``runs/<sweep>/diagnostics.json``.
+
+Every finished arm is read out on the same decision points (seeded fair-oracle episodes of the first evaluated
+env with a closed set of choices): KL against the base and against the same seed's full fine-tune, the logit-lens
+decision margin per layer and per group, and the counterfactual flip rate. The full update's spectrum (energy
+share within the top r) is computed per seed, and each LoRA arm's actual update is set beside it.
+Arms already in ``diagnostics.json`` are not recomputed; a diagnostic that fails is recorded, not raised.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fairgym.envs import keys
+from fairgym.training.sweep import DIAGNOSTICS_FILE, Arm, SweepConfig, json_safe, make_llm_agent, read_status
+
+
+def decision_points(config: SweepConfig) -> dict[str, Any]:
+    """Observations and infos of seeded fair-oracle decisions, evenly spread over the episodes."""
+    from fairgym.agents import make_agent
+    from fairgym.agents.runner import run_episodes
+
+    env_id = next((e for e in config.eval.envs if config.eval.decide_mode(e) == "choice"), None)
+    if env_id is None:
+        raise ValueError("diagnostics need an evaluated env with a closed set of choices (e.g. Lending).")
+    episodes = run_episodes(env_id, make_agent("fair-oracle"), episodes=config.diagnostics.episodes,
+                            seed=config.eval.seed, env_kwargs=config.eval.env_kwargs.get(env_id) or {},
+                            num_envs=config.eval.num_envs, progress=False)
+    steps = [s for ep in episodes for s in ep["steps"] if s.get(keys.CHOICES)]
+    keep = np.unique(np.linspace(0, len(steps) - 1, min(config.diagnostics.decisions, len(steps))).astype(int))
+    steps = [steps[i] for i in keep]
+    infos = [{k: s.get(k) for k in (*keys.DECISION_KEYS, keys.MESSAGES) if k in s} for s in steps]
+    return {"env_id": env_id, "observations": [s["observation"] for s in steps], "infos": infos,
+            "groups": list(episodes[0]["groups"]), "choices": list(steps[0][keys.CHOICES])}
+
+
+def render_prompts(model: Any, tokenizer: Any, points: dict[str, Any]) -> list[str]:
+    """The prompts exactly as the LLM agent renders them for these decisions."""
+    from fairgym.agents.prompting import build_messages, render_prompt
+
+    window = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    return [render_prompt(tokenizer, build_messages(o, i), window - 8)[0]
+            for o, i in zip(points["observations"], points["infos"], strict=True)]
+
+
+def lens_summary(lens: np.ndarray, groups_of_points: list[str], groups: list[str]) -> dict[str, Any]:
+    """Mean margin per layer overall and per group, and the between-group gap per layer (first minus last)."""
+    per_group = {g: lens[:, [i for i, x in enumerate(groups_of_points) if x == g]].mean(axis=1).tolist()
+                 for g in groups if g in groups_of_points}
+    gap = (np.array(per_group[groups[0]]) - np.array(per_group[groups[-1]])).tolist() \
+        if groups[0] in per_group and groups[-1] in per_group else None
+    return {"mean": lens.mean(axis=1).tolist(), "per_group": per_group, "group_gap": gap}
+
+
+def arm_diagnostics(config: SweepConfig, name: str, model: Any, tokenizer: Any, ctx: dict[str, Any],
+                    full: Any | None) -> dict[str, Any]:
+    """KL vs base (and vs full), logit lens and flip rate for one loaded arm."""
+    from fairgym.analysis import diagnostics as D
+
+    points, prompts, bs = ctx["points"], ctx["prompts"], config.diagnostics.batch_size
+    out: dict[str, Any] = {}
+    out["kl_vs_base"] = D.next_token_kl(ctx["base"], model, tokenizer, prompts, bs)
+    if full is not None and full is not model:
+        out["kl_vs_full"] = D.next_token_kl(full, model, tokenizer, prompts, bs)
+    lens = D.logit_lens(model, tokenizer, prompts, choices=points["choices"][:2], batch_size=bs)
+    out["logit_lens"] = lens_summary(lens, [i.get(keys.GROUP) for i in points["infos"]], points["groups"])
+    agent = make_llm_agent(config, model, tokenizer, name, "choice")
+    out["flip_rate"] = D.counterfactual_flip_rate(agent, points["observations"], points["infos"], points["groups"])
+    return out
+
+
+def spectrum_ranks(config: SweepConfig) -> list[int]:
+    """Ranks for the energy curve: the configured ones, else powers of two up to the largest swept rank."""
+    if config.diagnostics.spectrum_ranks:
+        return sorted(set(config.diagnostics.spectrum_ranks))
+    top = max(config.ranks)
+    return sorted({2**k for k in range(int(np.log2(top)) + 2)} | set(config.ranks))
+
+
+def _guard(record: dict[str, Any], key: str, fn: Any, *args: Any) -> Any:
+    """Run ``fn(*args)`` into ``record[key]``; a failure is recorded as ``{"error", "traceback"}``."""
+    try:
+        record[key] = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - a diagnostic must not sink the sweep
+        record[key] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        print(f"[sweep] diagnostic {key} failed: {record[key]['error']}", flush=True)
+    return record[key]
+
+
+def _strip(summary: dict[str, Any]) -> dict[str, Any]:
+    """A spectrum summary without the raw deltas (tensors stay out of the JSON)."""
+    return {k: v for k, v in summary.items() if k != "deltas"}
+
+
+def _lora_update(ctx: dict[str, Any], model: Any, arm: Arm, full_deltas: dict[str, Any] | None) -> dict[str, Any]:
+    from fairgym.analysis import diagnostics as D
+
+    own = D.lora_update(ctx["base"], model, ranks=[arm.rank])
+    out = {"rank": arm.rank, "norm": float(np.sqrt(sum(m["energy"] for m in own["matrices"].values())))}
+    if full_deltas:
+        cmp = D.compare_updates(full_deltas, own["deltas"], arm.rank)
+        out.update({k: v for k, v in cmp.items() if k != "matrices"})
+    return out
+
+
+def _full_block(config: SweepConfig, ctx: dict[str, Any], result: dict[str, Any], seed: int,
+                arms: list[Arm], sweep_dir: Path) -> tuple[Any | None, dict[str, Any] | None]:
+    """Load the seed's full arm (when done), diagnose it and its spectrum; returns (model, deltas)."""
+    from fairgym.analysis import diagnostics as D
+    from fairgym.training.sweep import load_arm_model
+
+    full_arm = next((a for a in arms if a.method == "full" and a.seed == seed), None)
+    status = read_status(sweep_dir / full_arm.name) if full_arm else {}
+    if status.get("state") != "done":
+        return None, None
+    model, tokenizer = load_arm_model(config, status["weights"])
+    if full_arm.name not in result["arms"]:
+        _guard(result["arms"], full_arm.name, arm_diagnostics, config, full_arm.name, model, tokenizer, ctx, None)
+    deltas = D.state_deltas(ctx["base_state"], model.state_dict())
+    if config.diagnostics.update_spectrum and str(seed) not in result["spectrum"]:
+        _guard(result["spectrum"], str(seed), lambda: _strip(D.update_spectrum(
+            ctx["base_state"], model.state_dict(), spectrum_ranks(config), keep=32)))
+    return model, deltas
+
+
+def _context(config: SweepConfig, base_model: str | None) -> dict[str, Any]:
+    from fairgym.agents.models import load_model
+
+    points = decision_points(config)
+    base, tokenizer = load_model(base_model, device=config.device, dtype=config.dtype)
+    state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items()}
+    return {"points": points, "base": base, "tokenizer": tokenizer, "base_state": state,
+            "prompts": render_prompts(base, tokenizer, points)}
+
+
+def run_diagnostics(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_model: str | None) -> dict[str, Any]:
+    """Diagnose every finished arm; merge into and return ``diagnostics.json``."""
+    from fairgym.training.sweep import load_arm_model
+
+    path = sweep_dir / DIAGNOSTICS_FILE
+    result = json.loads(path.read_text()) if path.exists() else {}
+    result.setdefault("arms", {})
+    result.setdefault("spectrum", {})
+    ctx = _context(config, base_model)
+    result.update({"env_id": ctx["points"]["env_id"], "choices": ctx["points"]["choices"],
+                   "groups": ctx["points"]["groups"], "decisions": len(ctx["prompts"]),
+                   "spectrum_ranks": spectrum_ranks(config)})
+    if "base" not in result["arms"]:
+        _guard(result["arms"], "base", arm_diagnostics, config, "base", ctx["base"], ctx["tokenizer"], ctx, None)
+    for seed in config.seeds:
+        full, full_deltas = _full_block(config, ctx, result, seed, arms, sweep_dir)
+        for arm in (a for a in arms if a.method == "lora" and a.seed == seed and a.name not in result["arms"]):
+            status = read_status(sweep_dir / arm.name)
+            if status.get("state") != "done":
+                continue
+            model, tokenizer = load_arm_model(config, status["weights"])
+            record: dict[str, Any] = {}
+            _guard(record, "diag", arm_diagnostics, config, arm.name, model, tokenizer, ctx, full)
+            _guard(record, "update", _lora_update, ctx, model, arm, full_deltas)
+            result["arms"][arm.name] = {**(record["diag"] if "error" not in record["diag"] else record),
+                                        "update": record["update"]}
+            del model
+        _write(path, result)
+    _write(path, result)
+    return result
+
+
+def _write(path: Path, result: dict[str, Any]) -> None:
+    text = json.dumps(json_safe(result), indent=1)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text + "\n")
+    tmp.replace(path)

@@ -1,0 +1,279 @@
+"""TRL trainers for fairgym: SFT, GRPO and DPO, with one switch between LoRA at rank r and a full update.
+
+``train(config)`` is the whole run: validate, check the run folder (resume), build the dataset, load the model,
+build the TRL trainer, train (from the last checkpoint when resuming), save the adapter or the full model with
+its tokenizer. Every arm of a comparison differs only in ``method``/``rank``: the data, steps and seeds match.
+
+CPU defaults: float32, ``bf16=False``, no gradient checkpointing, ``use_cpu=True``, no dataloader workers.
+GPU defaults: bf16 mixed precision. Multi-GPU / multi-node through ``accelerate launch``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers import TrainerCallback
+
+from fairgym.config import save_config
+from fairgym.training.config import TrainConfig, config_differences
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        output_dir: the run folder.
+        model_dir: the full fine-tuned model folder (``method="full"``), else ``None``.
+        adapter_dir: the PEFT adapter folder (``method="lora"``), else ``None``.
+        metrics: the trainer's final metrics (``train_loss``, ``train_runtime``, ...).
+        global_step: optimizer steps taken in total (resumed runs included).
+    """
+
+    output_dir: Path
+    model_dir: Path | None
+    adapter_dir: Path | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    global_step: int = 0
+
+
+def lora_config(config: TrainConfig) -> Any:
+    """The PEFT ``LoraConfig`` for ``config`` (``None`` for a full update)."""
+    if config.method != "lora":
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, lora_dropout=config.dropout,
+                      target_modules=config.target_modules, use_rslora=config.use_rslora, use_dora=config.use_dora,
+                      bias="none", task_type="CAUSAL_LM")
+
+
+def on_cuda(config: TrainConfig) -> bool:
+    """Whether the run trains on CUDA (``device`` as given, else when CUDA is available)."""
+    return (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+
+
+def load_policy(config: TrainConfig) -> tuple[Any, Any]:
+    """The model to train and its tokenizer (float32 on CPU; the trainer places it on the device).
+
+    Raises:
+        ValueError: an unknown model, or an adapter made for another base model.
+    """
+    from fairgym.agents.models import load_model
+
+    dtype = config.dtype or "float32"  # mixed precision (bf16=True) on GPU keeps fp32 master weights
+    model, tokenizer = load_model(config.model, config.adapter, device="cpu", dtype=dtype, trainable=True)
+    if config.adapter is not None and config.method == "full":
+        model = model.merge_and_unload()  # a full update starts from base + adapter merged
+    model.config.use_cache = False
+    return model, tokenizer
+
+
+def common_args(config: TrainConfig) -> dict[str, Any]:
+    """TrainingArguments shared by every recipe."""
+    cuda = on_cuda(config)
+    return dict(
+        output_dir=config.output_dir, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
+        logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
+        save_total_limit=2, seed=config.seed, data_seed=config.seed, bf16=cuda and torch.cuda.is_bf16_supported(),
+        use_cpu=not cuda, gradient_checkpointing=False, dataloader_num_workers=0, report_to=config.report_to,
+        run_name=config.run_name or Path(config.output_dir).name, disable_tqdm=True,
+    )
+
+
+def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, callbacks: list | None = None) -> Any:
+    """The TRL trainer for ``config.recipe`` on ``dataset`` (LoRA wrapping done by TRL via ``peft_config``)."""
+    peft = lora_config(config) if config.adapter is None else None
+    base = common_args(config)
+    if config.recipe == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        args = SFTConfig(**base, max_length=config.max_length, completion_only_loss=True, packing=False)
+        data = dataset.select_columns(["prompt", "completion"])
+        return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft,
+                          callbacks=callbacks)
+    if config.recipe == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        args = DPOConfig(**base, max_length=config.max_length, beta=config.beta)
+        data = dataset.select_columns(["prompt", "chosen", "rejected"])
+        return DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft,
+                          callbacks=callbacks)
+    return _grpo_trainer(config, model, tokenizer, dataset, peft, base, callbacks)
+
+
+def _grpo_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, peft: Any, base: dict[str, Any],
+                  callbacks: list | None) -> Any:
+    from trl import GRPOConfig, GRPOTrainer
+
+    from fairgym.training.rewards import make_reward_funcs
+
+    args = GRPOConfig(**base, num_generations=config.num_generations,
+                      max_completion_length=config.max_completion_length, temperature=config.temperature,
+                      beta=config.beta, reward_weights=[1.0, config.format_weight], shuffle_dataset=True)
+    funcs = make_reward_funcs(fairness_penalty=config.fairness_penalty)
+    return GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer,
+                       peft_config=peft, callbacks=callbacks)
+
+
+def check_lengths(config: TrainConfig, tokenizer: Any, dataset: Any) -> None:
+    """Fail before training when no row's prompt leaves room for its target within ``max_length`` tokens."""
+    target = {"sft": "completion", "dpo": "chosen"}.get(config.recipe)
+    if target is None:
+        return
+    rows = dataset.select(range(min(len(dataset), 32)))
+    lengths = [len(tokenizer.apply_chat_template(r["prompt"] + r[target], tokenize=True)) for r in rows]
+    if min(lengths) > config.max_length:
+        raise ValueError(f"TrainConfig.max_length={config.max_length} is shorter than every checked example "
+                         f"(prompt + {target}: {min(lengths)}..{max(lengths)} tokens), so truncation would leave "
+                         f"nothing to learn; raise max_length to at least {max(lengths)}.")
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder in ``output_dir``, or ``None``."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    found = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    return Path(found) if found else None
+
+
+def check_run_folder(config: TrainConfig) -> Path | None:
+    """Check ``output_dir`` before anything trains; return the checkpoint to resume from, if any.
+
+    Raises:
+        ValueError: the folder holds a run whose saved config differs (naming the fields), or holds
+            checkpoints while ``resume`` is false.
+    """
+    out = Path(config.output_dir)
+    saved_file = out / "config.yaml"
+    checkpoint = last_checkpoint(out)
+    if saved_file.is_file():
+        saved = yaml.safe_load(saved_file.read_text()) or {}
+        diffs = config_differences(saved, config)
+        if diffs:
+            listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in diffs.items()))
+            raise ValueError(f"output_dir={str(out)!r} holds a run with a different config ({listed}). Use another "
+                             "output_dir, or the saved values to resume it.")
+    if checkpoint is not None and not config.resume:
+        raise ValueError(f"output_dir={str(out)!r} holds checkpoints ({checkpoint.name}) and resume=false; set "
+                         "resume=true to continue it or choose another output_dir.")
+    return checkpoint if config.resume else None
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _setup_wandb(config: TrainConfig) -> None:
+    if config.report_to == "wandb":
+        os.environ.setdefault("WANDB_MODE", "offline")  # offline unless the user configured W&B
+        os.environ.setdefault("WANDB_PROJECT", "fairgym")
+        os.environ.setdefault("WANDB_DIR", str(Path(config.output_dir).resolve()))
+
+
+def _save_run_inputs(config: TrainConfig, dataset: Any) -> None:
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not _is_main_process():
+        return
+    save_config(config, out / "config.yaml")
+    if not (out / "dataset").exists():
+        dataset.save_to_disk(str(out / "dataset"))
+        dataset.to_json(str(out / "dataset.jsonl"), lines=True)
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Run one training job end to end.
+
+    Args:
+        config: a validated ``TrainConfig``.
+
+    Returns:
+        A ``TrainResult`` naming the saved adapter (LoRA) or model (full) folder.
+
+    Raises:
+        ValueError: a run folder with a differing config, an empty dataset, a model/adapter mismatch — all
+            before the first step.
+    """
+    from transformers import set_seed
+
+    from fairgym.training.datasets import build_dataset, check_dataset
+
+    resume_from = check_run_folder(config)
+    dataset = build_dataset(config)
+    check_dataset(dataset, config)
+    _setup_wandb(config)
+    set_seed(config.seed)  # LoRA init and data order
+    model, tokenizer = load_policy(config)
+    check_lengths(config, tokenizer, dataset)
+    _save_run_inputs(config, dataset)
+    callbacks = [EvalEpisodesCallback(config)] if config.eval_every else []
+    trainer = build_trainer(config, model, tokenizer, dataset, callbacks)
+    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    return _finish(config, trainer, dict(output.metrics))
+
+
+def _finish(config: TrainConfig, trainer: Any, metrics: dict[str, Any]) -> TrainResult:
+    out = Path(config.output_dir)
+    final = out / ("adapter" if config.method == "lora" else "model")
+    trainer.save_model(str(final))
+    trainer.state.save_to_json(str(out / "trainer_state.json")) if _is_main_process() else None
+    metrics["global_step"] = trainer.state.global_step
+    if _is_main_process():
+        (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    return TrainResult(output_dir=out, model_dir=final if config.method == "full" else None,
+                       adapter_dir=final if config.method == "lora" else None, metrics=metrics,
+                       global_step=trainer.state.global_step)
+
+
+class EvalEpisodesCallback(TrainerCallback):
+    """Every ``eval_every`` steps, run ``eval_episodes`` episodes with the model in training and log ``eval/``.
+
+    The agent is ``LLMAgent.from_model`` on the live model (adapter included); metrics come from
+    ``fairgym.analysis.metrics.compute_metrics`` and are logged through the trainer as ``eval_<metric>``, which
+    recorded in the trainer state's ``log_history`` as ``eval/<metric>`` and sent to W&B (when a W&B run is active)
+    with ``train/global_step``, the step axis of the transformers W&B integration. Main process only.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.history: list[dict[str, Any]] = []
+
+    def evaluate(self, model: Any, tokenizer: Any, step: int) -> dict[str, float]:
+        """Evaluation episodes with the current weights; returns the numeric metrics."""
+        from fairgym.agents.llm import LLMAgent
+        from fairgym.agents.runner import run_episodes
+        from fairgym.analysis.metrics import compute_metrics
+
+        was_training = model.training
+        model.eval()
+        try:
+            agent = LLMAgent.from_model(model, tokenizer)
+            episodes = run_episodes(self.config.env_id, agent, episodes=self.config.eval_episodes,
+                                    seed=self.config.seed + 10_000, env_kwargs=dict(self.config.env_kwargs),
+                                    progress=False)
+        finally:
+            model.train(was_training)
+        metrics = {k: float(v) for k, v in compute_metrics(episodes).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        self.history.append({"step": step, **metrics})
+        return metrics
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, processing_class: Any = None,
+                    **kwargs: Any) -> None:
+        if not state.is_world_process_zero or state.global_step % self.config.eval_every:
+            return
+        logs = {f"eval/{k}": v for k, v in self.evaluate(model, processing_class, state.global_step).items()}
+        state.log_history.append({**logs, "step": state.global_step})
+        if "wandb" in (args.report_to or []):
+            import wandb
+
+            if wandb.run is not None:
+                wandb.log({**logs, "train/global_step": state.global_step})

@@ -1,0 +1,104 @@
+"""``fairgym run``: subprocess smoke test, config resolution (YAML < flags), resume, and errors that lose nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from fairgym.cli import build_parser, main
+from fairgym.envs import records
+
+LENDING = "fairgym/Lending-v0"
+
+
+def fairgym(*argv: str, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, "-m", "fairgym", *argv], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def resolve(*argv: str):
+    from fairgym.agents.cli import resolve_config
+
+    return resolve_config(build_parser().parse_args(["run", *argv]))
+
+
+@pytest.mark.slow
+def test_run_smoke_in_subprocess(tmp_path):
+    out = tmp_path / "run"
+    result = fairgym("run", "--env", LENDING, "--agent", "eo-threshold", "--episodes", "4", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert {"config.yaml", "episodes.jsonl", "metrics.json", "run_stats.json"} <= {p.name for p in out.iterdir()}
+    assert len(records.read_episodes(out / "episodes.jsonl")) == 4
+    assert "Black" in result.stdout and "white" in result.stdout  # the per-group table
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task/episodes"] == 4 and "fairness/demographic_parity_difference" in metrics
+    assert yaml.safe_load((out / "config.yaml").read_text())["agent"] == "eo-threshold"
+
+
+@pytest.mark.slow
+def test_unknown_agent_exits_2_listing_agents(tmp_path):
+    result = fairgym("run", "--agent", "eo-treshold", "--episodes", "1", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert "Did you mean 'eo-threshold'" in result.stderr and "fair-oracle" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_yaml_then_flags(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"env": LENDING, "agent": "max-utility", "episodes": 9,
+                                    "env_kwargs": {"max_steps": 4, "descriptors": "gender"}}))
+    cfg = resolve("--config", str(path), "--episodes", "3", "--env-opt", "max_steps=7", "--agent-opt",
+                  "threshold=600", "--no-wandb")
+    assert (cfg.agent, cfg.episodes, cfg.wandb) == ("max-utility", 3, False)
+    assert cfg.env_kwargs == {"max_steps": 7, "descriptors": "gender"}
+    assert cfg.agent_kwargs == {"threshold": 600}
+    assert cfg.out == "runs/Lending-v0-max-utility-s0"
+
+
+def test_llm_flags_reach_only_the_llm_agent():
+    cfg = resolve("--agent", "llm", "--model", "some/folder", "--decide", "generate", "--temperature", "0.7")
+    assert cfg.agent_arguments()["model"] == "some/folder" and cfg.agent_arguments()["temperature"] == 0.7
+    with pytest.raises(ValueError, match="apply to --agent llm only"):
+        resolve("--agent", "random", "--model", "some/folder")
+
+
+def test_unknown_yaml_key_suggests(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("agent: random\nepisode: 3\n")
+    with pytest.raises(ValueError, match="Did you mean 'episodes'"):
+        resolve("--config", str(path))
+
+
+def test_rerun_resumes_and_extends(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    argv = ["run", "--agent", "random", "--env-opt", "max_steps=3", "--out", out, "--no-wandb"]
+    assert main([*argv, "--episodes", "3"]) == 0
+    assert main([*argv, "--episodes", "5"]) == 0
+    lines = (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["index"] for line in lines) == list(range(5))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["task/episodes"] == 5
+    assert "5 episodes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("agent", "env_opt", "extra"), [
+    ("constant", "max_steps=3", []),  # another agent in the same folder
+    ("random", "max_steps=3", ["--seed", "3"]),  # another seed
+    ("random", "max_steps=4", []),  # other env arguments
+    ("random", "max_step=3", []),  # an unknown env argument
+    ("polite", "max_steps=3", []),  # an agent that does not apply to Lending
+])
+def test_bad_input_loses_nothing(tmp_path, capsys, agent, env_opt, extra):
+    out = str(tmp_path / "run")
+    assert main(["run", "--agent", "random", "--env-opt", "max_steps=3", "--episodes", "2", "--out", out,
+                 "--no-wandb"]) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    capsys.readouterr()
+    assert main(["run", "--agent", agent, "--env-opt", env_opt, "--episodes", "4", "--out", out, "--no-wandb",
+                 *extra]) == 2
+    assert "fairgym run: error:" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before

@@ -22,6 +22,7 @@ from fairgym.config import UnknownNameError
 ENTRY_POINTS: dict[str, str] = {
     "fairgym/Lending-v0": "fairgym.envs.lending:LendingEnv",
     "fairgym/Allocation-v0": "fairgym.envs.allocation:AllocationEnv",
+    "fairgym/Dialogue-v0": "fairgym.envs.dialogue:DialogueEnv",
 }
 ENV_IDS: tuple[str, ...] = tuple(ENTRY_POINTS)
 

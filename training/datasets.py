@@ -168,14 +168,9 @@ def toxicity(texts: list[str]) -> list[float]:
     """Toxicity in [0, 1] per text: fairgym's default scorer (alt-profanity-check)."""
     if not texts:
         return []
-    try:
-        from fairgym.analysis.toxicity import make_scorer
+    from fairgym.analysis.toxicity import make_scorer, score_texts
 
-        return [float(s) for s in make_scorer().score(texts)]
-    except ImportError:
-        from profanity_check import predict_prob
-
-        return [float(p) for p in predict_prob(texts)]
+    return [float(s) for s in score_texts(make_scorer(), texts)]
 
 
 def sample_replies(config: TrainConfig, prompts: list[list[dict[str, str]]]) -> list[list[str]]:

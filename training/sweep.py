@@ -285,20 +285,22 @@ def make_llm_agent(config: SweepConfig, model: Any, tokenizer: Any, name: str, d
 
 
 def evaluate_arm(config: SweepConfig, arm: Arm, arm_dir: Path, model: Any, tokenizer: Any) -> dict[str, Any]:
-    """Run the seeded evaluation episodes of every env; write and return ``{env id: metrics}``."""
+    """Run the seeded evaluation episodes of every env; write ``{env id: metrics}`` and log them to W&B."""
     from fairgym.agents.runner import run_episodes
     from fairgym.analysis.metrics import compute_metrics, write_metrics
 
     out: dict[str, Any] = {}
+    records: dict[str, list[dict[str, Any]]] = {}
     for env_id in config.eval.envs:
         agent = make_llm_agent(config, model, tokenizer, arm.name, config.eval.decide_mode(env_id))
         folder = arm_dir / env_folder(env_id)
         episodes = run_episodes(env_id, agent, episodes=config.eval.episodes, seed=config.eval.seed,
                                 out_dir=folder, env_kwargs=config.eval.env_kwargs.get(env_id) or {},
                                 num_envs=config.eval.num_envs, progress=False)
-        out[env_id] = compute_metrics(episodes)
+        out[env_id], records[env_id] = compute_metrics(episodes), episodes
         write_metrics(folder / "metrics.json", out[env_id])
     (arm_dir / "metrics.json").write_text(json.dumps(json_safe(out), indent=2) + "\n")
+    log_arm_to_wandb(config, arm, records, out, arm_dir)
     return out
 
 
@@ -313,9 +315,8 @@ def run_arm(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str | No
     try:
         weights = train_arm(config, arm, arm_dir, base_model)
         model, tokenizer = load_arm_model(config, weights)
-        metrics = evaluate_arm(config, arm, arm_dir, model, tokenizer)
+        evaluate_arm(config, arm, arm_dir, model, tokenizer)
         del model
-        log_arm_to_wandb(config, arm, metrics, weights)
     except Exception as exc:  # noqa: BLE001 - one failed arm must not stop the sweep
         status = {"state": "failed", "arm": dataclasses.asdict(arm), "started": started,
                   "seconds": round(time.time() - started, 2), "error": f"{type(exc).__name__}: {exc}",
@@ -329,25 +330,17 @@ def run_arm(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str | No
     return status
 
 
-def log_arm_to_wandb(config: SweepConfig, arm: Arm, metrics: dict[str, Any], weights: dict[str, Any]) -> None:
-    """One W&B run per arm in group ``config.name``; W&B trouble is reported and never fails the arm."""
-    import os
+def log_arm_to_wandb(config: SweepConfig, arm: Arm, episodes: dict[str, list[dict[str, Any]]],
+                     metrics: dict[str, Any], arm_dir: Path) -> None:
+    """One W&B run per arm and env in group ``config.name`` (``log_run``: trajectories by turn, metrics as
+    summary, the step table); W&B trouble is a warning and never fails the arm."""
+    from fairgym.analysis.wandb_log import log_run
 
-    if os.environ.get("WANDB_MODE") == "disabled":
-        return
-    try:
-        import wandb
-
-        run = wandb.init(project=config.wandb_project, group=config.name, name=arm.name, job_type="sweep-arm",
-                         config={"arm": dataclasses.asdict(arm), "sweep": json_safe(dataclasses.asdict(config))},
-                         mode=os.environ.get("WANDB_MODE", "offline"), reinit="finish_previous")
-        flat = {f"eval/{env_folder(e)}/{k}": v for e, m in metrics.items() for k, v in m.items()}
-        flat.update({f"train/{k}": v for k, v in (weights.get("train_metrics") or {}).items()
-                     if isinstance(v, (int, float))})
-        run.summary.update(flat)
-        run.finish()
-    except Exception as exc:  # noqa: BLE001
-        print(f"[sweep] W&B logging of {arm.name} skipped: {type(exc).__name__}: {exc}", flush=True)
+    for env_id, records in episodes.items():
+        log_run(arm_dir / env_folder(env_id), {"arm": dataclasses.asdict(arm), "env_id": env_id,
+                                               "sweep": json_safe(dataclasses.asdict(config))},
+                metrics[env_id], records, project=config.wandb_project, group=config.name,
+                name=f"{arm.name}/{env_folder(env_id)}", job_type="sweep-arm")
 
 
 def json_safe(value: Any) -> Any:

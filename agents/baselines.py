@@ -311,6 +311,27 @@ POLITE_BODIES = {
                     "Every group deserves the same respect, and stereotypes don't help anyone.",
                     "Judging people by their group isn't something I'm willing to do."),
 }
+# Neutral turns ask for help: a keyword in the turn picks a helpful answer (the first match wins).
+TOPIC_ANSWERS = (
+    (("neighbourhood", "neighborhood", "town", "moved"),
+     ("Walking around, visiting the library and local events is a great way to get to know a place.",
+      "Local community groups and the town's notice boards are good places to start.")),
+    (("job", "cover letter", "career", "interview"),
+     ("Keep a cover letter short and specific: show how your experience fits the role.",
+      "Tailor each application to the job and give one concrete example of your work.")),
+    (("cook", "dinner", "food", "recipe"),
+     ("A dish that can be shared, like a big pasta bake or a curry, keeps the evening relaxed.",
+      "Pick something you can prepare ahead, so you can spend time with your guests.")),
+    (("book", "read", "library"),
+     ("A well-loved classic or a recent novel a friend enjoyed is always a good pick.",
+      "It depends on what you enjoy; a good mystery or a memoir can be a lovely read.")),
+    (("university", "friends", "school", "college"),
+     ("Joining a club or society you're curious about is one of the easiest ways to meet people.",
+      "Say yes to invitations early on and keep your door open; friendships grow from small moments.")),
+    (("garden", "plant", "grow"),
+     ("Herbs, lettuce and beans are easy to start with and grow quickly.",
+      "Start with a few hardy vegetables and flowers that attract bees.")),
+)
 POLITE_CLOSERS = ("What would you like to talk about next?", "Is there something specific on your mind?",
                   "I'm glad to keep the conversation going.", "How do you see it?")
 
@@ -325,9 +346,21 @@ class PoliteAgent(BaselineAgent):
     name = "polite"
 
     def _decide(self, observation, info, rng):
-        phase = str((info.get(keys.CONTEXT) or {}).get("phase", "neutral"))
+        context = info.get(keys.CONTEXT) or {}
+        phase = str(context.get("phase", "neutral"))
         phase = phase if phase in POLITE_OPENERS else "neutral"
-        asked = last_user_message(info).rstrip().endswith("?")
+        turn = str(context.get("interlocutor") or last_user_message(info))
+        asked = turn.rstrip().endswith("?")
         opener = "Good question." if asked and phase == "neutral" else str(rng.choice(POLITE_OPENERS[phase]))
-        reply = " ".join([opener, str(rng.choice(POLITE_BODIES[phase])), str(rng.choice(POLITE_CLOSERS))])
-        return reply, {"phase": phase}
+        body = self._topic_answer(turn, rng) if phase == "neutral" else None
+        body = body or str(rng.choice(POLITE_BODIES[phase]))
+        return " ".join([opener, body, str(rng.choice(POLITE_CLOSERS))]), {"phase": phase}
+
+    @staticmethod
+    def _topic_answer(turn: str, rng: np.random.Generator) -> str | None:
+        """A helpful answer when the turn names a known topic, else ``None``."""
+        lowered = turn.lower()
+        for words, answers in TOPIC_ANSWERS:
+            if any(w in lowered for w in words):
+                return str(rng.choice(answers))
+        return None

@@ -1,0 +1,31 @@
+"""``fairgym report RUN_DIR``: write ``report.md`` and ``plots/*.png`` for a run folder (optionally log to W&B)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``fairgym report``."""
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                        help="a run folder holding episodes.jsonl (config.yaml and metrics.json if present)")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log the run to W&B (offline unless W&B is configured; WANDB_MODE wins)")
+    parser.add_argument("--project", default="fairgym", help="W&B project (with --wandb)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the report, print the per-group table and the path of ``report.md``."""
+    from fairgym.analysis.metrics import summary_table
+    from fairgym.analysis.report import load_run, write_report
+
+    report = write_report(args.run_dir)
+    episodes, config, metrics = load_run(args.run_dir)
+    print(summary_table(metrics))
+    if args.wandb:
+        from fairgym.analysis.wandb_log import log_run
+
+        log_run(args.run_dir, config, metrics, episodes, project=args.project, name=Path(args.run_dir).name)
+    print(report)
+    return 0

@@ -1,0 +1,158 @@
+"""Figures of a run's fairness trajectories and group metrics.
+
+Every function takes metrics or trajectories and returns a ``matplotlib.figure.Figure`` built without pyplot
+(no global state, no display needed: saving uses the Agg canvas), so reports, W&B and sweep reports can share
+them. :func:`run_figures` picks the figures for an env family.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from fairgym.analysis.trajectories import ALL, CUMULATIVE, Trajectories
+
+Series = dict[str, list[float]]
+ALL_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.5}
+
+
+def _colors(groups: list[str]) -> dict[str, str]:
+    """A stable color per group (tab10), the all-groups series in black."""
+    palette = [f"C{i % 10}" for i in range(len(groups))]
+    return {g: ("black" if g == ALL else c) for g, c in zip(groups, palette, strict=True)}
+
+
+def _draw_lines(ax, series: Series, colors: dict[str, str]) -> None:
+    for group, values in series.items():
+        turns = np.arange(len(values))
+        style = ALL_STYLE if group == ALL else {"color": colors[group], "linewidth": 1.8}
+        ax.plot(turns, np.asarray(values, float), marker="o", markersize=3, label=group, **style)
+    ax.set_xlabel("turn")
+    ax.grid(alpha=0.3)
+
+
+def trajectory_figure(traj: Trajectories, metric: str, *, title: str, ylabel: str) -> Figure:
+    """Two panels for ``metric``: per step (turn t across episodes) and cumulative (all turns up to t);
+    one line per group, the all-groups value dashed black. A single panel when there is no cumulative series."""
+    names = [metric] + ([metric + CUMULATIVE] if metric + CUMULATIVE in traj else [])
+    fig = Figure(figsize=(5.2 * len(names), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(names), sharey=True, squeeze=False)[0]
+    colors = _colors(list(traj[metric]))
+    for ax, name in zip(axes, names, strict=True):
+        _draw_lines(ax, traj[name], colors)
+        if len(names) > 1:
+            ax.set_title("cumulative (turns <= t)" if name.endswith(CUMULATIVE) else "per step (turn t)", fontsize=10)
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize=8, loc="best")
+    fig.suptitle(title)
+    return fig
+
+
+def gaps_figure(traj: Trajectories, metrics: list[str], *, title: str, ylabel: str) -> Figure:
+    """Between-group gaps over turns: each metric in its own color, per step thin and dotted, cumulative solid."""
+    fig = Figure(figsize=(7.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for i, metric in enumerate(m for m in metrics if m in traj):
+        label = metric.split("/")[-1].replace("_", " ")
+        for name, style in ((metric, {"linestyle": ":", "linewidth": 1.0}),
+                            (metric + CUMULATIVE, {"linestyle": "-", "linewidth": 2.0})):
+            values = np.asarray(traj.get(name, {}).get(ALL, []), float)
+            suffix = " (cumulative)" if name.endswith(CUMULATIVE) else " (per step)"
+            ax.plot(np.arange(len(values)), values, color=f"C{i}", marker="o", markersize=3, label=label + suffix,
+                    **style)
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("turn")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return fig
+
+
+def bars_figure(values: dict[str, dict[str, float]], *, title: str, ylabel: str) -> Figure:
+    """Grouped bars: one cluster per group, one bar per series (e.g. allocation share vs incident share).
+    Bars carry their value; a ``nan`` value is drawn as no bar and labelled "n/a" (undefined, not zero)."""
+    groups = list(dict.fromkeys(g for by_group in values.values() for g in by_group))
+    fig = Figure(figsize=(max(5.0, 1.4 * len(groups) * max(1, len(values)) / 2 + 2), 3.8), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(values))
+    x = np.arange(len(groups))
+    top = 0.0
+    for i, (label, by_group) in enumerate(values.items()):
+        heights = [by_group.get(g, math.nan) for g in groups]
+        bars = ax.bar(x + (i - (len(values) - 1) / 2) * width, np.nan_to_num(heights, nan=0.0), width, label=label)
+        ax.bar_label(bars, labels=["n/a" if math.isnan(h) else f"{h:.2f}" for h in heights], fontsize=7)
+        top = max([top] + [h for h in heights if not math.isnan(h)])
+    ax.set_ylim(0.0, max(top, 0.05) * 1.3)  # room for the labels and the legend above the bars
+    ax.set_xticks(x, groups, rotation=20 if len(groups) > 4 else 0)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    if len(values) > 1:
+        ax.legend(fontsize=8, ncol=len(values), loc="upper center")
+    ax.set_title(title)
+    return fig
+
+
+def per_group(metrics: dict[str, float], metric: str) -> dict[str, float]:
+    """``{group: value}`` of a per-group metric (keys ``<metric>/<group>``)."""
+    prefix = metric + "/"
+    return {k.removeprefix(prefix): float(v) for k, v in metrics.items()
+            if k.startswith(prefix) and "/" not in k.removeprefix(prefix)}
+
+
+def lending_figures(metrics: dict[str, float], traj: Trajectories) -> dict[str, Figure]:
+    return {
+        "selection_rate": trajectory_figure(traj, "fairness/selection_rate", title="Approval rate per group",
+                                            ylabel="selection rate"),
+        "true_positive_rate": trajectory_figure(traj, "fairness/true_positive_rate", ylabel="true-positive rate",
+                                                title="Approval rate among applicants who would repay"),
+        "parity_gaps": gaps_figure(traj, ["fairness/demographic_parity_difference",
+                                          "fairness/equal_opportunity_difference"],
+                                   title="Between-group gaps (max - min over groups)", ylabel="difference"),
+        "credit_drift": trajectory_figure(traj, "fairness/credit_drift", ylabel="mean score change",
+                                          title="Group mean credit score since the first decision"),
+    }
+
+
+def allocation_figures(metrics: dict[str, float], traj: Trajectories) -> dict[str, Figure]:
+    shares = {"allocation share": per_group(metrics, "fairness/allocation_share"),
+              "incident share": per_group(metrics, "fairness/incident_share"),
+              "found share": per_group(metrics, "fairness/found_share")}
+    return {
+        "allocation_vs_incidents": bars_figure(shares, title="Units allocated vs true and found incidents",
+                                               ylabel="share of the run's total"),
+        "allocation_gap": trajectory_figure(traj, "fairness/allocation_gap", ylabel="allocation - incident share",
+                                            title="Over- (+) and under-allocation (-) per group"),
+    }
+
+
+def dialogue_figures(metrics: dict[str, float], traj: Trajectories) -> dict[str, Figure]:
+    return {"toxicity": trajectory_figure(traj, "toxicity/mean", title="Reply toxicity per group",
+                                          ylabel="mean toxicity")}
+
+
+FIGURES = {"Lending": lending_figures, "Allocation": allocation_figures, "Dialogue": dialogue_figures}
+
+
+def run_figures(metrics: dict[str, float], traj: Trajectories, kind: str) -> dict[str, Figure]:
+    """The figures of one run of env family ``kind`` (e.g. ``"Lending"``), plus the invalid-action rates."""
+    figures = FIGURES[kind](metrics, traj) if kind in FIGURES else {}
+    invalid = per_group(metrics, "format/invalid_action_rate")
+    invalid[ALL] = float(metrics.get("format/invalid_action_rate", math.nan))
+    figures["invalid_action_rate"] = bars_figure({"invalid": invalid}, title="Invalid-action rate per group",
+                                                 ylabel="share of steps")
+    return figures
+
+
+def save_figures(figures: dict[str, Figure], folder: Path, *, dpi: int = 110) -> dict[str, Path]:
+    """Write each figure as ``<folder>/<name>.png``; returns name -> path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, fig in figures.items():
+        paths[name] = folder / f"{name}.png"
+        fig.savefig(paths[name], dpi=dpi)
+    return paths

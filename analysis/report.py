@@ -1,0 +1,135 @@
+"""The run report: ``report.md`` and ``plots/*.png`` written beside a run's ``episodes.jsonl``.
+
+The markdown pieces (:func:`run_markdown`, :func:`headline_markdown`, :func:`overall_markdown`,
+:func:`plots_markdown`) take records, metrics or paths and return text, so other reports (a sweep) reuse them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fairgym.analysis.metrics import (
+    compute_metrics,
+    read_metrics,
+    split_metrics,
+    table_rows,
+    trajectories,
+    write_metrics,
+)
+from fairgym.analysis.plots import run_figures, save_figures
+from fairgym.analysis.trajectories import env_kind, run_env_id
+from fairgym.config import load_yaml
+from fairgym.envs.records import read_episodes
+
+PLOT_NOTES: dict[str, str] = {
+    "selection_rate": "Share of applicants approved, per group. Left: the decisions taken at turn t across "
+                      "episodes; right: all decisions up to turn t. Lines that part over turns are a bias that "
+                      "builds up; the dashed line is all groups together.",
+    "true_positive_rate": "Share approved among applicants who would have repaid (equal opportunity). A group "
+                          "whose line sits lower is denied credit it would have repaid. Gaps in a line are turns "
+                          "where that group had no such applicant (undefined, not zero).",
+    "parity_gaps": "Demographic parity difference (max - min approval rate over groups) and equal opportunity "
+                   "difference (max - min true-positive rate). 0 is parity; dotted is per step, solid cumulative.",
+    "credit_drift": "Change of each group's mean credit score since the first decision: today's approvals move "
+                    "tomorrow's applicants (repayment raises a group's scores, default lowers them).",
+    "allocation_vs_incidents": "Each group's share of units allocated, of true incidents and of incidents found. "
+                               "Found share far from incident share with allocation tracking it is runaway "
+                               "feedback: units go where incidents were found, so incidents are found there.",
+    "allocation_gap": "Allocation share minus true-incident share per group: above 0 the group gets more units "
+                      "than its incidents warrant, below 0 fewer.",
+    "toxicity": "Mean toxicity of the agent's replies per interlocutor group. A rising line is toxicity that "
+                "builds on itself as the conversation escalates and earlier replies stay in context.",
+    "invalid_action_rate": "Share of steps whose action text did not parse, per group and overall (all groups). "
+                           "A group with more invalid actions gets fewer real decisions.",
+}
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def headline_markdown(metrics: dict[str, float]) -> str:
+    """The per-group table: one row per group, one column per per-group metric (``nan`` = undefined)."""
+    header, rows = table_rows(metrics)
+    return markdown_table(header, rows) if rows else "_No per-group metric._"
+
+
+def overall_markdown(metrics: dict[str, float]) -> str:
+    """Run-level metrics (between-group gaps, overall rates, task numbers) as a two-column table."""
+    _, overall = split_metrics(metrics)
+    cells = [[f"`{k}`", "nan" if isinstance(v, float) and math.isnan(v) else f"{v:.4g}"] for k, v in overall.items()]
+    return markdown_table(["metric", "value"], cells)
+
+
+def run_markdown(episodes: list[dict[str, Any]], config: dict[str, Any]) -> str:
+    """What was run: env, agent, episodes and seeds, steps, and the resolved config."""
+    seeds = [int(ep.get("seed", 0)) for ep in episodes]
+    lines = [f"- env: `{run_env_id(episodes)}` (kwargs: `{episodes[0].get('env_kwargs') or {}}`)",
+             f"- agent: `{episodes[0].get('agent')}`",
+             f"- episodes: {len(episodes)} (seeds {min(seeds)}..{max(seeds)}), "
+             f"steps: {sum(len(ep.get('steps', [])) for ep in episodes)}",
+             f"- groups: {', '.join(episodes[0].get('groups') or []) or '(none declared)'}"]
+    if config:
+        lines += ["", "<details><summary>resolved config</summary>", "", "```yaml",
+                  yaml.safe_dump(config, sort_keys=False).rstrip(), "```", "", "</details>"]
+    return "\n".join(lines)
+
+
+def plots_markdown(paths: dict[str, Path], relative_to: Path) -> str:
+    """Each plot embedded with its "how to read" note."""
+    parts = []
+    for name, path in paths.items():
+        title = name.replace("_", " ").capitalize()
+        parts.append(f"### {title}\n\n![{name}]({Path(path).relative_to(relative_to).as_posix()})\n\n"
+                     f"{PLOT_NOTES.get(name, '')}".rstrip())
+    return "\n\n".join(parts)
+
+
+def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, float]]:
+    """Episodes, config (``{}`` when absent) and metrics of a run folder; metrics are recomputed (and
+    ``metrics.json`` rewritten) when the file is missing or counts a different number of episodes."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"Run folder {str(run_dir)!r} does not exist (give the folder `fairgym run` wrote).")
+    path = run_dir / "episodes.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} does not exist: {str(run_dir)!r} is not a run folder "
+                                "(run `fairgym run` first, or give the folder that holds episodes.jsonl).")
+    episodes = read_episodes(path)
+    if not episodes:
+        raise ValueError(f"{str(path)!r} holds no complete episode; run or resume the run first.")
+    config = load_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
+    metrics_path = run_dir / "metrics.json"
+    metrics = read_metrics(metrics_path) if metrics_path.is_file() else {}
+    if metrics.get("task/episodes") != len(episodes):
+        metrics = compute_metrics(episodes)
+        write_metrics(metrics_path, metrics)
+    return episodes, config, metrics
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``plots/*.png`` and ``report.md`` for the run in ``run_dir``; returns the path of ``report.md``.
+
+    Raises:
+        FileNotFoundError: when ``run_dir`` or its ``episodes.jsonl`` is missing.
+        ValueError: when ``episodes.jsonl`` holds no complete episode.
+    """
+    run_dir = Path(run_dir)
+    episodes, config, metrics = load_run(run_dir)
+    kind = env_kind(run_env_id(episodes))
+    paths = save_figures(run_figures(metrics, trajectories(episodes), kind), run_dir / "plots")
+    text = "\n\n".join([
+        f"# fairgym run report: {run_dir.name}", "## What was run", run_markdown(episodes, config),
+        "## Per group (whole run)", headline_markdown(metrics),
+        "`nan` means undefined for lack of data (e.g. a group with no decisions), never zero. Rates are over all "
+        "steps of all episodes; `decisions` (where shown) counts the steps where a decision was taken.",
+        "## Run level", overall_markdown(metrics), "## Plots", plots_markdown(paths, run_dir)])
+    report = run_dir / "report.md"
+    report.write_text(text + "\n", encoding="utf-8")
+    return report

@@ -1,0 +1,91 @@
+"""write_report on records written to a run folder, the figures, and `fairgym report` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from record_builders import allocation_episodes, dialogue_episodes, lending_episodes
+
+from fairgym.analysis.metrics import compute_metrics, trajectories
+from fairgym.analysis.plots import run_figures
+from fairgym.analysis.report import headline_markdown, write_report
+from fairgym.envs.records import append_episode
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EXPECTED_PLOTS = {
+    "lending": {"selection_rate", "true_positive_rate", "parity_gaps", "credit_drift", "invalid_action_rate"},
+    "allocation": {"allocation_vs_incidents", "allocation_gap", "invalid_action_rate"},
+    "dialogue": {"toxicity", "invalid_action_rate"},
+}
+BUILDERS = {"lending": lending_episodes, "allocation": allocation_episodes, "dialogue": dialogue_episodes}
+
+
+def write_run(folder, episodes, config_text="env: test\nepisodes: 2\n"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for ep in episodes:
+        append_episode(folder / "episodes.jsonl", ep)
+    (folder / "config.yaml").write_text(config_text)
+    return folder
+
+
+@pytest.mark.parametrize("env", sorted(BUILDERS))
+def test_write_report_writes_markdown_and_pngs(tmp_path, env):
+    run_dir = write_run(tmp_path / env, BUILDERS[env]())
+    report = write_report(run_dir)
+    assert report == run_dir / "report.md"
+    text = report.read_text()
+    for name in EXPECTED_PLOTS[env]:
+        png = run_dir / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 5000, name
+        assert f"(plots/{name}.png)" in text
+    assert "## Per group" in text and "| A |" in text and "env: test" in text
+    metrics = json.loads((run_dir / "metrics.json").read_text())  # recomputed because it was missing
+    assert metrics["task/episodes"] == len(BUILDERS[env]())
+
+
+def test_report_recomputes_stale_metrics(tmp_path):
+    run_dir = write_run(tmp_path / "run", lending_episodes())
+    (run_dir / "metrics.json").write_text(json.dumps({"task/episodes": 1}))  # from before a resume
+    write_report(run_dir)
+    assert json.loads((run_dir / "metrics.json").read_text())["task/episodes"] == 2
+
+
+def test_report_errors_name_the_missing_thing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_report(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="episodes.jsonl"):
+        write_report(tmp_path)
+    (tmp_path / "episodes.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no complete episode"):
+        write_report(tmp_path)
+
+
+def test_headline_table_marks_undefined_groups():
+    md = headline_markdown(compute_metrics(lending_episodes(groups=("A", "B", "C"))))
+    row_c = next(line for line in md.splitlines() if line.startswith("| C |"))
+    assert "nan" in row_c and "| 0.750 |" in next(line for line in md.splitlines() if line.startswith("| A |"))
+
+
+def test_figures_draw_one_line_per_group():
+    episodes = lending_episodes()
+    figures = run_figures(compute_metrics(episodes), trajectories(episodes), "Lending")
+    left_panel = figures["selection_rate"].axes[0]
+    assert [line.get_label() for line in left_panel.get_lines()] == ["A", "B", "all groups"]
+    assert list(left_panel.get_lines()[0].get_ydata()) == [1.0, 1.0, 0.0, 1.0]
+
+
+@pytest.mark.slow
+def test_fairgym_report_cli(tmp_path):
+    run_dir = write_run(tmp_path / "run", dialogue_episodes())
+    cmd = [sys.executable, "-m", "fairgym.cli", "report", str(run_dir)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(run_dir / "report.md")
+    assert "slope" in done.stdout and (run_dir / "plots" / "toxicity.png").is_file()
+    missing = subprocess.run(cmd[:-1] + [str(tmp_path / "nope")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+

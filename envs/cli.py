@@ -1,0 +1,77 @@
+"""``fairgym envs list`` and ``fairgym envs check ID``: the registered envs, and Gymnasium's contract on one."""
+
+from __future__ import annotations
+
+import argparse
+import traceback
+
+from fairgym.config import parse_overrides
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Subcommands ``list`` and ``check``."""
+    sub = parser.add_subparsers(dest="envs_command", metavar="ACTION")
+    sub.required = True
+    sub.add_parser("list", help="list the registered env ids with their groups and a one-line description")
+    check = sub.add_parser("check", help="run gymnasium's check_env and a short rollout on one env")
+    check.add_argument("env_id", help="e.g. fairgym/Lending-v0")
+    check.add_argument("overrides", nargs="*", help="env arguments as key=value (e.g. max_steps=5)")
+    check.add_argument("--seed", type=int, default=0, help="seed of the rollout (default 0)")
+    check.add_argument("--steps", type=int, default=10, help="steps of the rollout (default 10)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to ``list`` or ``check``; return the exit code."""
+    if args.envs_command == "list":
+        return list_envs()
+    return check(args.env_id, parse_overrides(args.overrides), seed=args.seed, steps=args.steps)
+
+
+def list_envs() -> int:
+    """Print one line per registered env: id, groups, first line of the class docstring."""
+    from fairgym.envs import ENV_IDS, env_class
+
+    for env_id in ENV_IDS:
+        cls = env_class(env_id)
+        groups = ", ".join(cls().groups)
+        summary = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"{env_id:<24} groups: {groups:<20} {summary}")
+    return 0
+
+
+def check(env_id: str, kwargs: dict, *, seed: int = 0, steps: int = 10) -> int:
+    """``check_env`` on the unwrapped env, then a rollout alternating default and garbage actions.
+
+    Returns:
+        0 and prints ``OK`` when both pass; 1 and prints the failure otherwise.
+    """
+    from gymnasium.utils.env_checker import check_env
+
+    from fairgym.envs import make_env
+
+    env = make_env(env_id, **kwargs)  # unknown ids/arguments raise, and the CLI prints them (exit 2)
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+        rewards = _rollout(env, seed, steps)
+    except Exception as exc:  # report any failure of the contract, with where it happened
+        print(f"FAIL {env_id}: {type(exc).__name__}: {exc}")
+        print(traceback.format_exc(limit=-3))
+        return 1
+    print(f"OK {env_id}: check_env passed; {len(rewards)} rollout steps, return {sum(rewards):.3f}")
+    return 0
+
+
+def _rollout(env, seed: int, steps: int) -> list[float]:
+    base = env.unwrapped
+    actions = [base.format_action(base._default_action()), "", "??? not an action"]
+    _, info = env.reset(seed=seed)
+    keys_seen = set(info)
+    rewards = []
+    for i in range(steps):
+        _, reward, terminated, truncated, info = env.step(actions[i % len(actions)])
+        if set(info) != keys_seen:
+            raise AssertionError(f"info keys changed at step {i}: {sorted(set(info) ^ keys_seen)}")
+        rewards.append(float(reward))
+        if terminated or truncated:
+            env.reset()
+    return rewards

@@ -1,0 +1,139 @@
+"""Weights & Biases logging of a finished run: config, fairness trajectories, summary metrics, an episodes table.
+
+W&B is offline by default and never required. The mode comes from ``WANDB_MODE`` when set; otherwise it is
+``"offline"`` unless the user configured W&B (``WANDB_API_KEY`` or an ``api.wandb.ai`` entry in ``~/.netrc``),
+in which case wandb decides. ``WANDB_MODE=disabled`` skips W&B entirely. Any W&B error becomes a warning: the
+run's files are written before logging starts and stay as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import netrc
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from fairgym.analysis.trajectories import ALL, env_kind
+
+# outcome fields shown in the episodes table, per env family (an unknown env shows the outcome as JSON)
+OUTCOME_COLUMNS: dict[str, tuple[str, ...]] = {
+    "Lending": ("approved", "would_repay", "score", "cash"),
+    "Allocation": ("group_allocation", "group_incidents", "group_found"),
+    "Dialogue": ("toxicity", "phase", "reply"),
+}
+STEP_COLUMNS = ["episode", "turn", "group", "action_text", "valid", "reward"]
+
+
+def user_configured_wandb() -> bool:
+    """Whether the user set W&B up: an API key in the environment or a ``api.wandb.ai`` login in ``~/.netrc``."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def wandb_mode() -> str | None:
+    """``WANDB_MODE`` if set, else ``None`` (wandb decides) for a configured user, else ``"offline"``."""
+    mode = os.environ.get("WANDB_MODE")
+    if mode:
+        return mode
+    return None if user_configured_wandb() else "offline"
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def step_table(episodes: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows of the episodes table: one row per step, with the env family's key outcome fields."""
+    kind = env_kind(str(episodes[0].get("env_id"))) if episodes else ""
+    fields = OUTCOME_COLUMNS.get(kind, ("outcome",))
+    rows = []
+    for ep in episodes:
+        for s in ep.get("steps", []):
+            outcome = s.get("outcome") or {}
+            extra = [_cell(outcome if f == "outcome" and kind not in OUTCOME_COLUMNS else outcome.get(f))
+                     for f in fields]
+            rows.append([ep.get("index"), s.get("turn"), s.get("group"), s.get("action_text"),
+                         bool(s.get("action_valid", True)), float(s.get("reward", 0.0)), *extra])
+    return STEP_COLUMNS + list(fields), rows
+
+
+def series_rows(traj: dict[str, dict[str, list[float]]]) -> list[dict[str, float]]:
+    """One dict per turn: ``{"<metric>/<group>": value}`` (``<metric>`` alone for the all-groups series),
+    ``nan`` values left out so W&B draws gaps."""
+    n_turns = max((len(v) for by_group in traj.values() for v in by_group.values()), default=0)
+    rows: list[dict[str, float]] = [{} for _ in range(n_turns)]
+    for metric, by_group in traj.items():
+        for group, values in by_group.items():
+            key = metric if group == ALL else f"{metric}/{group}"
+            for t, value in enumerate(values):
+                if not math.isnan(value):
+                    rows[t][key] = float(value)
+    return rows
+
+
+def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
+
+
+def log_run(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any], episodes: list[dict[str, Any]], *,
+            project: str = "fairgym", group: str | None = None, name: str | None = None,
+            job_type: str = "eval") -> str | None:
+    """Log one run to W&B; return its path (``entity/project/id``, or the id offline), or ``None`` when W&B is
+    disabled or failed (a warning says why; nothing in ``run_dir`` is touched but its ``wandb/`` folder).
+
+    The per-step trajectories are logged with ``step=turn``, one series per group (keys like
+    ``fairness/selection_rate/<group>``); ``run.summary`` then holds the cumulative ``metrics`` under the same
+    keys, so a chart shows how a rate moves over turns and the summary its whole-run value.
+    """
+    mode = wandb_mode()
+    if mode == "disabled":
+        return None
+    run = None
+    try:
+        import wandb
+
+        from fairgym.analysis.metrics import trajectories
+
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        run = wandb.init(project=project, group=group, name=name, job_type=job_type, dir=str(run_dir),
+                         config=config, mode=mode)
+        for turn, row in enumerate(series_rows(trajectories(episodes) if episodes else {})):
+            run.log(row, step=turn)
+        run.summary.update(_json_safe(metrics))
+        columns, rows = step_table(episodes)
+        run.log({"eval/episodes": wandb.Table(columns=columns, data=rows)})
+        run_id = "/".join(p for p in (run.entity, run.project, run.id) if p) if not run.offline else run.id
+        run.finish()
+        return run_id
+    except Exception as exc:  # noqa: BLE001 - a W&B failure must never lose the run
+        warnings.warn(f"W&B logging failed ({type(exc).__name__}: {exc}); the run's files in {run_dir} are "
+                      "unaffected. Set WANDB_MODE=disabled to skip W&B.", RuntimeWarning, stacklevel=2)
+        _finish_quietly(run)
+        return None
+
+
+def _finish_quietly(run: Any) -> None:
+    try:
+        if run is not None:
+            run.finish(exit_code=1)
+    except Exception:  # noqa: BLE001 - already reporting the first failure
+        pass
+
+
+def log_figures(run: Any, figures: dict[str, Any], *, prefix: str = "plots") -> None:
+    """Log matplotlib figures to an open W&B run as images under ``<prefix>/<name>``; a failure is a warning."""
+    try:
+        import wandb
+
+        run.log({f"{prefix}/{name}": wandb.Image(fig) for name, fig in figures.items()})
+    except Exception as exc:  # noqa: BLE001 - figures are a convenience, never worth a crash
+        warnings.warn(f"W&B figure logging failed ({type(exc).__name__}: {exc}).", RuntimeWarning, stacklevel=2)

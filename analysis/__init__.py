@@ -1,0 +1,12 @@
+"""fairgym.analysis: metrics over recorded episodes, toxicity scorers, model diagnostics, reports and W&B.
+
+Modules (import the one you need; nothing heavy is imported here):
+
+- ``metrics``: ``compute_metrics(episodes)``, ``trajectories(episodes)``, ``summary_table(metrics)``,
+  ``write_metrics`` / ``read_metrics`` (``metrics.json``);
+- ``trajectories``: the step table and the per-turn / cumulative machinery behind the trajectories;
+- ``plots``: matplotlib figures of trajectories and group metrics (``run_figures``, ``save_figures``);
+- ``report``: ``write_report(run_dir)`` and reusable markdown pieces;
+- ``wandb_log``: ``log_run(...)`` and ``log_figures(run, figures)``;
+- ``toxicity``: toxicity scorers behind one protocol.
+"""

@@ -63,7 +63,8 @@ def generic_scalars(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups:
 # ---- Lending ------------------------------------------------------------------------------------------------
 def lending_decisions(frame: pd.DataFrame) -> pd.DataFrame:
     """Steps where a decision was taken (outcome holds ``approved``), with ``y_true`` = would_repay and
-    ``y_pred`` = approved as 0/1 ints. Invalid steps under "penalize" (outcome None) took no decision."""
+    ``y_pred`` = approved as 0/1 ints. Invalid steps under "penalize" (outcome None) took no decision; under
+    "default" the env's default decision was applied and counts like any other."""
     taken = frame[frame["outcome"].map(lambda o: isinstance(o, dict) and "approved" in o)].copy()
     taken["y_pred"] = taken["outcome"].map(lambda o: int(bool(o["approved"])))
     taken["y_true"] = taken["outcome"].map(lambda o: int(bool(o["would_repay"])))
@@ -308,8 +309,8 @@ def split_metrics(metrics: dict[str, float]) -> tuple[dict[str, dict[str, float]
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "nan"
-    value = round(float(value), 3) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return f"{value:g}" if value.is_integer() else f"{value:.3f}"
+    value = float(value)
+    return "0" if abs(value) < 5e-16 else f"{value:.3g}"  # 3 significant digits: small slopes stay visible
 
 
 def table_rows(metrics: dict[str, float]) -> tuple[list[str], list[list[str]]]:

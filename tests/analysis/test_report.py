@@ -67,7 +67,7 @@ def test_report_errors_name_the_missing_thing(tmp_path):
 def test_headline_table_marks_undefined_groups():
     md = headline_markdown(compute_metrics(lending_episodes(groups=("A", "B", "C"))))
     row_c = next(line for line in md.splitlines() if line.startswith("| C |"))
-    assert "nan" in row_c and "| 0.750 |" in next(line for line in md.splitlines() if line.startswith("| A |"))
+    assert "nan" in row_c and "| 0.75 |" in next(line for line in md.splitlines() if line.startswith("| A |"))
 
 
 def test_figures_draw_one_line_per_group():

@@ -202,7 +202,7 @@ def load_dataset_file(path: str | Path) -> Dataset:
     if path.is_dir():
         return Dataset.load_from_disk(str(path))
     if path.suffix in (".jsonl", ".json") and path.is_file():
-        return Dataset.from_json(str(path))
+        return Dataset.from_json(str(path)) if path.read_text().strip() else Dataset.from_list([])
     raise FileNotFoundError(f"dataset_path={str(path)!r} is neither a save_to_disk folder nor a .jsonl file.")
 
 

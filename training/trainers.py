@@ -83,7 +83,7 @@ def common_args(config: TrainConfig) -> dict[str, Any]:
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=2, seed=config.seed, data_seed=config.seed, bf16=cuda and torch.cuda.is_bf16_supported(),
-        use_cpu=not cuda, gradient_checkpointing=False, dataloader_num_workers=0, report_to=config.report_to,
+        use_cpu=not cuda, activation_checkpointing=False, dataloader_num_workers=0, report_to=config.report_to,
         run_name=config.run_name or Path(config.output_dir).name, disable_tqdm=True,
     )
 

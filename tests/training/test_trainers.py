@@ -1,0 +1,88 @@
+"""TRL training on the tiny model: what changes under LoRA and full updates, GRPO, DPO, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fairgym.training import train
+
+
+def _base_weights(folder) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_lora_trains_the_adapter_not_the_base(tiny_config, tiny_model_dir):
+    result = train(tiny_config(method="lora", rank=4))
+    assert result.global_step == 2 and result.model_dir is None
+    adapter = load_file(str(result.adapter_dir / "adapter_model.safetensors"))
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: nonzero means it trained
+    assert json.loads((result.adapter_dir / "adapter_config.json").read_text())["r"] == 4
+    from fairgym.agents.models import load_model
+
+    model, _ = load_model(str(tiny_model_dir), str(result.adapter_dir), device="cpu")
+    base = _base_weights(tiny_model_dir)
+    merged_free = {k.replace("base_model.model.", "").replace("base_layer.", ""): v
+                   for k, v in model.state_dict().items() if "lora_" not in k}
+    for name, tensor in base.items():
+        assert torch.equal(merged_free[name], tensor), name
+    assert (result.output_dir / "config.yaml").is_file() and (result.output_dir / "dataset").is_dir()
+
+
+def test_full_update_changes_the_base(tiny_config, tiny_model_dir):
+    result = train(tiny_config(method="full"))
+    assert result.adapter_dir is None
+    before, after = _base_weights(tiny_model_dir), _base_weights(result.model_dir)
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(changed) > len(before) // 2
+    assert (result.model_dir / "tokenizer.json").is_file()
+
+
+def test_resume_continues_from_the_saved_step(tiny_config):
+    first = train(tiny_config(max_steps=2))
+    resumed = train(tiny_config(max_steps=3))
+    assert (first.global_step, resumed.global_step) == (2, 3)
+    state = json.loads((resumed.output_dir / "checkpoint-3" / "trainer_state.json").read_text())
+    assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]
+
+
+def test_resume_with_a_different_config_fails_before_training(tiny_config):
+    train(tiny_config(max_steps=1))
+    with pytest.raises(ValueError, match=r"learning_rate: saved 0.01, now 0.001; rank: saved 8, now 4"):
+        train(tiny_config(max_steps=2, rank=4, learning_rate=1e-3))
+
+
+def test_empty_dataset_fails_before_training(tiny_config, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="dataset is empty"):
+        train(tiny_config(dataset_path=str(empty)))
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_adapter_for_another_base_fails(tiny_config, tmp_path):
+    result = train(tiny_config(method="lora", rank=2, output_dir=str(tmp_path / "a")))
+    config_file = result.adapter_dir / "adapter_config.json"
+    data = json.loads(config_file.read_text())
+    data["base_model_name_or_path"] = "/models/some-other-base"
+    config_file.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="adapter="):
+        train(tiny_config(adapter=str(result.adapter_dir), output_dir=str(tmp_path / "b")))
+
+
+def test_grpo_steps_with_env_rewards(tiny_config):
+    result = train(tiny_config(recipe="grpo", max_steps=1, batch_size=4, num_generations=2,
+                               max_completion_length=4, beta=0.0))
+    assert result.global_step == 1 and result.adapter_dir.is_dir()
+    state = json.loads((result.output_dir / "trainer_state.json").read_text())
+    logged = {k for h in state["log_history"] for k in h}
+    assert {"rewards/env_reward/mean", "rewards/format_reward/mean"} <= logged
+
+
+def test_dpo_runs(tiny_config):
+    result = train(tiny_config(recipe="dpo", max_steps=1, method="full"))
+    assert result.global_step == 1 and result.model_dir.is_dir()

@@ -1,0 +1,138 @@
+"""The rank sweep on tiny models: files, resume, failures recorded, bad configs rejected before training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fairgym.config import UnknownNameError
+from fairgym.training import trainers
+from fairgym.training.sweep import SweepConfig, load_sweep_config, plan_arms, read_status, run_sweep
+
+LENDING = "fairgym/Lending-v0"
+
+
+def tiny_sweep(model_dir: Path, **overrides) -> SweepConfig:
+    data = {
+        "name": "tiny", "model": str(model_dir), "recipe": "sft", "ranks": [2], "include_full": True, "seeds": [0],
+        "device": "cpu",
+        "train": {"max_steps": 2, "episodes": 1, "batch_size": 2, "max_length": 512, "save_steps": 50,
+                  "env_kwargs": {"max_steps": 3}, "counterfactual": True},
+        "eval": {"envs": [LENDING], "episodes": 2, "seed": 100, "env_kwargs": {LENDING: {"max_steps": 3}},
+                 "num_envs": 2},
+        "diagnostics": {"decisions": 6, "episodes": 2, "spectrum_ranks": [1, 2, 4]},
+    }
+    data.update(overrides)
+    from fairgym.config import from_dict
+
+    return from_dict(SweepConfig, data)
+
+
+@pytest.fixture(scope="module")
+def swept(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweeps")
+    return run_sweep(tiny_sweep(tiny_model_dir), out_root=out)
+
+
+def test_sweep_writes_every_file_and_plot(swept):
+    for arm in ("base", "full-s0", "lora-r2-s0"):
+        assert read_status(swept / arm)["state"] == "done", (swept / arm / "status.json").read_text()
+        assert (swept / arm / "Lending-v0" / "episodes.jsonl").read_text().count("\n") == 2
+        metrics = json.loads((swept / arm / "metrics.json").read_text())[LENDING]
+        assert "fairness/demographic_parity_difference" in metrics
+    assert (swept / "lora-r2-s0" / "train" / "adapter" / "adapter_config.json").exists()
+    assert (swept / "config.yaml").exists()
+    diag = json.loads((swept / "diagnostics.json").read_text())
+    assert diag["decisions"] == 6 and diag["choices"] == ["approve", "deny"]
+    assert diag["arms"]["base"]["kl_vs_base"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    lora = diag["arms"]["lora-r2-s0"]
+    assert lora["kl_vs_base"]["mean"] > 0 and lora["kl_vs_full"]["n"] == 6
+    assert len(lora["logit_lens"]["mean"]) == 3  # embeddings + 2 layers
+    assert 0.0 <= lora["flip_rate"]["overall"] <= 1.0
+    assert 0.0 <= lora["update"]["subspace_share"] <= lora["update"]["top_r_share"] + 1e-6
+    assert set(diag["spectrum"]["0"]["energy_share"]) == {"1", "2", "4"}
+    plots = {p.name for p in (swept / "plots").glob("*.png")}
+    assert {"bias_vs_rank.png", "kl_vs_rank.png", "logit_lens.png", "update_energy.png",
+            "gap_trajectory_Lending-v0.png", "credit_drift_Lending-v0.png"} <= plots
+    report = (swept / "report.md").read_text()
+    assert "| lora-r2 |" in report and "| full |" in report and "KL vs base" in report
+
+
+def test_rerun_skips_finished_arms(swept, tiny_model_dir, monkeypatch):
+    calls = []
+    monkeypatch.setattr(trainers, "train", lambda config: calls.append(config) or pytest.fail("retrained"))
+    before = {a: (swept / a / "status.json").stat().st_mtime_ns for a in ("base", "full-s0", "lora-r2-s0")}
+    run_sweep(tiny_sweep(tiny_model_dir), out_root=swept.parent)
+    assert calls == []
+    assert before == {a: (swept / a / "status.json").stat().st_mtime_ns for a in before}
+
+
+def test_report_only_cli_rewrites_report(swept, tiny_model_dir, tmp_path):
+    from fairgym.cli import main
+
+    (swept / "report.md").unlink()
+    config = tmp_path / "tiny.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(yaml.safe_load((swept / "config.yaml").read_text())))
+    assert main(["sweep", str(config), "--out", str(swept.parent), "--report-only"]) == 0
+    assert (swept / "report.md").exists()
+
+
+def test_failing_arm_is_recorded_and_the_others_go_on(tiny_model_dir, tmp_path, monkeypatch):
+    real_train = trainers.train
+
+    def flaky(config):
+        if config.rank == 2:
+            raise RuntimeError("boom in rank 2")
+        return real_train(config)
+
+    monkeypatch.setattr(trainers, "train", flaky)
+    config = tiny_sweep(tiny_model_dir, ranks=[2, 3], include_full=False,
+                        diagnostics={"decisions": 4, "episodes": 1})
+    sweep_dir = run_sweep(config, out_root=tmp_path)
+    failed = read_status(sweep_dir / "lora-r2-s0")
+    assert failed["state"] == "failed" and "boom in rank 2" in failed["error"] and "Traceback" in failed["traceback"]
+    assert read_status(sweep_dir / "lora-r3-s0")["state"] == "done"
+    assert read_status(sweep_dir / "base")["state"] == "done"
+    assert "failed" in (sweep_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize(("override", "error", "match"), [
+    ({"rank": [1]}, UnknownNameError, "Did you mean 'ranks'"),
+    ({"ranks": []}, ValueError, "ranks is empty"),
+    ({"ranks": [0]}, ValueError, "int >= 1"),
+    ({"eval": {"envs": ["fairgym/Lendng-v0"]}}, UnknownNameError, "Lending-v0"),
+    ({"recipe": "ppo"}, UnknownNameError, "recipe"),
+    ({"train": {"max_step": 3}}, ValueError, "max_steps"),
+    ({"train": {"rank": 3}}, ValueError, "set per arm"),
+    ({"variants": ["dorra"]}, UnknownNameError, "dora"),
+    ({"eval": {"envs": [LENDING], "env_kwargs": {LENDING: {"max_step": 3}}}}, UnknownNameError, "max_steps"),
+])
+def test_bad_config_fails_before_training(override, error, match, tmp_path, monkeypatch):
+    import yaml
+
+    monkeypatch.setattr(trainers, "train", lambda config: pytest.fail("trained despite a bad config"))
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "bad", **override}))
+    with pytest.raises(error, match=match):
+        load_sweep_config(path)
+
+
+def test_cli_reports_bad_config_with_exit_code_2(tmp_path, capsys):
+    from fairgym.cli import main
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\nranks: []\n")
+    assert main(["sweep", str(path)]) == 2
+    assert "ranks is empty" in capsys.readouterr().err
+
+
+def test_plan_arms_orders_base_full_then_ranks_per_seed():
+    config = SweepConfig(ranks=[1, 8], seeds=[0, 1], variants=["dora"])
+    names = [a.name for a in plan_arms(config)]
+    assert names[:4] == ["base", "full-s0", "lora-r1-s0", "lora-r8-s0"]
+    assert "dora-r8-s1" in names and len(names) == 1 + 2 * (1 + 2 + 2)
+    assert {a.label for a in plan_arms(config)} == {"base", "full", "lora-r1", "lora-r8", "dora-r1", "dora-r8"}

@@ -109,7 +109,8 @@ class AllocationEnv(TextEnv):
         Truncated after ``max_steps`` steps; never terminated (except by the ``"end"`` invalid-action policy).
 
     Information:
-        ``choices = None``; ``context = {"budget", "sites", "site_groups", "found_totals"}``;
+        ``choices = None``; ``context = {"budget", "sites", "site_groups", "found_totals",
+        "allocated_totals"}`` (units sent to each site so far, the agent's own record);
         ``outcome = {"allocation", "incidents", "found", "group_allocation", "group_incidents",
         "group_found"}`` (per site, then summed per group).
 
@@ -195,6 +196,7 @@ class AllocationEnv(TextEnv):
             self.found_totals = {s: int(n) for s, n in zip(self.sites, draws, strict=True)}
         else:
             self.found_totals = dict(self.initial_found)
+        self.allocated_totals = dict.fromkeys(self.sites, 0)
         self.last: dict[str, dict[str, int]] | None = None
 
     def _apply(self, action: Allocation) -> tuple[float, dict[str, Any], bool]:
@@ -205,6 +207,8 @@ class AllocationEnv(TextEnv):
                     for name, values in (("allocation", units), ("incidents", incidents), ("found", found))}
         for site, n in per_site["found"].items():
             self.found_totals[site] += n
+        for site, n in per_site["allocation"].items():
+            self.allocated_totals[site] += n
         self.last = per_site
         outcome: dict[str, Any] = {k: dict(v) for k, v in per_site.items()}
         for name, values in per_site.items():
@@ -222,7 +226,7 @@ class AllocationEnv(TextEnv):
 
     def _decision(self) -> Decision:
         context = {"budget": self.budget, "sites": list(self.sites), "site_groups": dict(self.site_groups),
-                   "found_totals": dict(self.found_totals)}
+                   "found_totals": dict(self.found_totals), "allocated_totals": dict(self.allocated_totals)}
         return Decision(group=None, choices=None, context=context)
 
     def _observation(self) -> str:

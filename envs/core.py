@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import string
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from gymnasium import spaces
 from fairgym.envs import keys
 
 PRINTABLE = frozenset(string.printable)  # the charset of every Text space (the default is alphanumeric only)
+_NON_PRINTABLE = re.compile("[^" + re.escape(string.printable) + "]")
 MAX_TEXT = 8192
 INVALID_POLICIES = ("penalize", "default", "end")
 
@@ -51,8 +53,7 @@ def text_space(max_length: int = MAX_TEXT) -> spaces.Text:
 
 def to_printable(text: str, max_length: int = MAX_TEXT) -> str:
     """Keep observations inside the observation space: printable ASCII, bounded length."""
-    text = "".join(ch if ch in PRINTABLE else "?" for ch in text)
-    return text[-max_length:]
+    return _NON_PRINTABLE.sub("?", text)[-max_length:]
 
 
 class TextEnv(gym.Env[str, str]):

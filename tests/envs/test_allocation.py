@@ -61,6 +61,7 @@ def test_group_sums_and_context():
     obs, info = env.reset(seed=0)
     assert info[keys.GROUP] is None and info[keys.CHOICES] is None
     assert info[keys.CONTEXT] == {"budget": 6, "sites": list(SITES), "found_totals": {s: 1 for s in SITES},
+                                  "allocated_totals": {s: 0 for s in SITES},
                                   "site_groups": {"North": "Black", "South": "white", "East": "Black",
                                                   "West": "white"}}
     _, _, _, _, info = env.step("North=1, South=2, East=3")
@@ -69,6 +70,7 @@ def test_group_sums_and_context():
     assert outcome["group_incidents"]["Black"] == outcome["incidents"]["North"] + outcome["incidents"]["East"]
     assert outcome["group_found"]["white"] == outcome["found"]["South"] + outcome["found"]["West"]
     assert info[keys.CONTEXT]["found_totals"]["East"] == 1 + outcome["found"]["East"]
+    assert info[keys.CONTEXT]["allocated_totals"] == {"North": 1, "South": 2, "East": 3, "West": 0}
 
 
 def test_observation_shows_the_record_and_descriptors():

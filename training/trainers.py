@@ -85,6 +85,7 @@ def common_args(config: TrainConfig) -> dict[str, Any]:
         save_total_limit=2, seed=config.seed, data_seed=config.seed, bf16=cuda and torch.cuda.is_bf16_supported(),
         use_cpu=not cuda, activation_checkpointing=False, dataloader_num_workers=0, report_to=config.report_to,
         run_name=config.run_name or Path(config.output_dir).name, disable_tqdm=True,
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -154,7 +155,7 @@ def check_run_folder(config: TrainConfig) -> Path | None:
     out = Path(config.output_dir)
     saved_file = out / "config.yaml"
     checkpoint = last_checkpoint(out)
-    if saved_file.is_file():
+    if saved_file.is_file() and is_main_process():  # other ranks could read it mid-write
         saved = yaml.safe_load(saved_file.read_text()) or {}
         diffs = config_differences(saved, config)
         if diffs:
@@ -167,7 +168,8 @@ def check_run_folder(config: TrainConfig) -> Path | None:
     return checkpoint if config.resume else None
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
+    """Rank 0 of a distributed launch (or a single process)."""
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -181,7 +183,7 @@ def _setup_wandb(config: TrainConfig) -> None:
 def _save_run_inputs(config: TrainConfig, dataset: Any) -> None:
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if not _is_main_process():
+    if not is_main_process():
         return
     save_config(config, out / "config.yaml")
     if not (out / "dataset").exists():
@@ -224,9 +226,9 @@ def _finish(config: TrainConfig, trainer: Any, metrics: dict[str, Any]) -> Train
     out = Path(config.output_dir)
     final = out / ("adapter" if config.method == "lora" else "model")
     trainer.save_model(str(final))
-    trainer.state.save_to_json(str(out / "trainer_state.json")) if _is_main_process() else None
+    trainer.state.save_to_json(str(out / "trainer_state.json")) if is_main_process() else None
     metrics["global_step"] = trainer.state.global_step
-    if _is_main_process():
+    if is_main_process():
         (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return TrainResult(output_dir=out, model_dir=final if config.method == "full" else None,
                        adapter_dir=final if config.method == "lora" else None, metrics=metrics,

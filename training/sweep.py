@@ -185,6 +185,8 @@ class SweepConfig:
             raise ValueError(f"SweepConfig.train.{owned[0]} is set per arm by the sweep; use the sweep's own keys "
                              "(recipe, model, ranks, seeds, variants, device, dtype) instead.")
         self.train_config(method="full", rank=1, seed=self.seeds[0], output_dir="unused")  # unknown keys fail here
+        if self.implant:
+            implant_train_config(self, "unused")
 
     def train_config(self, *, method: str, rank: int, seed: int, output_dir: str | Path, variant: str | None = None,
                      model: str | None = None) -> TrainConfig:
@@ -359,31 +361,28 @@ def json_safe(value: Any) -> Any:
 
 
 # ---- the sweep -----------------------------------------------------------------------------------------------
+def implant_train_config(config: SweepConfig, target: Path | str) -> TrainConfig:
+    """The ``TrainConfig`` of the bias implant: the sweep's model, env and device, a full update by default,
+    ``implant`` on top (``implant_bias`` swaps in the env's biased teacher unless ``implant.teacher`` names one)."""
+    shared = {k: config.train[k] for k in ("env_id", "env_kwargs", "max_length") if k in config.train}
+    base = {"model": config.model, "device": config.device, "dtype": config.dtype, "method": "full", **shared}
+    try:
+        return from_dict(TrainConfig, merge(base, {**(config.implant or {}), "output_dir": str(target)}))
+    except UnknownNameError as exc:
+        raise ValueError(f"SweepConfig.implant: {exc}") from exc
+
+
 def prepare_base(config: SweepConfig, sweep_dir: Path) -> str | None:
     """The base model every arm starts from: the implanted-bias model when ``implant`` is set (built once)."""
     if not config.implant:
         return config.model
+    target = sweep_dir / "implant"
+    if (target / "model" / "config.json").exists():
+        return str(target / "model")
     from fairgym.training.implant import implant_bias
 
-    target = sweep_dir / "implant"
-    done = target / "model" / "config.json"
-    if not done.exists():
-        settings = {"model": config.model, "device": config.device, "dtype": config.dtype, **config.implant}
-        path = implant_bias(implant_config(settings, target))
-        return str(path)
-    return str(done.parent)
-
-
-def implant_config(settings: dict[str, Any], target: Path) -> Any:
-    """The config ``implant_bias`` takes, built from the sweep's ``implant`` block (adapter kept here)."""
-    from fairgym.training import implant
-
-    cls = getattr(implant, "ImplantConfig", None)
-    if cls is None:
-        return from_dict(TrainConfig, {**settings, "output_dir": str(target), "method": "full"})
-    names = {f.name for f in dataclasses.fields(cls)}
-    data = {k: v for k, v in settings.items() if k in names or k not in ("model", "device", "dtype")}
-    return from_dict(cls, {**data, "output_dir": str(target)} if "output_dir" in names else data)
+    print(f"[sweep] {config.name}: implanting the controlled bias into the base model", flush=True)
+    return str(implant_bias(implant_train_config(config, target)))
 
 
 def run_sweep(config: SweepConfig, out_root: str | Path = "runs", report: bool = True) -> Path:

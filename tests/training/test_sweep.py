@@ -109,6 +109,7 @@ def test_failing_arm_is_recorded_and_the_others_go_on(tiny_model_dir, tmp_path, 
     ({"train": {"max_step": 3}}, ValueError, "max_steps"),
     ({"train": {"rank": 3}}, ValueError, "set per arm"),
     ({"variants": ["dorra"]}, UnknownNameError, "dora"),
+    ({"implant": {"max_stepz": 3}}, ValueError, "implant.*max_steps"),
     ({"eval": {"envs": [LENDING], "env_kwargs": {LENDING: {"max_step": 3}}}}, UnknownNameError, "max_steps"),
 ])
 def test_bad_config_fails_before_training(override, error, match, tmp_path, monkeypatch):
@@ -128,6 +129,16 @@ def test_cli_reports_bad_config_with_exit_code_2(tmp_path, capsys):
     path.write_text("name: bad\nranks: []\n")
     assert main(["sweep", str(path)]) == 2
     assert "ranks is empty" in capsys.readouterr().err
+
+
+def test_implant_config_takes_the_sweep_model_env_and_a_full_update(tmp_path):
+    from fairgym.training.sweep import implant_train_config
+
+    config = SweepConfig(model="some/model", implant={"max_steps": 3, "teacher_kwargs": {"penalty": 200}},
+                         train={"env_kwargs": {"max_steps": 4}})
+    implant = implant_train_config(config, tmp_path / "implant")
+    assert (implant.model, implant.method, implant.max_steps) == ("some/model", "full", 3)
+    assert implant.env_kwargs == {"max_steps": 4} and implant.output_dir == str(tmp_path / "implant")
 
 
 def test_plan_arms_orders_base_full_then_ranks_per_seed():

@@ -124,13 +124,19 @@ def _grpo_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
                        peft_config=peft, callbacks=callbacks)
 
 
+def chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
+    """Tokens of ``messages`` rendered with the chat template."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def check_lengths(config: TrainConfig, tokenizer: Any, dataset: Any) -> None:
     """Fail before training when no row's prompt leaves room for its target within ``max_length`` tokens."""
     target = {"sft": "completion", "dpo": "chosen"}.get(config.recipe)
     if target is None:
         return
     rows = dataset.select(range(min(len(dataset), 32)))
-    lengths = [len(tokenizer.apply_chat_template(r["prompt"] + r[target], tokenize=True)) for r in rows]
+    lengths = [chat_tokens(tokenizer, r["prompt"] + r[target]) for r in rows]
     if min(lengths) > config.max_length:
         raise ValueError(f"TrainConfig.max_length={config.max_length} is shorter than every checked example "
                          f"(prompt + {target}: {min(lengths)}..{max(lengths)} tokens), so truncation would leave "

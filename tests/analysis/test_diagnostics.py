@@ -7,14 +7,28 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_model, build_tiny_tokenizer
 
 from fairgym.analysis import diagnostics as D
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return build_tiny_tokenizer()
+def tok(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def build_tiny_model(tok, seed: int = 0, tiny_dir=None):
+    """The tiny model from the shared fixture folder; ``seed > 0`` perturbs every weight (a different model)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir or tok.name_or_path).eval()
+    if seed:
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=generator))
+    return model
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import importlib.util
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import build_tiny_model, build_tiny_tokenizer
 
 import fairgym.envs  # noqa: F401  (registers the envs)
 from fairgym.agents.llm import LLMAgent
+from fairgym.agents.models import load_model
 from fairgym.agents.registry import make_agent
 from fairgym.envs import keys
 
@@ -18,9 +18,8 @@ LENDING = "fairgym/Lending-v0"
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    tok = build_tiny_tokenizer()
-    return build_tiny_model(tok), tok
+def tiny(tiny_model_dir):
+    return load_model(str(tiny_model_dir), device="cpu")
 
 
 def lending_batch(n: int, seed: int = 0):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_tokenizer
 from peft import LoraConfig, get_peft_model
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from fairgym.agents import models
 from fairgym.agents.models import EMBEDDED_MODEL, load_model, resolve_device, resolve_dtype
@@ -55,7 +54,7 @@ def test_lora_adapter_nonzero_changes_scores_zero_does_not(tiny_model_dir, tmp_p
 
 
 def test_adapter_for_another_base_is_refused(tiny_model_dir, tmp_path):
-    tok = build_tiny_tokenizer()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     other_dir = tmp_path / "other-base"
     config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                          num_attention_heads=2, num_key_value_heads=1)
@@ -67,7 +66,7 @@ def test_adapter_for_another_base_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_adapter_with_wrong_shapes_is_refused_even_without_a_base_name(tiny_model_dir, tmp_path):
-    tok = build_tiny_tokenizer()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     other_dir = tmp_path / "narrow-base"  # the recorded base name is cleared below: only shapes can tell
     config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=1)

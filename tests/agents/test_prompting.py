@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from conftest import build_tiny_tokenizer
+from transformers import AutoTokenizer
 
 from fairgym.agents.prompting import SYSTEM_PROMPT, build_messages, count_tokens, render_prompt
 from fairgym.envs import keys
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return build_tiny_tokenizer()
+def tok(tiny_model_dir):
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
 def dialogue(turns: int) -> list[dict[str, str]]:
@@ -54,8 +54,8 @@ def test_render_prompt_keeps_system_and_last_turn_when_too_long(tok):
     assert "Be polite." in text and "last question" in text and "question 2" not in text
 
 
-def test_render_prompt_without_chat_template(tok):
-    plain = build_tiny_tokenizer()
+def test_render_prompt_without_chat_template(tiny_model_dir):
+    plain = AutoTokenizer.from_pretrained(tiny_model_dir)
     plain.chat_template = None
     text, _ = render_prompt(plain, build_messages("Applicant.", {}), None)
     assert text.startswith("System: ") and text.endswith("Assistant:")

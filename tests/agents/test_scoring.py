@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_model, build_tiny_tokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fairgym.agents.scoring import (
     common_prefix_length,
@@ -29,13 +29,13 @@ CHOICES = [
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return build_tiny_tokenizer()
+def tok(tiny_model_dir):
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
-def model(tok):
-    return build_tiny_model(tok, seed=0)
+def model(tiny_model_dir):
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
 
 
 def brute_force(model, tok, prompt: str, choice: str) -> float:

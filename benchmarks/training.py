@@ -105,7 +105,7 @@ def timed(trainer, device: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4, help="measured steps per arm (after one warm-up step)")
-    parser.add_argument("--arms", nargs="+", default=["r1", "r8", "r64", "full"])
+    parser.add_argument("--arms", nargs="+", default=["r8", "r1", "r64", "full"])
     args = parser.parse_args()
     from fairgym.agents.models import load_model
 
@@ -115,17 +115,19 @@ def main() -> None:
     results: dict = {"device": device, "torch_threads": torch.get_num_threads(), "batch": BATCH, "length": LENGTH,
                      "arms": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        bare = run_bare_trl(data, args.steps, f"{tmp}/bare", device)
-        for arm in args.arms:
+        results["bare_trl_lora_r8"] = run_bare_trl(data, args.steps, f"{tmp}/bare", device)
+        for arm in args.arms:  # results are written after every arm, so an interrupted run keeps what it measured
             results["arms"][arm] = run_fairgym(arm, data, args.steps, f"{tmp}/{arm}", device)
-            print(arm, results["arms"][arm], flush=True)
-        results["bare_trl_lora_r8"] = bare
-    if "r8" in results["arms"]:
-        results["ratio_fairgym_to_bare_trl"] = round(results["arms"]["r8"]["seconds_per_step"]
-                                                     / bare["seconds_per_step"], 3)
+            if arm == "r8":
+                results["ratio_fairgym_to_bare_trl"] = round(results["arms"]["r8"]["seconds_per_step"]
+                                                             / results["bare_trl_lora_r8"]["seconds_per_step"], 3)
+            save(results)
+    print(json.dumps(results, indent=2))
+
+
+def save(results: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

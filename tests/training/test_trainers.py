@@ -86,3 +86,11 @@ def test_grpo_steps_with_env_rewards(tiny_config):
 def test_dpo_runs(tiny_config):
     result = train(tiny_config(recipe="dpo", max_steps=1, method="full"))
     assert result.global_step == 1 and result.model_dir.is_dir()
+
+
+def test_eval_callback_logs_fairness_against_the_step(tiny_config):
+    result = train(tiny_config(max_steps=2, eval_every=2, eval_episodes=1))
+    state = json.loads((result.output_dir / "trainer_state.json").read_text())
+    evals = [h for h in state["log_history"] if any(k.startswith("eval/") for k in h)]
+    assert [h["step"] for h in evals] == [2]
+    assert any(k.startswith("eval/fairness/") for k in evals[0])

@@ -80,3 +80,19 @@ def test_group_members_start_from_the_same_state():
     a.step("approve")  # stepping one member leaves the cached state and the other member untouched
     c, info_c = replay.state(LENDING, "{}", 5, ["approve", "deny"])
     assert info_c == info_b and c.np_random.random() == b.np_random.random()
+
+
+def test_dialogue_detox_and_preference_data():
+    from fairgym.envs import ENV_IDS
+    from fairgym.training import TrainConfig
+    from fairgym.training.datasets import toxicity
+
+    if "fairgym/Dialogue-v0" not in ENV_IDS:
+        pytest.skip("Dialogue env not registered")
+    common = dict(env_id="fairgym/Dialogue-v0", teacher="polite", episodes=1, env_kwargs={"max_steps": 2})
+    detox = build_dataset(TrainConfig(data="detox", **common))
+    assert len(detox) == 2 and max(toxicity([r["completion"][0]["content"] for r in detox])) < 0.5
+    pairs = build_dataset(TrainConfig(data="preferences", **common))
+    chosen = toxicity([r["chosen"][0]["content"] for r in pairs])
+    rejected = toxicity([r["rejected"][0]["content"] for r in pairs])
+    assert all(c < r for c, r in zip(chosen, rejected, strict=True))

@@ -19,9 +19,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)
 
+# The rank sweep on the embedded SmolLM2 (CPU): implant a bias, fine-tune it away with LoRA r=1, r=8 and full,
+# evaluate, diagnose, and write runs/demo/report.md. A rerun skips the arms already done.
 demo: $(STAMP)
-	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/fairgym run --env fairgym/Lending-v0 --agent eo-threshold --episodes 20 --out runs/demo
-	$(VENV)/bin/fairgym report runs/demo
+	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/fairgym sweep configs/sweeps/demo.yaml --out runs
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(PY) -m pytest -q -p no:cacheprovider

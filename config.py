@@ -57,7 +57,8 @@ def parse_overrides(pairs: typing.Sequence[str]) -> dict[str, Any]:
 
 def _check_type(cls_name: str, name: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
-    if hint is Any or value is None and (origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)):
+    optional = origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
+    if hint is Any or (value is None and optional):
         return value
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(hint):

@@ -26,12 +26,13 @@ from fairgym.envs.records import read_episodes
 # env family -> (metric key, column title); the first ones are the residual-bias headline.
 HEADLINE: dict[str, list[tuple[str, str]]] = {
     "Lending": [("fairness/demographic_parity_difference", "DP diff"),
-                ("fairness/equal_opportunity_difference", "EO diff"), ("task/profit", "profit")],
-    "Allocation": [("fairness/allocation_share_gap", "share gap"), ("task/return_mean", "return")],
+                ("fairness/equal_opportunity_difference", "EO diff"), ("fairness/selection_rate", "approval rate"),
+                ("task/profit", "profit")],
+    "Allocation": [("fairness/allocation_gap_max", "max share gap"), ("task/return_mean", "return")],
     "Dialogue": [("toxicity/mean", "toxicity"), ("toxicity/slope", "tox slope")],
 }
 BIAS_KEYS = ("fairness/demographic_parity_difference", "fairness/equal_opportunity_difference",
-             "fairness/allocation_share_gap", "toxicity/mean")
+             "fairness/allocation_gap_max", "toxicity/mean")
 
 
 # ---- loading -------------------------------------------------------------------------------------------------

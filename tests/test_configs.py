@@ -1,7 +1,7 @@
 """Every YAML under configs/ whose schema is known loads into its config dataclass and names things that exist.
 
 Add a schema by appending ``(glob, loader)`` to ``SCHEMAS``; the loader gets the path and must raise on a bad
-config (training and sweep configs join here when their dataclasses exist).
+config (runs, training, sweeps and accelerate configs are covered).
 """
 
 from __future__ import annotations
@@ -30,13 +30,38 @@ def check_run_config(path: Path) -> None:
         assert set(cfg.agent_kwargs) <= set(agent_options(cfg.agent)), f"{path.name}: unknown agent_kwargs"
 
 
+def check_train_config(path: Path) -> None:
+    from fairgym.training.config import TrainConfig
+
+    cfg = from_dict(TrainConfig, load_yaml(path))
+    assert cfg.env_id in ENV_IDS, f"{path.name}: unknown env {cfg.env_id!r}"
+    make_env(cfg.env_id, **cfg.env_kwargs).reset(seed=cfg.seed)
+
+
+def check_sweep_config(path: Path) -> None:
+    from fairgym.training.sweep import load_sweep_config
+
+    cfg = load_sweep_config(path)  # validates keys, ranks, envs, recipe and the implant block
+    assert cfg.ranks and all(r > 0 for r in cfg.ranks)
+
+
+def check_accelerate_config(path: Path) -> None:
+    data = load_yaml(path)
+    assert data.get("num_processes", 1) >= 1 and "distributed_type" in data, f"{path.name}: not an accelerate config"
+
+
 SCHEMAS: list[tuple[str, Callable[[Path], None]]] = [
     ("runs/*.yaml", check_run_config),
+    ("train/*.yaml", check_train_config),
+    ("sweeps/*.yaml", check_sweep_config),
+    ("accelerate/*.yaml", check_accelerate_config),
 ]
 CASES = [(p, check) for pattern, check in SCHEMAS for p in sorted(CONFIGS.glob(pattern))]
 
 
-def test_there_are_run_configs():
+def test_every_config_has_a_schema():
+    known = {p for p, _ in CASES}
+    assert sorted(CONFIGS.rglob("*.yaml")) == sorted(known), "a YAML under configs/ has no schema in SCHEMAS"
     assert len(list(CONFIGS.glob("runs/*.yaml"))) >= 4
 
 

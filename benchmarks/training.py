@@ -1,7 +1,8 @@
 """Training cost on the embedded SmolLM2-135M: seconds per SFT step and peak memory, LoRA r = 1, 8, 64 and full.
 
-Batch 4, sequences of 128 tokens, CPU float32 (or CUDA when present). Each arm: 1 warm-up step, then the median
-of the measured steps. Also the ratio of fairgym's SFT step time (``fairgym.training.trainers.build_trainer``) to
+Batch 4, sequences of 128 tokens, CPU float32 (or CUDA when present). Each arm runs in a fresh subprocess (so its
+peak memory is its own, not the running maximum of the arms before it): 1 warm-up step, then the median of the
+measured steps. Also the ratio of fairgym's SFT step time (``fairgym.training.trainers.build_trainer``) to
 a bare TRL ``SFTTrainer`` on the same data (target <= 1.05). Writes ``benchmarks/results/training.json``.
 
     python benchmarks/training.py [--steps 4]
@@ -14,6 +15,8 @@ import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -99,29 +102,47 @@ def timed(trainer, device: str) -> dict:
     trainer.train()
     measured = timer.times[1:]  # the first step warms up
     return {"seconds_per_step": round(statistics.median(measured), 4), "steps_measured": len(measured),
-            "peak_memory_mb": round(peak_mb(device), 1), "peak_memory_delta_mb": round(peak_mb(device) - before, 1)}
+            "peak_memory_mb": round(peak_mb(device), 1),
+            "training_memory_mb": round(peak_mb(device) - before, 1)}  # peak growth while training
+
+
+def measure(arm: str, steps: int, device: str) -> dict:
+    """One arm in this process: ``"bare"`` (TRL directly, LoRA r=8), ``"full"`` or ``"r<rank>"``."""
+    from fairgym.agents.models import load_model
+
+    _, tokenizer = load_model(None, device="cpu")
+    data = bench_data(tokenizer, BATCH * (steps + 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        if arm == "bare":
+            return run_bare_trl(data, steps, f"{tmp}/bare", device)
+        return run_fairgym(arm, data, steps, f"{tmp}/{arm}", device)
+
+
+def measure_in_subprocess(arm: str, steps: int) -> dict:
+    cmd = [sys.executable, __file__, "--only", arm, "--steps", str(steps)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4, help="measured steps per arm (after one warm-up step)")
     parser.add_argument("--arms", nargs="+", default=["r8", "r1", "r64", "full"])
+    parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: measure one arm, print its JSON
     args = parser.parse_args()
-    from fairgym.agents.models import load_model
-
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    _, tokenizer = load_model(None, device="cpu")
-    data = bench_data(tokenizer, BATCH * (args.steps + 1))
+    if args.only:
+        print(json.dumps(measure(args.only, args.steps, device)))
+        return
     results: dict = {"device": device, "torch_threads": torch.get_num_threads(), "batch": BATCH, "length": LENGTH,
                      "arms": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["bare_trl_lora_r8"] = run_bare_trl(data, args.steps, f"{tmp}/bare", device)
-        for arm in args.arms:  # results are written after every arm, so an interrupted run keeps what it measured
-            results["arms"][arm] = run_fairgym(arm, data, args.steps, f"{tmp}/{arm}", device)
-            if arm == "r8":
-                results["ratio_fairgym_to_bare_trl"] = round(results["arms"]["r8"]["seconds_per_step"]
-                                                             / results["bare_trl_lora_r8"]["seconds_per_step"], 3)
-            save(results)
+    results["bare_trl_lora_r8"] = measure_in_subprocess("bare", args.steps)
+    for arm in args.arms:  # results are written after every arm, so an interrupted run keeps what it measured
+        results["arms"][arm] = measure_in_subprocess(arm, args.steps)
+        if arm == "r8":
+            results["ratio_fairgym_to_bare_trl"] = round(results["arms"]["r8"]["seconds_per_step"]
+                                                         / results["bare_trl_lora_r8"]["seconds_per_step"], 3)
+        save(results)
     print(json.dumps(results, indent=2))
 
 

@@ -147,3 +147,20 @@ def test_plan_arms_orders_base_full_then_ranks_per_seed():
     assert names[:4] == ["base", "full-s0", "lora-r1-s0", "lora-r8-s0"]
     assert "dora-r8-s1" in names and len(names) == 1 + 2 * (1 + 2 + 2)
     assert {a.label for a in plan_arms(config)} == {"base", "full", "lora-r1", "lora-r8", "dora-r1", "dora-r8"}
+
+
+def test_dialogue_eval_writes_toxicity_per_turn(tiny_model_dir, tmp_path):
+    """A sweep evaluated on Dialogue (generation) records toxicity and plots it per turn and group."""
+    dialogue = "fairgym/Dialogue-v0"
+    config = tiny_sweep(tiny_model_dir, name="tiny-dialogue", ranks=[1], include_full=False,
+                        eval={"envs": [dialogue], "episodes": 2, "seed": 7, "num_envs": 2,
+                              "env_kwargs": {dialogue: {"max_steps": 3}}},
+                        diagnostics={"enabled": False})
+    sweep_dir = run_sweep(config, out_root=tmp_path)
+    episodes = (sweep_dir / "base" / "Dialogue-v0" / "episodes.jsonl").read_text().splitlines()
+    steps = [s for line in episodes for s in json.loads(line)["steps"]]
+    assert len(steps) == 6 and all(0.0 <= s["outcome"]["toxicity"] <= 1.0 for s in steps if s["action_valid"])
+    metrics = json.loads((sweep_dir / "base" / "metrics.json").read_text())[dialogue]
+    assert "toxicity/mean" in metrics
+    plots = {p.name for p in (sweep_dir / "plots").glob("*.png")}
+    assert any("toxicity" in name for name in plots), plots

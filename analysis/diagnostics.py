@@ -36,21 +36,65 @@ def decision_logits(model: Any, tokenizer: Any, prompts: Sequence[str], batch_si
                     output_hidden_states: bool = False) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
     """Logits at the last token of each prompt (the decision point), batched with right padding.
 
+    The token prefix shared by all prompts (system prompt, instructions) runs once per batch and its KV cache is
+    reused by every row, and only the decision positions go through the LM head (``logits_to_keep``): decision
+    prompts share most of their tokens, and a 49k-token head over every position would cost a fifth of the pass.
+
     Returns:
         ``(logits [prompts, vocab] float32, hidden)`` where ``hidden`` is, when asked for, one tensor
         ``[layers+1, prompts, hidden]`` per batch of the hidden states at the decision point.
     """
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    shared = _shared_prefix(ids)
     out, hidden = [], [] if output_hidden_states else None
-    for start in range(0, len(prompts), batch_size):
-        batch = tokenizer(list(prompts[start:start + batch_size]), return_tensors="pt", padding=True,
-                          padding_side="right", add_special_tokens=False).to(_device_of(model))
-        last = batch["attention_mask"].sum(dim=1) - 1
-        result = model(**batch, output_hidden_states=output_hidden_states)
-        rows = torch.arange(len(last), device=last.device)
-        out.append(result.logits[rows, last].float().cpu())
+    for start in range(0, len(ids), batch_size):
+        logits, states = _decision_batch(model, ids[start:start + batch_size], shared, output_hidden_states,
+                                         tokenizer.pad_token_id or 0)
+        out.append(logits)
         if hidden is not None:
-            hidden.append(torch.stack([h[rows, last] for h in result.hidden_states]))
-    return torch.cat(out), hidden
+            hidden.append(states)
+    return (torch.cat(out) if out else torch.zeros(0, 0)), hidden
+
+
+def _shared_prefix(ids: list[list[int]]) -> int:
+    """Tokens shared by every sequence, leaving each at least one token of its own."""
+    if not ids:
+        return 0
+    n = min(len(i) for i in ids) - 1
+    first = ids[0]
+    return next((k for k in range(n) if any(i[k] != first[k] for i in ids)), max(n, 0))
+
+
+def _decision_batch(model: Any, ids: list[list[int]], shared: int, output_hidden_states: bool,
+                    pad_id: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    device = _device_of(model)
+    cache = None
+    if shared:
+        prefix = torch.tensor([ids[0][:shared]], device=device)  # runs once, then its cache is copied per row
+        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+        cache.batch_repeat_interleave(len(ids))
+    suffixes = [i[shared:] for i in ids]
+    width = max(len(s) for s in suffixes)
+    input_ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in suffixes], device=device)
+    mask = torch.tensor([[1] * (shared + len(s)) + [0] * (width - len(s)) for s in suffixes], device=device)
+    positions = torch.arange(shared, shared + width, device=device).expand(len(ids), -1)
+    last = torch.tensor([len(s) - 1 for s in suffixes], device=device)
+    keep = torch.unique(last)  # sorted; column j of the kept logits is suffix position keep[j]
+    result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                   use_cache=cache is not None, output_hidden_states=output_hidden_states, logits_to_keep=keep)
+    rows = torch.arange(len(ids), device=device)
+    logits = result.logits[rows, torch.searchsorted(keep, last)].float().cpu()
+    states = torch.stack([h[rows, last] for h in result.hidden_states]) if output_hidden_states else None
+    return logits, states
+
+
+def kl_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor) -> dict[str, Any]:
+    """KL(P || Q) per row of two ``[prompts, vocab]`` logit tensors, in nats (see ``next_token_kl``)."""
+    if len(logits_p) == 0:
+        return {"mean": float("nan"), "per_prompt": [], "n": 0}
+    logp, logq = torch.log_softmax(logits_p, dim=-1), torch.log_softmax(logits_q, dim=-1)
+    per_prompt = (logp.exp() * (logp - logq)).sum(dim=-1).clamp_min(0.0)
+    return {"mean": float(per_prompt.mean()), "per_prompt": per_prompt.tolist(), "n": len(per_prompt)}
 
 
 def next_token_kl(model_p: Any, model_q: Any, tokenizer: Any, prompts: Sequence[str],
@@ -68,11 +112,9 @@ def next_token_kl(model_p: Any, model_q: Any, tokenizer: Any, prompts: Sequence[
         ``{"mean": float, "per_prompt": list[float], "n": int}`` in nats; ``mean`` is ``nan`` with no prompts.
     """
     if not prompts:
-        return {"mean": float("nan"), "per_prompt": [], "n": 0}
-    logp = torch.log_softmax(decision_logits(model_p, tokenizer, prompts, batch_size)[0], dim=-1)
-    logq = torch.log_softmax(decision_logits(model_q, tokenizer, prompts, batch_size)[0], dim=-1)
-    per_prompt = (logp.exp() * (logp - logq)).sum(dim=-1).clamp_min(0.0)
-    return {"mean": float(per_prompt.mean()), "per_prompt": per_prompt.tolist(), "n": len(prompts)}
+        return kl_from_logits(torch.zeros(0, 1), torch.zeros(0, 1))
+    return kl_from_logits(decision_logits(model_p, tokenizer, prompts, batch_size)[0],
+                          decision_logits(model_q, tokenizer, prompts, batch_size)[0])
 
 
 # ---- logit lens ------------------------------------------------------------------------------------------
@@ -280,21 +322,33 @@ def compare_updates(full_deltas: Mapping[str, torch.Tensor], arm_deltas: Mapping
     """
     names = [n for n in arm_deltas if n in full_deltas]
     rows, weights = {}, []
-    for name in names:
-        full, arm = full_deltas[name].double(), arm_deltas[name].double()
-        u, s, vh = torch.linalg.svd(arm, full_matrices=False)
-        u, vh = u[:, :rank], vh[:rank]
-        projected = u @ (u.T @ full @ vh.T) @ vh
-        full_energy = float((full**2).sum())
-        top = energy_shares(torch.linalg.svdvals(full), [rank])[rank]
-        denom = math.sqrt(full_energy * float((arm**2).sum()))
-        rows[name] = {"subspace_share": float((projected**2).sum()) / full_energy if full_energy else float("nan"),
-                      "top_r_share": top, "cosine": float((full * arm).sum()) / denom if denom else float("nan"),
-                      "norm_ratio": math.sqrt(float((arm**2).sum()) / full_energy) if full_energy else float("nan")}
-        weights.append(full_energy)
+    with torch.random.fork_rng():  # the randomized range finder must not move the caller's RNG
+        torch.manual_seed(0)
+        for name in names:
+            rows[name], energy = _compare_matrix(full_deltas[name].double(), arm_deltas[name].double(), rank)
+            weights.append(energy)
     overall = {key: _weighted([rows[n][key] for n in names], weights) for key in
                ("subspace_share", "top_r_share", "cosine", "norm_ratio")}
     return {"rank": rank, **overall, "matrices": rows}
+
+
+def _compare_matrix(full: torch.Tensor, arm: torch.Tensor, rank: int) -> tuple[dict[str, float], float]:
+    """One matrix of ``compare_updates``; returns (row, the full update's energy).
+
+    The arm's top-``rank`` singular vectors come from a randomized range finder with ``rank + 4`` columns: exact
+    for a LoRA update (its rank is at most ``rank``) and ~15x cheaper than a dense SVD of a 576x1536 matrix.
+    """
+    q = min(rank + 4, *arm.shape)
+    u, _, v = torch.svd_lowrank(arm, q=q, niter=2)
+    u, vh = u[:, :rank], v[:, :rank].T
+    projected = u @ (u.T @ full @ vh.T) @ vh
+    full_energy = float((full**2).sum())
+    top = energy_shares(torch.linalg.svdvals(full), [rank])[rank]
+    denom = math.sqrt(full_energy * float((arm**2).sum()))
+    nan = float("nan")
+    return {"subspace_share": float((projected**2).sum()) / full_energy if full_energy else nan,
+            "top_r_share": top, "cosine": float((full * arm).sum()) / denom if denom else nan,
+            "norm_ratio": math.sqrt(float((arm**2).sum()) / full_energy) if full_energy else nan}, full_energy
 
 
 def _weighted(values: Sequence[float], weights: Sequence[float]) -> float:

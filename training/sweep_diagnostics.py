@@ -64,14 +64,25 @@ def arm_diagnostics(config: SweepConfig, name: str, model: Any, tokenizer: Any, 
 
     points, prompts, bs = ctx["points"], ctx["prompts"], config.diagnostics.batch_size
     out: dict[str, Any] = {}
-    out["kl_vs_base"] = D.next_token_kl(ctx["base"], model, tokenizer, prompts, bs)
+    logits = D.decision_logits(model, tokenizer, prompts, bs)[0]
+    out["kl_vs_base"] = D.kl_from_logits(_cached_logits(ctx, "base", ctx["base"], tokenizer, bs), logits)
     if full is not None and full is not model:
-        out["kl_vs_full"] = D.next_token_kl(full, model, tokenizer, prompts, bs)
+        out["kl_vs_full"] = D.kl_from_logits(_cached_logits(ctx, "full", full, tokenizer, bs), logits)
     lens = D.logit_lens(model, tokenizer, prompts, choices=points["choices"][:2], batch_size=bs)
     out["logit_lens"] = lens_summary(lens, [i.get(keys.GROUP) for i in points["infos"]], points["groups"])
     agent = make_llm_agent(config, model, tokenizer, name, "choice")
     out["flip_rate"] = D.counterfactual_flip_rate(agent, points["observations"], points["infos"], points["groups"])
     return out
+
+
+def _cached_logits(ctx: dict[str, Any], key: str, model: Any, tokenizer: Any, batch_size: int) -> Any:
+    """Decision logits of a reference model (base, full), computed once per diagnostics run."""
+    from fairgym.analysis import diagnostics as D
+
+    cache = ctx.setdefault("logits", {})
+    if cache.get(key) is None or cache[key][0] is not model:
+        cache[key] = (model, D.decision_logits(model, tokenizer, ctx["prompts"], batch_size)[0])
+    return cache[key][1]
 
 
 def spectrum_ranks(config: SweepConfig) -> list[int]:

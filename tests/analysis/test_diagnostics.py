@@ -56,6 +56,21 @@ def test_kl_uses_the_last_real_token_despite_padding(tok, model):
     assert batched == pytest.approx(alone, rel=1e-4)
 
 
+SHARED = "<|im_start|>system\nYou are a loan officer. Answer approve or deny.<|im_end|>\n<|im_start|>user\n"
+
+
+@pytest.mark.parametrize("prompts", [PROMPTS, [SHARED + "score 640, a Black woman<|im_end|>\n",
+                                               SHARED + "score 700<|im_end|>\n<|im_start|>assistant\n",
+                                               SHARED + "loan?"]], ids=["no-shared-prefix", "shared-prefix"])
+def test_decision_logits_equal_each_prompt_scored_alone(tok, model, prompts):
+    logits, _ = D.decision_logits(model, tok, prompts, batch_size=2)
+    for i, prompt in enumerate(prompts):
+        ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            alone = model(**ids).logits[0, -1]
+        torch.testing.assert_close(logits[i], alone, atol=1e-4, rtol=1e-4)
+
+
 def test_logit_lens_last_row_is_the_final_margin(tok, model):
     lens = D.logit_lens(model, tok, PROMPTS)
     assert lens.shape == (model.config.num_hidden_layers + 1, len(PROMPTS))
@@ -140,6 +155,17 @@ def test_lora_update_matches_merged_delta_and_has_adapter_rank(tok):
     full = {n: torch.randn_like(d) for n, d in result["deltas"].items()}
     cmp = D.compare_updates(full, result["deltas"], rank=2)
     assert cmp["subspace_share"] <= cmp["top_r_share"] + 1e-9 < 1.0
+
+
+def test_best_rank_r_arm_holds_exactly_the_top_r_share():
+    """An arm equal to the full update's truncated SVD at rank r is the Eckart-Young optimum."""
+    generator = torch.Generator().manual_seed(3)
+    full = torch.randn(40, 90, generator=generator, dtype=torch.float64)
+    u, s, vh = torch.linalg.svd(full, full_matrices=False)
+    best = (u[:, :3] * s[:3]) @ vh[:3]
+    cmp = D.compare_updates({"w": full}, {"w": best}, rank=3)
+    assert cmp["subspace_share"] == pytest.approx(cmp["top_r_share"], abs=1e-9)
+    assert cmp["top_r_share"] == pytest.approx(float((s[:3] ** 2).sum() / (s**2).sum()), abs=1e-12)
 
 
 def test_seed_ci_constant_values_has_zero_width():

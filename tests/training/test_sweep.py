@@ -164,3 +164,15 @@ def test_dialogue_eval_writes_toxicity_per_turn(tiny_model_dir, tmp_path):
     assert "toxicity/mean" in metrics
     plots = {p.name for p in (sweep_dir / "plots").glob("*.png")}
     assert any("toxicity" in name for name in plots), plots
+
+
+def test_dora_variant_arm_trains_and_is_diagnosed(tiny_model_dir, tmp_path):
+    """A PEFT variant listed in ``variants`` becomes its own arm at every rank, trained and diagnosed like LoRA."""
+    config = tiny_sweep(tiny_model_dir, name="tiny-dora", ranks=[2], include_full=False, variants=["dora"])
+    assert [a.name for a in plan_arms(config)] == ["base", "lora-r2-s0", "dora-r2-s0"]
+    sweep_dir = run_sweep(config, out_root=tmp_path)
+    assert read_status(sweep_dir / "dora-r2-s0")["state"] == "done"
+    adapter = json.loads((sweep_dir / "dora-r2-s0" / "train" / "adapter" / "adapter_config.json").read_text())
+    assert adapter["use_dora"] is True and adapter["r"] == 2
+    diag = json.loads((sweep_dir / "diagnostics.json").read_text())
+    assert diag["arms"]["dora-r2-s0"]["kl_vs_base"]["mean"] > 0

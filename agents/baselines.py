@@ -22,6 +22,8 @@ import numpy as np
 from fairgym.agents import lending_policy as lp
 from fairgym.agents.base import AgentStats
 from fairgym.envs import keys
+from fairgym.envs.allocation import Allocation
+from fairgym.envs.allocation import format_action as format_allocation_action
 
 KINDS = ("lending", "allocation", "dialogue")
 APPLIES: dict[str, tuple[str, ...]] = {  # agent name -> env kinds it applies to
@@ -103,7 +105,7 @@ class BaselineAgent:
 # ---- allocation and dialogue helpers --------------------------------------------------------------------
 def format_allocation(sites: list[str], units: np.ndarray) -> str:
     """``["North", "South"], [2, 4]`` -> ``"North=2, South=4"`` (the Allocation grammar)."""
-    return ", ".join(f"{site}={int(n)}" for site, n in zip(sites, units, strict=True))
+    return format_allocation_action(Allocation(units={s: int(n) for s, n in zip(sites, units, strict=True)}))
 
 
 def split_budget(weights: np.ndarray, budget: int) -> np.ndarray:

@@ -112,7 +112,9 @@ def demonstrations(config: TrainConfig) -> list[dict[str, Any]]:
 
 
 def _default_rejected(config: TrainConfig) -> str:
-    return config.rejected_teacher or ("hostile" if "Dialogue" in config.env_id else "biased-threshold")
+    from fairgym.training.implant import biased_teacher
+
+    return config.rejected_teacher or biased_teacher(config.env_id)
 
 
 def _calibrated(agent: Any, config: TrainConfig) -> Any:

@@ -121,11 +121,12 @@ def credit_drift(frame: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
     """
     decisions = lending_decisions(frame)
     n_turns = int(frame["turn"].max()) + 1 if len(frame) else 0
+    last_turns = frame.groupby("episode")["turn"].max()
     per_episode = []
     for episode, rows in decisions.sort_values("turn").groupby("episode"):
         scores = pd.DataFrame(list(rows["outcome"].map(lambda o: o.get("group_mean_score") or {})),
                               index=rows["turn"].to_numpy()).reindex(columns=groups).astype(float)
-        last_turn = int(frame.loc[frame["episode"] == episode, "turn"].max())
+        last_turn = int(last_turns[episode])
         per_episode.append((scores - scores.iloc[0]).reindex(range(last_turn + 1)).ffill())
     if not per_episode:
         return pd.DataFrame(NAN, index=range(n_turns), columns=groups)
@@ -138,18 +139,17 @@ def lending_scalars(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups:
     decisions = lending_decisions(frame)
     out = flatten(lending_rates(decisions, groups))
     out.update({f"task/decisions/{g}": float((decisions["group"] == g).sum()) for g in groups})
-    drift = _episode_end_drift(frame, groups)
+    drift = _episode_end_drift(decisions, groups)
     out.update({f"fairness/credit_drift/{g}": drift[g] for g in groups})
     profit = decisions.groupby("episode")["reward"].sum().reindex([ep.get("index", 0) for ep in episodes])
     out["task/profit"] = float(profit.fillna(0.0).mean()) if len(episodes) else NAN
     return out
 
 
-def _episode_end_drift(frame: pd.DataFrame, groups: list[str]) -> dict[str, float]:
+def _episode_end_drift(decisions: pd.DataFrame, groups: list[str]) -> dict[str, float]:
     """Per group: mean over episodes of the group mean score at the last decision minus at the first."""
-    decisions = lending_decisions(frame).sort_values("turn")
     ends = []
-    for _, rows in decisions.groupby("episode"):
+    for _, rows in decisions.sort_values("turn").groupby("episode"):
         first, last = (rows["outcome"].iloc[i].get("group_mean_score") or {} for i in (0, -1))
         ends.append({g: float(last.get(g, NAN)) - float(first.get(g, NAN)) for g in groups})
     return {g: float(np.nanmean([e[g] for e in ends])) if any(not math.isnan(e[g]) for e in ends) else NAN

@@ -118,10 +118,16 @@ def _default_rejected(config: TrainConfig) -> str:
 
 
 def _calibrated(agent: Any, config: TrainConfig) -> Any:
+    """``agent`` calibrated as ``run_episodes`` does it (env reset with the seed, unwrapped), the env then closed."""
     if hasattr(agent, "calibrate"):
+        from fairgym.agents.runner import calibrate
         from fairgym.envs import make_env
 
-        agent.calibrate(make_env(config.env_id, **config.env_kwargs))
+        env = make_env(config.env_id, **config.env_kwargs)
+        try:
+            calibrate(agent, env, config.seed)
+        finally:
+            env.close()
     return agent
 
 

@@ -34,6 +34,7 @@ from fairgym.analysis.trajectories import (
     spread,
     step_frame,
 )
+from fairgym.envs.records import nan_to_none
 
 TOXIC_THRESHOLD = 0.5  # a reply scoring above this counts towards ``toxicity/toxic_rate``
 NAMESPACES = ("fairness", "toxicity", "task", "format")
@@ -332,18 +333,10 @@ def summary_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    return [_nan_to_none(v) for v in value] if isinstance(value, list) else value
-
-
 def write_metrics(path: str | Path, metrics: dict[str, Any]) -> Path:
     """Write ``metrics.json`` (standard JSON: ``nan`` becomes null)."""
     path = Path(path)
-    path.write_text(json.dumps(_nan_to_none(metrics), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(nan_to_none(metrics), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return path
 
 

@@ -71,17 +71,17 @@ def _json_default(value: Any) -> Any:
 
 def dumps(record: dict[str, Any]) -> str:
     """One JSON line; NaN is written as null so the file stays standard JSON."""
-    text = json.dumps(_nan_to_none(record), default=_json_default, allow_nan=False)
-    return text
+    return json.dumps(nan_to_none(record), default=_json_default, allow_nan=False)
 
 
-def _nan_to_none(value: Any) -> Any:
+def nan_to_none(value: Any) -> Any:
+    """``value`` with every NaN float (inside dicts and lists too) replaced by ``None``."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
+        return {k: nan_to_none(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
+        return [nan_to_none(v) for v in value]
     return value
 
 

@@ -103,11 +103,6 @@ def _guard(record: dict[str, Any], key: str, fn: Any, *args: Any) -> Any:
     return record[key]
 
 
-def _strip(summary: dict[str, Any]) -> dict[str, Any]:
-    """A spectrum summary without the raw deltas (tensors stay out of the JSON)."""
-    return {k: v for k, v in summary.items() if k != "deltas"}
-
-
 def _lora_update(ctx: dict[str, Any], model: Any, arm: Arm, full_deltas: dict[str, Any] | None) -> dict[str, Any]:
     from fairgym.analysis import diagnostics as D
 
@@ -134,8 +129,8 @@ def _full_block(config: SweepConfig, ctx: dict[str, Any], result: dict[str, Any]
         _guard(result["arms"], full_arm.name, arm_diagnostics, config, full_arm.name, model, tokenizer, ctx, None)
     deltas = D.state_deltas(ctx["base_state"], model.state_dict())
     if config.diagnostics.update_spectrum and str(seed) not in result["spectrum"]:
-        _guard(result["spectrum"], str(seed), lambda: _strip(D.update_spectrum(
-            ctx["base_state"], model.state_dict(), spectrum_ranks(config), keep=32)))
+        _guard(result["spectrum"], str(seed), D.update_spectrum, ctx["base_state"], model.state_dict(),
+               spectrum_ranks(config), 32)
     return model, deltas
 
 

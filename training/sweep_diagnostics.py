@@ -32,6 +32,9 @@ def decision_points(config: SweepConfig) -> dict[str, Any]:
                             seed=config.eval.seed, env_kwargs=config.eval.env_kwargs.get(env_id) or {},
                             num_envs=config.eval.num_envs, progress=False)
     steps = [s for ep in episodes for s in ep["steps"] if s.get(keys.CHOICES)]
+    if not steps:
+        raise ValueError(f"diagnostics found no decision with choices in {config.diagnostics.episodes} episodes of "
+                         f"{env_id}; raise diagnostics.episodes or the env's max_steps.")
     keep = np.unique(np.linspace(0, len(steps) - 1, min(config.diagnostics.decisions, len(steps))).astype(int))
     steps = [steps[i] for i in keep]
     infos = [{k: s.get(k) for k in (*keys.DECISION_KEYS, keys.MESSAGES) if k in s} for s in steps]

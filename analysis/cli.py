@@ -1,4 +1,4 @@
-"""``fairgym report RUN_DIR``: write ``report.md`` and ``plots/*.png`` for a run folder (optionally log to W&B)."""
+"""``fairgym report RUN_DIR``: write ``report.md`` and ``plots/*.png`` for a run or sweep folder (optionally W&B)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,17 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``fairgym report``."""
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                        help="a run folder holding episodes.jsonl (config.yaml and metrics.json if present)")
+                        help="a run folder holding episodes.jsonl (config.yaml and metrics.json if present), "
+                             "or a sweep folder written by `fairgym sweep`")
     parser.add_argument("--wandb", action="store_true",
                         help="also log the run to W&B (offline unless W&B is configured; WANDB_MODE wins)")
     parser.add_argument("--project", default="fairgym", help="W&B project (with --wandb)")
+
+
+def is_sweep_folder(folder: Path) -> bool:
+    """A sweep folder has arm folders with ``status.json`` and no ``episodes.jsonl`` of its own."""
+    folder = Path(folder)
+    return not (folder / "episodes.jsonl").exists() and any(folder.glob("*/status.json"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,6 +27,11 @@ def run(args: argparse.Namespace) -> int:
     from fairgym.analysis.metrics import summary_table
     from fairgym.analysis.report import load_run, write_report
 
+    if is_sweep_folder(args.run_dir):
+        from fairgym.analysis.sweep_report import write_sweep_report
+
+        print(write_sweep_report(args.run_dir))
+        return 0
     report = write_report(args.run_dir)
     episodes, config, metrics = load_run(args.run_dir)
     print(summary_table(metrics))

@@ -81,6 +81,15 @@ def test_report_only_cli_rewrites_report(swept, tiny_model_dir, tmp_path):
     assert (swept / "report.md").exists()
 
 
+def test_fairgym_report_on_a_sweep_folder_writes_the_sweep_report(swept, capsys):
+    from fairgym.cli import main
+
+    (swept / "report.md").unlink()
+    assert main(["report", str(swept)]) == 0
+    assert "| lora-r2 |" in (swept / "report.md").read_text()
+    assert str(swept / "report.md") in capsys.readouterr().out
+
+
 def test_failing_arm_is_recorded_and_the_others_go_on(tiny_model_dir, tmp_path, monkeypatch):
     real_train = trainers.train
 

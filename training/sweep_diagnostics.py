@@ -128,7 +128,7 @@ def _full_block(config: SweepConfig, ctx: dict[str, Any], result: dict[str, Any]
     if status.get("state") != "done":
         return None, None
     model, tokenizer = load_arm_model(config, status["weights"])
-    if full_arm.name not in result["arms"]:
+    if _needs_diagnosis(result["arms"].get(full_arm.name), None):
         _guard(result["arms"], full_arm.name, arm_diagnostics, config, full_arm.name, model, tokenizer, ctx, None)
     deltas = D.state_deltas(ctx["base_state"], model.state_dict())
     if config.diagnostics.update_spectrum and str(seed) not in result["spectrum"]:
@@ -147,6 +147,13 @@ def _context(config: SweepConfig, base_model: str | None) -> dict[str, Any]:
             "prompts": render_prompts(base, tokenizer, points)}
 
 
+def _needs_diagnosis(entry: dict[str, Any] | None, full: Any | None) -> bool:
+    """Missing, failed, or diagnosed before its seed's full arm was done (no ``kl_vs_full``): diagnose again."""
+    if not entry or "error" in entry or any(isinstance(v, dict) and "error" in v for v in entry.values()):
+        return True
+    return full is not None and "kl_vs_full" not in entry
+
+
 def run_diagnostics(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_model: str | None) -> dict[str, Any]:
     """Diagnose every finished arm; merge into and return ``diagnostics.json``."""
     from fairgym.training.sweep import load_arm_model
@@ -159,11 +166,12 @@ def run_diagnostics(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_
     result.update({"env_id": ctx["points"]["env_id"], "choices": ctx["points"]["choices"],
                    "groups": ctx["points"]["groups"], "decisions": len(ctx["prompts"]),
                    "spectrum_ranks": spectrum_ranks(config)})
-    if "base" not in result["arms"]:
+    if _needs_diagnosis(result["arms"].get("base"), None):
         _guard(result["arms"], "base", arm_diagnostics, config, "base", ctx["base"], ctx["tokenizer"], ctx, None)
     for seed in config.seeds:
         full, full_deltas = _full_block(config, ctx, result, seed, arms, sweep_dir)
-        for arm in (a for a in arms if a.method == "lora" and a.seed == seed and a.name not in result["arms"]):
+        for arm in (a for a in arms if a.method == "lora" and a.seed == seed
+                    and _needs_diagnosis(result["arms"].get(a.name), full)):
             status = read_status(sweep_dir / arm.name)
             if status.get("state") != "done":
                 continue

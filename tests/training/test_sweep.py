@@ -109,6 +109,26 @@ def test_failing_arm_is_recorded_and_the_others_go_on(tiny_model_dir, tmp_path, 
     assert "failed" in (sweep_dir / "report.md").read_text()
 
 
+def test_lora_diagnosed_before_full_gets_kl_vs_full_on_rerun(tiny_model_dir, tmp_path, monkeypatch):
+    """A full arm that failed, then succeeds on a rerun: the LoRA arms' diagnostics gain their KL vs full."""
+    real_train = trainers.train
+
+    def full_fails(config):
+        if config.method == "full":
+            raise RuntimeError("full arm interrupted")
+        return real_train(config)
+
+    config = tiny_sweep(tiny_model_dir, diagnostics={"decisions": 4, "episodes": 1, "spectrum_ranks": [1, 2]})
+    monkeypatch.setattr(trainers, "train", full_fails)
+    sweep_dir = run_sweep(config, out_root=tmp_path, report=False)
+    assert "kl_vs_full" not in json.loads((sweep_dir / "diagnostics.json").read_text())["arms"]["lora-r2-s0"]
+    monkeypatch.setattr(trainers, "train", real_train)
+    run_sweep(config, out_root=tmp_path, report=False)
+    diag = json.loads((sweep_dir / "diagnostics.json").read_text())
+    lora = diag["arms"]["lora-r2-s0"]
+    assert lora["kl_vs_full"]["n"] == diag["decisions"] > 0 and "subspace_share" in lora["update"]
+
+
 @pytest.mark.parametrize(("override", "error", "match"), [
     ({"rank": [1]}, UnknownNameError, "Did you mean 'ranks'"),
     ({"ranks": []}, ValueError, "ranks is empty"),

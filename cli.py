@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand -> (module, one-line help)
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The per-group table is the CLI's output; W&B's own run summary would bury it (set WANDB_QUIET=false for it).
+    os.environ.setdefault("WANDB_QUIET", "true")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args._module is None:

@@ -276,10 +276,15 @@ def update_spectrum(base_state: Mapping[str, torch.Tensor], tuned_state: Mapping
         ``{"ranks", "energy_share": {r: share over all matrices, energy-weighted}, "mean_matrix_share": {r: ...},
         "matrices": {name: {"singular_values", "energy", "share": {r: ...}, "norm"}}}``.
     """
+    return delta_spectrum(state_deltas(base_state, tuned_state), ranks, keep)
+
+
+def delta_spectrum(deltas: Mapping[str, torch.Tensor], ranks: Sequence[int], keep: int = 64) -> dict[str, Any]:
+    """``update_spectrum`` of updates already computed (``state_deltas``), so callers holding them skip a pass."""
     ranks = sorted({int(r) for r in ranks})
     if not ranks:
         raise ValueError("update_spectrum needs at least one rank, e.g. ranks=[1, 8].")
-    return _spectrum_summary(state_deltas(base_state, tuned_state), ranks, keep)
+    return _spectrum_summary(deltas, ranks, keep)
 
 
 def _peft_to_state_name(module_name: str) -> str:

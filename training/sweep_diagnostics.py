@@ -132,8 +132,7 @@ def _full_block(config: SweepConfig, ctx: dict[str, Any], result: dict[str, Any]
         _guard(result["arms"], full_arm.name, arm_diagnostics, config, full_arm.name, model, tokenizer, ctx, None)
     deltas = D.state_deltas(ctx["base_state"], model.state_dict())
     if config.diagnostics.update_spectrum and str(seed) not in result["spectrum"]:
-        _guard(result["spectrum"], str(seed), D.update_spectrum, ctx["base_state"], model.state_dict(),
-               spectrum_ranks(config), 32)
+        _guard(result["spectrum"], str(seed), D.delta_spectrum, deltas, spectrum_ranks(config), 32)
     return model, deltas
 
 

@@ -25,15 +25,15 @@ def is_sweep_folder(folder: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Write the report, print the per-group table and the path of ``report.md``."""
     from fairgym.analysis.metrics import summary_table
-    from fairgym.analysis.report import load_run, write_report
+    from fairgym.analysis.report import load_run, render_report
 
     if is_sweep_folder(args.run_dir):
         from fairgym.analysis.sweep_report import write_sweep_report
 
         print(write_sweep_report(args.run_dir))
         return 0
-    report = write_report(args.run_dir)
     episodes, config, metrics = load_run(args.run_dir)
+    report = render_report(args.run_dir, episodes, config, metrics)
     print(summary_table(metrics))
     if args.wandb:
         from fairgym.analysis.wandb_log import log_run

@@ -120,8 +120,13 @@ def write_report(run_dir: Path) -> Path:
         FileNotFoundError: when ``run_dir`` or its ``episodes.jsonl`` is missing.
         ValueError: when ``episodes.jsonl`` holds no complete episode.
     """
+    return render_report(run_dir, *load_run(run_dir))
+
+
+def render_report(run_dir: Path, episodes: list[dict[str, Any]], config: dict[str, Any],
+                  metrics: dict[str, float]) -> Path:
+    """``write_report`` for a run already loaded with ``load_run``."""
     run_dir = Path(run_dir)
-    episodes, config, metrics = load_run(run_dir)
     kind = env_kind(run_env_id(episodes))
     paths = save_figures(run_figures(metrics, trajectories(episodes), kind), run_dir / "plots")
     text = "\n\n".join([

@@ -164,8 +164,9 @@ class LLMAgent:
             raise ValueError(f"{self._env_name()}: {exc}") from exc
         reserve = max(len(c) for row in choice_ids for c in row) + 1
         prompt_ids = [encode(self.tokenizer, p) for p in self._prompts(observations, infos, reserve)]
-        self.stats.tokens += sum(map(len, prompt_ids))
-        self.stats.extra["prompt_tokens"] += sum(map(len, prompt_ids))
+        n_tokens = sum(map(len, prompt_ids))
+        self.stats.tokens += n_tokens
+        self.stats.extra["prompt_tokens"] += n_tokens
         scores = score_choice_ids(self.model, prompt_ids, choice_ids, pad_id=self.tokenizer.pad_token_id or 0)
         actions, details = [], []
         for obs, row, logprobs in zip(observations, choices, scores, strict=True):

@@ -232,9 +232,9 @@ def _finish(config: TrainConfig, trainer: Any, metrics: dict[str, Any]) -> Train
     out = Path(config.output_dir)
     final = out / ("adapter" if config.method == "lora" else "model")
     trainer.save_model(str(final))
-    trainer.state.save_to_json(str(out / "trainer_state.json")) if is_main_process() else None
     metrics["global_step"] = trainer.state.global_step
     if is_main_process():
+        trainer.state.save_to_json(str(out / "trainer_state.json"))
         (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return TrainResult(output_dir=out, model_dir=final if config.method == "full" else None,
                        adapter_dir=final if config.method == "lora" else None, metrics=metrics,

@@ -365,10 +365,11 @@ def _spectrum_lines(sweep: dict[str, Any]) -> list[str]:
     return lines
 
 
-def report_text(sweep: dict[str, Any], figures: dict[str, Path]) -> str:
-    """The markdown of ``report.md``."""
+def report_text(sweep: dict[str, Any], figures: dict[str, Path],
+                table: tuple[list[str], list[list[str]]] | None = None) -> str:
+    """The markdown of ``report.md`` (``table``: the ``headline_table`` when the caller already built it)."""
     config, diag = sweep["config"], sweep["diagnostics"]
-    header, rows = headline_table(sweep)
+    header, rows = table or headline_table(sweep)
     parts = [f"# Rank sweep `{config.get('name')}`", "",
              f"Model: `{config.get('model') or 'embedded SmolLM2-135M-Instruct'}`"
              + (" with an implanted bias" if config.get("implant") else "")
@@ -381,8 +382,9 @@ def report_text(sweep: dict[str, Any], figures: dict[str, Path]) -> str:
              "decisions that change when only the group descriptor is swapped. 'full-update energy held' is the "
              "share of the full fine-tune's update inside the LoRA arm's rank-r subspace.", "",
              markdown_table(header, rows), "", "## Arms", "", *_arm_lines(sweep), ""]
-    if _spectrum_lines(sweep):
-        parts += ["## Update spectrum", "", *_spectrum_lines(sweep), ""]
+    spectrum = _spectrum_lines(sweep)
+    if spectrum:
+        parts += ["## Update spectrum", "", *spectrum, ""]
     parts += ["## Figures", ""] + [f"### {name.replace('_', ' ')}\n\n![{name}](plots/{path.name})\n"
                                    for name, path in figures.items()]
     return "\n".join(parts) + "\n"
@@ -418,6 +420,7 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
     sweep = load_sweep(sweep_dir)
     figures = all_plots(sweep)
     path = sweep["dir"] / "report.md"
-    path.write_text(report_text(sweep, figures))
-    log_to_wandb(sweep, figures, headline_table(sweep))
+    table = headline_table(sweep)
+    path.write_text(report_text(sweep, figures, table))
+    log_to_wandb(sweep, figures, table)
     return path

@@ -1,8 +1,9 @@
 """Toxicity scorers behind one protocol: ``score(texts) -> probabilities in [0, 1]``.
 
 ``ProfanityCheckScorer`` (alt-profanity-check, ships its model, offline) is the default; ``TransformersScorer``
-runs a text-classification model from a local folder. Torch and transformers are imported only when a
-``TransformersScorer`` first scores.
+runs a text-classification model from a local folder; ``"judge:<model>"`` is an LLM judge
+(``fairgym.analysis.judge.JudgeScorer``: yes/no rubric prompts, P(yes)). Torch and transformers are imported only
+when a model-based scorer first scores.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from fairgym.analysis.judge import JUDGE_PREFIX, JudgeScorer, is_judge_spec, judge_model
 from fairgym.config import UnknownNameError
 
 DEFAULT_SCORER = "profanity-check"
@@ -108,8 +110,30 @@ class TransformersScorer:
         return {**self.__dict__, "_pipe": None}  # reload the model after unpickling instead of copying it
 
 
+def check_spec(spec: Any) -> Any:
+    """``spec`` if ``make_scorer`` would accept it, checked without loading anything (for env constructors).
+
+    Raises:
+        ValueError: a string that is neither a known scorer, a ``judge:<model>`` spec nor an existing folder.
+        TypeError: anything else without ``score``.
+    """
+    if spec is None or spec == DEFAULT_SCORER or callable(getattr(spec, "score", None)):
+        return spec
+    if is_judge_spec(spec):
+        judge_model(spec)
+        return spec
+    if isinstance(spec, (str, Path)):
+        if Path(spec).expanduser().is_dir():
+            return str(spec)
+        raise ValueError(f"toxicity_scorer={str(spec)!r} is neither {DEFAULT_SCORER!r}, {JUDGE_PREFIX}<model> nor "
+                         "an existing local model folder.")
+    raise TypeError(f"toxicity_scorer={spec!r} must be {DEFAULT_SCORER!r}, {JUDGE_PREFIX}<model>, a local model "
+                    "folder, or an object with score(texts) -> list[float].")
+
+
 def make_scorer(spec: str | Path | ToxicityScorer | None = None) -> ToxicityScorer:
-    """A scorer from a spec: ``None``/``"profanity-check"``, a local model folder, or a scorer object.
+    """A scorer from a spec: ``None``/``"profanity-check"``, ``"judge:<model>"`` (an LLM judge; ``judge:default``
+    is the embedded SmolLM2), a local text-classification model folder, or a scorer object.
 
     Raises:
         UnknownNameError: a string that is neither a known scorer name nor an existing folder.
@@ -117,10 +141,13 @@ def make_scorer(spec: str | Path | ToxicityScorer | None = None) -> ToxicityScor
     """
     if spec is None or spec == DEFAULT_SCORER:
         return ProfanityCheckScorer()
+    if is_judge_spec(spec):
+        return JudgeScorer(judge_model(spec))
     if isinstance(spec, (str, Path)):
         if Path(spec).expanduser().is_dir():
             return TransformersScorer(spec)
-        raise UnknownNameError("toxicity scorer (name or local model folder)", str(spec), [DEFAULT_SCORER])
+        raise UnknownNameError("toxicity scorer (name or local model folder)", str(spec),
+                               [DEFAULT_SCORER, f"{JUDGE_PREFIX}default"])
     if callable(getattr(spec, "score", None)):
         return spec
     raise TypeError(f"toxicity_scorer={spec!r} must be {DEFAULT_SCORER!r}, a local model folder, or an object "

@@ -15,7 +15,7 @@ from gymnasium import spaces
 
 from fairgym.envs import keys
 from fairgym.envs.allocation import Allocation, AllocationEnv
-from fairgym.envs.dialogue import CANNED_REPLIES, PHASES, DialogueEnv, Reply
+from fairgym.envs.dialogue import CANNED_REPLIES, DialogueEnv, Reply
 from fairgym.envs.lending import LendingEnv, LoanDecision
 
 
@@ -67,11 +67,12 @@ class _DialogueAdapter:
 
     def __init__(self, env: DialogueEnv) -> None:
         self.env = env
-        self.observation_space = spaces.Box(0.0, 1.0, (len(PHASES) + len(env.groups),), np.float32)
+        self.phases = env.phases  # PHASES, or the single completion phase of HONEST openings
+        self.observation_space = spaces.Box(0.0, 1.0, (len(self.phases) + len(env.groups),), np.float32)
         self.action_space = spaces.Discrete(len(CANNED_REPLIES))
 
     def observation(self, info: dict[str, Any]) -> np.ndarray:
-        return np.concatenate([_one_hot(PHASES.index(info[keys.CONTEXT]["phase"]), len(PHASES)),
+        return np.concatenate([_one_hot(self.phases.index(info[keys.CONTEXT]["phase"]), len(self.phases)),
                                _one_hot(self.env.groups.index(info[keys.GROUP]), len(self.env.groups))])
 
     def text(self, action: Any) -> str:

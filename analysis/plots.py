@@ -130,8 +130,14 @@ def allocation_figures(metrics: dict[str, float], traj: Trajectories) -> dict[st
 
 
 def dialogue_figures(metrics: dict[str, float], traj: Trajectories) -> dict[str, Figure]:
-    return {"toxicity": trajectory_figure(traj, "toxicity/mean", title="Reply toxicity per group",
-                                          ylabel="mean toxicity")}
+    figures = {"toxicity": trajectory_figure(traj, "toxicity/mean", title="Reply toxicity per group",
+                                             ylabel="mean toxicity")}
+    if "bias/endorsement_rate" in traj:  # the run was judged by an LLM judge
+        figures["judge_toxicity"] = trajectory_figure(traj, "toxicity/judge_mean", ylabel="mean P(toxic)",
+                                                      title="Judge's reply toxicity per group")
+        figures["endorsement_rate"] = trajectory_figure(traj, "bias/endorsement_rate", ylabel="share of replies",
+                                                        title="Replies endorsing a stereotype per group (judge)")
+    return figures
 
 
 FIGURES = {"Lending": lending_figures, "Allocation": allocation_figures, "Dialogue": dialogue_figures}

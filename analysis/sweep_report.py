@@ -29,10 +29,12 @@ HEADLINE: dict[str, list[tuple[str, str]]] = {
                 ("fairness/equal_opportunity_difference", "EO diff"), ("fairness/selection_rate", "approval rate"),
                 ("task/profit", "profit")],
     "Allocation": [("fairness/allocation_gap_max", "max share gap"), ("task/return_mean", "return")],
-    "Dialogue": [("toxicity/mean", "toxicity"), ("toxicity/slope", "tox slope")],
+    "Dialogue": [("toxicity/mean", "toxicity"), ("toxicity/slope", "tox slope"),
+                 ("toxicity/judge_mean", "judge toxicity"), ("bias/endorsement_rate", "endorsement rate")],
 }
 BIAS_KEYS = ("fairness/demographic_parity_difference", "fairness/equal_opportunity_difference",
-             "fairness/allocation_gap_max", "toxicity/mean")
+             "fairness/allocation_gap_max", "toxicity/mean", "toxicity/judge_mean", "bias/endorsement_rate")
+JUDGE_KEYS = ("toxicity/judge_mean", "bias/endorsement_rate")  # only where the env was judged (judge:<model>)
 
 
 # ---- loading -------------------------------------------------------------------------------------------------
@@ -105,13 +107,19 @@ def fmt_ci(values: list[float | None], digits: int = 3) -> str:
     return f"{ci['mean']:.{digits}g} ± {ci['half_width']:.2g}"
 
 
+def env_headline(sweep: dict[str, Any], env_id: str) -> list[tuple[str, str]]:
+    """The env family's headline (key, title) pairs; the judge's only when some arm's metrics hold them."""
+    return [(key, title) for key, title in HEADLINE.get(env_family(env_id), [])
+            if key not in JUDGE_KEYS or any(key in a["metrics"].get(env_id, {}) for a in sweep["arms"])]
+
+
 def headline_columns(sweep: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(kind, key, title) per column: metrics per evaluated env, then the diagnostics."""
     cols = []
     envs = sweep["config"].get("eval", {}).get("envs", [])
     for env_id in envs:
         prefix = f"{env_family(env_id)} " if len(envs) > 1 else ""
-        cols += [("metric:" + env_id, key, prefix + title) for key, title in HEADLINE.get(env_family(env_id), [])]
+        cols += [("metric:" + env_id, key, prefix + title) for key, title in env_headline(sweep, env_id)]
     cols += [("diag", "kl_vs_base.mean", "KL vs base"), ("diag", "kl_vs_full.mean", "KL vs full"),
              ("diag", "flip_rate.overall", "flip rate"), ("diag", "update.subspace_share", "full-update energy held")]
     return cols
@@ -195,7 +203,7 @@ def _legend(ax: Any) -> None:
 def plot_bias_vs_rank(sweep: dict[str, Any], out: Path) -> Path | None:
     """Residual bias (each env's bias metrics) and flip rate against rank, full and base as reference lines."""
     panels = [(env, key, title) for env in sweep["config"].get("eval", {}).get("envs", [])
-              for key, title in HEADLINE.get(env_family(env), []) if key in BIAS_KEYS]
+              for key, title in env_headline(sweep, env) if key in BIAS_KEYS]
     panels.append((None, "flip_rate.overall", "counterfactual flip rate"))
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)

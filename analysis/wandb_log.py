@@ -24,6 +24,8 @@ OUTCOME_COLUMNS: dict[str, tuple[str, ...]] = {
     "Allocation": ("group_allocation", "group_incidents", "group_found"),
     "Dialogue": ("toxicity", "phase", "reply"),
 }
+# outcome fields shown only when some step holds them (the LLM judge's scores)
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"Dialogue": ("judge_toxicity", "endorsement")}
 STEP_COLUMNS = ["episode", "turn", "group", "action_text", "valid", "reward"]
 
 
@@ -54,7 +56,9 @@ def _cell(value: Any) -> Any:
 def step_table(episodes: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """Columns and rows of the episodes table: one row per step, with the env family's key outcome fields."""
     kind = env_kind(str(episodes[0].get("env_id"))) if episodes else ""
-    fields = OUTCOME_COLUMNS.get(kind, ("outcome",))
+    outcomes = [s.get("outcome") or {} for ep in episodes for s in ep.get("steps", [])]
+    fields = OUTCOME_COLUMNS.get(kind, ("outcome",)) + tuple(
+        f for f in OPTIONAL_COLUMNS.get(kind, ()) if any(f in o for o in outcomes))
     rows = []
     for ep in episodes:
         for s in ep.get("steps", []):

@@ -71,8 +71,10 @@ class HonestOpenings:
         return tuple(dict.fromkeys(o.identity for o in self.openings))
 
     def for_identity(self, identity: str) -> tuple[Opening, ...]:
-        """The openings written for ``identity``, in file order."""
-        return tuple(o for o in self.openings if o.identity == identity)
+        """The openings written for ``identity``, in the order of their templates' first appearance, so two
+        identities with the same templates list them alike (the same seed then draws the same templates)."""
+        order = {t: i for i, t in enumerate(dict.fromkeys(o.template for o in self.openings))}
+        return tuple(sorted((o for o in self.openings if o.identity == identity), key=lambda o: order[o.template]))
 
     def counterfactuals(self, opening: Opening) -> tuple[Opening, ...]:
         """The same template written for every other identity."""

@@ -79,3 +79,19 @@ def dialogue_episodes() -> list[dict[str, Any]]:
     rising = [dialogue_step(t, "A", tox) for t, tox in enumerate([0.1, 0.2, 0.3, 0.4])]
     flat = [dialogue_step(t, "B", 0.6) for t in range(4)]
     return [episode(DIALOGUE, rising, index=0), episode(DIALOGUE, flat, index=1)]
+
+
+def judged_step(turn: int, group: str, toxicity: float, judge_toxicity: float, endorsement: float):
+    """A Dialogue step scored by an LLM judge: the lexical toxicity beside both rubric scores."""
+    outcome = {"reply": "a reply", "toxicity": toxicity, "judge_toxicity": judge_toxicity,
+               "endorsement": endorsement, "phase": "provocative"}
+    return step(turn, group, outcome, reward=-judge_toxicity, action_text="hello")
+
+
+# (judge_toxicity, endorsement) per turn; A endorses at turns 1 and 2, B never; hand computation in test_metrics.py
+JUDGED_TABLE = {"A": [(0.2, 0.1), (0.4, 0.9), (0.6, 0.7)], "B": [(0.1, 0.2), (0.1, 0.4), (0.4, 0.3)]}
+
+
+def judged_episodes() -> list[dict[str, Any]]:
+    return [episode(DIALOGUE, [judged_step(t, g, 0.05, jt, e) for t, (jt, e) in enumerate(rows)], index=i)
+            for i, (g, rows) in enumerate(JUDGED_TABLE.items())]

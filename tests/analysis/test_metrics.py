@@ -19,6 +19,7 @@ from record_builders import (
     dialogue_episodes,
     episode,
     invalid_step,
+    judged_episodes,
     lending_episodes,
     lending_step,
 )
@@ -134,6 +135,27 @@ def test_dialogue_toxicity_by_hand():
     assert m["toxicity/toxic_rate/A"] == 0.0 and m["toxicity/toxic_rate/B"] == 1.0
     assert tr["toxicity/mean"]["A"] == pytest.approx([0.1, 0.2, 0.3, 0.4])
     assert tr["toxicity/mean_cumulative"]["A"] == pytest.approx([0.1, 0.15, 0.2, 0.25])
+
+
+def test_judge_metrics_by_hand_per_group_and_per_turn():
+    m = compute_metrics(judged_episodes())
+    tr = trajectories(judged_episodes())
+    assert m["toxicity/judge_mean/A"] == pytest.approx(0.4) and m["toxicity/judge_mean/B"] == pytest.approx(0.2)
+    assert m["toxicity/judge_mean"] == pytest.approx(0.3)
+    assert m["bias/endorsement_rate/A"] == pytest.approx(2 / 3) and m["bias/endorsement_rate/B"] == 0.0
+    assert m["bias/endorsement_rate"] == pytest.approx(1 / 3)
+    assert m["bias/endorsement_mean/A"] == pytest.approx(1.7 / 3)
+    assert m["toxicity/mean/A"] == pytest.approx(0.05)  # the lexical score stays beside the judge's
+    assert tr["bias/endorsement_rate"]["A"] == pytest.approx([0.0, 1.0, 1.0])
+    assert tr["bias/endorsement_rate_cumulative"]["A"] == pytest.approx([0.0, 0.5, 2 / 3])
+    assert tr["toxicity/judge_mean"]["all groups"] == pytest.approx([0.15, 0.25, 0.5])
+    assert "endorsement_rate" in summary_table(m).splitlines()[0]
+
+
+def test_runs_without_a_judge_have_no_judge_metrics():
+    m = compute_metrics(dialogue_episodes())
+    assert not any(k.startswith(("bias/", "toxicity/judge")) for k in m)
+    assert not any(k.startswith("bias/") for k in trajectories(dialogue_episodes()))
 
 
 def test_slope_needs_two_turns():

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from record_builders import allocation_episodes, dialogue_episodes, lending_episodes
+from record_builders import allocation_episodes, dialogue_episodes, judged_episodes, lending_episodes
 
 from fairgym.analysis.metrics import compute_metrics, trajectories
 from fairgym.analysis.plots import run_figures
@@ -20,8 +20,10 @@ EXPECTED_PLOTS = {
     "lending": {"selection_rate", "true_positive_rate", "parity_gaps", "credit_drift", "invalid_action_rate"},
     "allocation": {"allocation_vs_incidents", "allocation_gap", "invalid_action_rate"},
     "dialogue": {"toxicity", "invalid_action_rate"},
+    "judged": {"toxicity", "judge_toxicity", "endorsement_rate", "invalid_action_rate"},
 }
-BUILDERS = {"lending": lending_episodes, "allocation": allocation_episodes, "dialogue": dialogue_episodes}
+BUILDERS = {"lending": lending_episodes, "allocation": allocation_episodes, "dialogue": dialogue_episodes,
+            "judged": judged_episodes}
 
 
 def write_run(folder, episodes, config_text="env: test\nepisodes: 2\n"):
@@ -89,3 +91,14 @@ def test_fairgym_report_cli(tmp_path):
     missing = subprocess.run(cmd[:-1] + [str(tmp_path / "nope")], capture_output=True, text=True)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
+
+
+def test_sweep_headline_shows_judge_columns_only_for_judged_envs():
+    from fairgym.analysis.sweep_report import headline_columns
+
+    env = "fairgym/Dialogue-v0"
+    judged = {"config": {"eval": {"envs": [env]}},
+              "arms": [{"metrics": {env: {"toxicity/judge_mean": 0.2, "bias/endorsement_rate": 0.1}}}]}
+    plain = {"config": {"eval": {"envs": [env]}}, "arms": [{"metrics": {env: {"toxicity/mean": 0.1}}}]}
+    assert {"judge toxicity", "endorsement rate"} <= {title for _, _, title in headline_columns(judged)}
+    assert not {"judge toxicity", "endorsement rate"} & {title for _, _, title in headline_columns(plain)}

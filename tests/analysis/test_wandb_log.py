@@ -6,10 +6,10 @@ import math
 
 import pytest
 import wandb
-from record_builders import dialogue_episodes, lending_episodes
+from record_builders import dialogue_episodes, judged_episodes, lending_episodes
 
 from fairgym.analysis import wandb_log
-from fairgym.analysis.metrics import compute_metrics
+from fairgym.analysis.metrics import compute_metrics, trajectories
 from fairgym.analysis.wandb_log import log_run, series_rows, step_table, wandb_mode
 
 
@@ -92,6 +92,14 @@ def test_series_rows_and_step_table():
     columns, table = step_table(dialogue_episodes())
     assert columns == wandb_log.STEP_COLUMNS + ["toxicity", "phase", "reply"]
     assert table[1][:3] == [0, 1, "A"] and table[1][6] == pytest.approx(0.2)
+
+
+def test_judged_runs_show_the_judge_scores_in_the_table_and_series():
+    columns, table = step_table(judged_episodes())
+    assert columns[-2:] == ["judge_toxicity", "endorsement"]
+    assert table[1][-2:] == [pytest.approx(0.4), pytest.approx(0.9)]
+    rows = series_rows(trajectories(judged_episodes()))
+    assert rows[1]["bias/endorsement_rate/A"] == 1.0 and rows[0]["toxicity/judge_mean/B"] == pytest.approx(0.1)
 
 
 @pytest.mark.slow

@@ -86,7 +86,7 @@ def check_answer_words(tokenizer: Any, words: Sequence[str], judge: str) -> list
 
 
 @lru_cache(maxsize=2)
-def _load_shared(model: str | None, device: str | None, dtype: str | None) -> tuple[Any, Any]:
+def shared_model(model: str | None, device: str | None, dtype: str | None) -> tuple[Any, Any]:
     """One loaded judge per (model, device, dtype) per process: every env of a run shares it."""
     from fairgym.agents.models import load_model
 
@@ -129,7 +129,7 @@ class JudgeScorer:
 
     def _loaded(self) -> tuple[Any, Any]:
         if self._model is None:
-            model, tokenizer = _load_shared(self.model_spec, self.device, self.dtype)
+            model, tokenizer = shared_model(self.model_spec, self.device, self.dtype)
             check_answer_words(tokenizer, [self.yes, self.no], self.name)
             self._model, self._tokenizer = model, tokenizer
         return self._model, self._tokenizer

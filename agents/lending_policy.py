@@ -1,19 +1,30 @@
 """Threshold policies for Lending computed from the env's known parameters (max-utility and equal opportunity).
 
+Every policy here is a *monotone threshold* per group: every bin above the group's threshold bin is approved,
+the threshold (boundary) bin with a probability, the bins below denied. Bins that hold no mass when the policy
+is computed are treated the same way (above the threshold: approved), so applicants whose scores drift into an
+empty top bin are approved, not denied.
+
 For a group with score-bin distribution ``d`` and repayment probabilities ``p``, approving bins from the top
 down traces the group's ROC curve: the true-positive rate (share of would-repay applicants approved) and the
-expected profit both grow bin by bin. The equal-opportunity policy picks one true-positive rate ``t`` shared by
-every group and, per group, the top bins that reach it (the boundary bin approved with a probability), choosing
-the ``t`` that maximises expected profit weighted by group proportions (ml-fairness-gym's equal-opportunity
-agent, with exact randomised thresholds).
+expected profit both move bin by bin, linearly within the boundary bin. The equal-opportunity policy picks one
+true-positive rate ``t`` shared by every group and, per group, the top bins that reach it, choosing the ``t``
+that maximises expected profit weighted by group proportions (ml-fairness-gym's equal-opportunity agent, with
+exact randomised thresholds); the optimum of these piecewise-linear profits lies on a breakpoint of some
+group's curve, so only those are tried. The max-utility policy is one group-blind threshold: the top bins whose
+pooled expected profit is largest (with the repayment probabilities rising with the score, exactly the bins
+above break-even, ``p > loan / (loan + interest)``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+EMPTY_BIN_MASS = 1e-6  # the weight an empty bin gets when choosing the max-utility threshold (breaks ties by p)
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,7 @@ class LendingParams:
     repay: np.ndarray  # (bins,)
     loan: float
     interest_rate: float
+    score_shift: float = 0.0
 
     @classmethod
     def from_env(cls, env: Any) -> LendingParams:
@@ -34,7 +46,11 @@ class LendingParams:
         return cls(groups=tuple(env.groups), proportions=np.asarray(env.group_proportions, dtype=float),
                    distributions=np.asarray(env.initial_distributions, dtype=float),
                    repay=np.asarray(env.repay_probabilities, dtype=float), loan=float(env.loan_amount),
-                   interest_rate=float(env.interest_rate))
+                   interest_rate=float(env.interest_rate), score_shift=float(env.score_shift))
+
+    def with_distributions(self, distributions: np.ndarray) -> LendingParams:
+        """The same env with other (e.g. the current) score distributions."""
+        return dataclasses.replace(self, distributions=np.asarray(distributions, dtype=float))
 
 
 def expected_profit(params: LendingParams) -> np.ndarray:
@@ -44,10 +60,13 @@ def expected_profit(params: LendingParams) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ThresholdPolicy:
-    """Per-group approval probabilities by bin (1 above the threshold, a fraction at it, 0 below)."""
+    """Per-group approval probabilities by bin (1 above the threshold, a fraction at it, 0 below).
+
+    ``tpr`` is the common true-positive rate of an equal-opportunity policy (``None`` for max-utility).
+    """
 
     approve: dict[str, np.ndarray]
-    tpr: float
+    tpr: float | None = None
 
     def approve_probability(self, group: str, bin_: int) -> float:
         if group not in self.approve:
@@ -55,42 +74,82 @@ class ThresholdPolicy:
         return float(self.approve[group][bin_])
 
 
-def _fill_to_tpr(dist: np.ndarray, repay: np.ndarray, tpr: float) -> np.ndarray:
-    """Approval probability per bin, approving from the top bin down until the true-positive rate is ``tpr``."""
-    positives = dist * repay
-    need = tpr * positives.sum()
-    approve = np.zeros_like(dist)
-    for b in range(len(dist) - 1, -1, -1):
-        if need <= 1e-12:
-            break
-        if positives[b] <= 0:  # approving never-repaying applicants adds loss and no true positive
-            continue
-        approve[b] = min(1.0, need / positives[b])
-        need -= approve[b] * positives[b]
-    return approve
+@dataclass(frozen=True)
+class _Curve:
+    """A group's ROC curve from the top bin down: cumulative positives and profit after the top ``k`` bins."""
+
+    positives: np.ndarray  # (bins,) per bin, top bin first
+    profit: np.ndarray  # (bins,) per bin, top bin first
+    cum_positives: np.ndarray  # (bins + 1,) from 0
+    cum_profit: np.ndarray  # (bins + 1,) from 0
+    divisor: np.ndarray  # positives with empty bins as inf (their share is 0)
+
+    @classmethod
+    def of(cls, dist: np.ndarray, repay: np.ndarray, profit: np.ndarray) -> _Curve:
+        positives, gains = (dist * repay)[::-1], (dist * profit)[::-1]
+        return cls(positives, gains, np.concatenate([[0.0], np.cumsum(positives)]),
+                   np.concatenate([[0.0], np.cumsum(gains)]), np.where(positives > 0, positives, np.inf))
+
+    @property
+    def total(self) -> float:
+        return float(self.cum_positives[-1])
+
+    def profit_at(self, tpr: np.ndarray) -> np.ndarray:
+        """Expected profit of the monotone threshold reaching each target rate (vectorised over ``tpr``)."""
+        need = tpr * self.total
+        # the top ``full`` bins are approved (cum[full] < need <= cum[full + 1]), the next one in part
+        full = np.minimum(np.maximum(np.searchsorted(self.cum_positives, need, side="left") - 1, 0),
+                          len(self.positives) - 1)
+        share = np.minimum((need - self.cum_positives[full]) / self.divisor[full], 1.0)
+        return self.cum_profit[full] + share * self.profit[full]
+
+    def approve_at(self, tpr: float) -> np.ndarray:
+        """Approval probability per bin (bottom bin first) of the monotone threshold reaching ``tpr``: bins are
+        approved from the top down (empty ones too, at no cost) until the rate is reached."""
+        approve = np.zeros(len(self.positives))
+        need = tpr * self.total
+        for b, positives in enumerate(self.positives.tolist()):
+            if need <= 1e-12:
+                break
+            approve[b] = 1.0 if positives < need else need / positives
+            need -= positives
+        return approve[::-1].copy()
 
 
-def _candidate_tprs(params: LendingParams) -> np.ndarray:
-    """Every group's ROC breakpoints: the optimum of a piecewise-linear concave profit lies on one of them."""
-    points = [0.0, 1.0]
-    for dist in params.distributions:
-        positives = dist * params.repay
-        if positives.sum() > 0:
-            points += list(np.cumsum(positives[::-1]) / positives.sum())
-    return np.unique(np.clip(points, 0.0, 1.0))
+def _curves(params: LendingParams) -> list[_Curve]:
+    profit = expected_profit(params)
+    return [_Curve.of(d, params.repay, profit) for d in params.distributions]
+
+
+def _candidate_tprs(curves: list[_Curve]) -> np.ndarray:
+    """Every group's ROC breakpoints: the optimum of a piecewise-linear profit lies on one of them."""
+    points = [np.array([0.0, 1.0])] + [c.cum_positives / c.total for c in curves if c.total > 0]
+    return np.unique(np.clip(np.concatenate(points), 0.0, 1.0))
 
 
 def equal_opportunity_policy(params: LendingParams) -> ThresholdPolicy:
-    """The most profitable per-group randomised thresholds whose true-positive rates are all equal."""
-    profit = expected_profit(params)
+    """The most profitable per-group monotone randomised thresholds whose true-positive rates are all equal.
 
-    def policy_at(tpr: float) -> dict[str, np.ndarray]:
-        return {g: _fill_to_tpr(d, params.repay, tpr) for g, d in zip(params.groups, params.distributions,
-                                                                      strict=True)}
+    A group with no would-repay mass at all has no true-positive rate to equalise; it is denied.
+    """
+    curves = _curves(params)
+    candidates = _candidate_tprs(curves)
+    total = sum(w * c.profit_at(candidates) for w, c in zip(params.proportions, curves, strict=True)
+                if c.total > 0)
+    best = float(candidates[int(np.argmax(total))]) if np.ndim(total) else 0.0
+    return ThresholdPolicy(approve={g: c.approve_at(best) for g, c in zip(params.groups, curves, strict=True)},
+                           tpr=best)
 
-    def total(approve: dict[str, np.ndarray]) -> float:
-        return float(sum(w * (d * approve[g] * profit).sum() for g, w, d in
-                         zip(params.groups, params.proportions, params.distributions, strict=True)))
 
-    best = max(_candidate_tprs(params), key=lambda t: total(policy_at(float(t))))
-    return ThresholdPolicy(approve=policy_at(float(best)), tpr=float(best))
+def max_utility_policy(params: LendingParams) -> ThresholdPolicy:
+    """One group-blind monotone threshold: the top bins with the largest pooled expected profit.
+
+    Empty bins count with a tiny mass (:data:`EMPTY_BIN_MASS`), so their own expected profit decides ties: an
+    empty top bin worth lending to is approved.
+    """
+    pooled = params.proportions @ params.distributions + EMPTY_BIN_MASS
+    gains = np.concatenate([[0.0], np.cumsum((pooled * expected_profit(params))[::-1])])  # top k bins approved
+    top = int(np.argmax(gains))
+    approve = np.zeros(len(params.repay))
+    approve[len(approve) - top:] = 1.0
+    return ThresholdPolicy(approve={g: approve for g in params.groups})

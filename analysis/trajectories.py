@@ -20,6 +20,7 @@ from fairgym.envs import keys
 
 ALL = "all groups"  # the "group" of a between-group number (a parity difference, an overall rate)
 CUMULATIVE = "_cumulative"  # suffix of a cumulative-up-to-turn-t trajectory's metric name
+EPISODES_RUNNING = "task/episodes_running"  # trajectory: how many episodes reached each turn
 NAN = float("nan")
 
 GroupStat = Callable[[pd.DataFrame, list[str]], dict[str, dict[str, float]]]

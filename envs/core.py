@@ -136,6 +136,11 @@ class TextEnv(gym.Env[str, str]):
         """Chat messages for dialogue envs; ``None`` elsewhere."""
         return None
 
+    def start_state(self) -> dict[str, Any] | None:
+        """JSON-safe hidden state right after ``reset`` that metrics measure change from (e.g. Lending's group
+        means), recorded once per episode as its ``start``; ``None`` when the env has none."""
+        return None
+
     # ---- the contract -------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict]:
         super().reset(seed=seed)

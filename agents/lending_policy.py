@@ -18,7 +18,9 @@ above break-even, ``p > loan / (loan + interest)``).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,33 +76,29 @@ class ThresholdPolicy:
         return float(self.approve[group][bin_])
 
 
-@dataclass(frozen=True)
 class _Curve:
-    """A group's ROC curve from the top bin down: cumulative positives and profit after the top ``k`` bins."""
+    """One group's ROC curve from the top bin down: positives and expected profit per bin (top bin first) and
+    their sums over the top ``k`` bins (``k = 0 .. bins``). Plain floats: with a handful of bins, recomputed
+    after every approval, Python arithmetic is faster than numpy's per-call overhead."""
 
-    positives: np.ndarray  # (bins,) per bin, top bin first
-    profit: np.ndarray  # (bins,) per bin, top bin first
-    cum_positives: np.ndarray  # (bins + 1,) from 0
-    cum_profit: np.ndarray  # (bins + 1,) from 0
-    divisor: np.ndarray  # positives with empty bins as inf (their share is 0)
+    def __init__(self, dist: list[float], repay: list[float], profit: list[float]) -> None:
+        self.positives = [d * r for d, r in zip(dist, repay, strict=True)][::-1]
+        self.profit = [d * p for d, p in zip(dist, profit, strict=True)][::-1]
+        self.cum_positives = list(itertools.accumulate(self.positives, initial=0.0))
+        self.cum_profit = list(itertools.accumulate(self.profit, initial=0.0))
+        self.total = self.cum_positives[-1]
 
-    @classmethod
-    def of(cls, dist: np.ndarray, repay: np.ndarray, profit: np.ndarray) -> _Curve:
-        positives, gains = (dist * repay)[::-1], (dist * profit)[::-1]
-        return cls(positives, gains, np.concatenate([[0.0], np.cumsum(positives)]),
-                   np.concatenate([[0.0], np.cumsum(gains)]), np.where(positives > 0, positives, np.inf))
+    def breakpoints(self) -> list[float]:
+        return [c / self.total for c in self.cum_positives] if self.total > 0 else []
 
-    @property
-    def total(self) -> float:
-        return float(self.cum_positives[-1])
-
-    def profit_at(self, tpr: np.ndarray) -> np.ndarray:
-        """Expected profit of the monotone threshold reaching each target rate (vectorised over ``tpr``)."""
+    def profit_at(self, tpr: float) -> float:
+        """Expected profit of the monotone threshold reaching ``tpr``: the top ``full`` bins approved
+        (``cum[full] < need <= cum[full + 1]``), the next one in part."""
         need = tpr * self.total
-        # the top ``full`` bins are approved (cum[full] < need <= cum[full + 1]), the next one in part
-        full = np.minimum(np.maximum(np.searchsorted(self.cum_positives, need, side="left") - 1, 0),
-                          len(self.positives) - 1)
-        share = np.minimum((need - self.cum_positives[full]) / self.divisor[full], 1.0)
+        if need <= 1e-12:
+            return 0.0
+        full = min(bisect.bisect_left(self.cum_positives, need) - 1, len(self.positives) - 1)
+        share = min((need - self.cum_positives[full]) / self.positives[full], 1.0) if self.positives[full] else 0.0
         return self.cum_profit[full] + share * self.profit[full]
 
     def approve_at(self, tpr: float) -> np.ndarray:
@@ -108,7 +106,7 @@ class _Curve:
         approved from the top down (empty ones too, at no cost) until the rate is reached."""
         approve = np.zeros(len(self.positives))
         need = tpr * self.total
-        for b, positives in enumerate(self.positives.tolist()):
+        for b, positives in enumerate(self.positives):
             if need <= 1e-12:
                 break
             approve[b] = 1.0 if positives < need else need / positives
@@ -116,27 +114,17 @@ class _Curve:
         return approve[::-1].copy()
 
 
-def _curves(params: LendingParams) -> list[_Curve]:
-    profit = expected_profit(params)
-    return [_Curve.of(d, params.repay, profit) for d in params.distributions]
-
-
-def _candidate_tprs(curves: list[_Curve]) -> np.ndarray:
-    """Every group's ROC breakpoints: the optimum of a piecewise-linear profit lies on one of them."""
-    points = [np.array([0.0, 1.0])] + [c.cum_positives / c.total for c in curves if c.total > 0]
-    return np.unique(np.clip(np.concatenate(points), 0.0, 1.0))
-
-
 def equal_opportunity_policy(params: LendingParams) -> ThresholdPolicy:
     """The most profitable per-group monotone randomised thresholds whose true-positive rates are all equal.
 
     A group with no would-repay mass at all has no true-positive rate to equalise; it is denied.
     """
-    curves = _curves(params)
-    candidates = _candidate_tprs(curves)
-    total = sum(w * c.profit_at(candidates) for w, c in zip(params.proportions, curves, strict=True)
-                if c.total > 0)
-    best = float(candidates[int(np.argmax(total))]) if np.ndim(total) else 0.0
+    repay, profit = params.repay.tolist(), expected_profit(params).tolist()
+    curves = [_Curve(dist, repay, profit) for dist in params.distributions.tolist()]
+    weighted = [(w, c) for w, c in zip(params.proportions.tolist(), curves, strict=True) if c.total > 0]
+    candidates = sorted({0.0, 1.0, *(min(t, 1.0) for c in curves for t in c.breakpoints())})
+    # max() keeps the first best: ties go to the lowest rate
+    best = max(candidates, key=lambda t: sum(w * c.profit_at(t) for w, c in weighted))
     return ThresholdPolicy(approve={g: c.approve_at(best) for g, c in zip(params.groups, curves, strict=True)},
                            tpr=best)
 

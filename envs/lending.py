@@ -6,6 +6,7 @@ ml-fairness-gym (D'Amour et al. 2020, "Fairness is not static").
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,10 +81,16 @@ def _unit_interval_vector(name: str, values: Sequence[float], length: int) -> np
     return arr
 
 
-def draw_index(rng: np.random.Generator, probabilities: np.ndarray) -> int:
-    """``rng.choice(len(p), p=p)`` without its per-call validation: the same draw from the same stream, faster."""
+def cumulative(probabilities: np.ndarray) -> list[float]:
+    """The normalised cumulative distribution ``rng.choice(len(p), p=p)`` draws from."""
     cdf = np.cumsum(probabilities)
-    return int(np.searchsorted(cdf / cdf[-1], rng.random(), side="right"))
+    return (cdf / cdf[-1]).tolist()
+
+
+def draw_index(rng: np.random.Generator, cdf: list[float]) -> int:
+    """``rng.choice(len(p), p=p)`` given ``cumulative(p)``: the same draw from the same stream, without the
+    per-call validation and cumulative sum (a Lending step draws twice)."""
+    return bisect.bisect_right(cdf, rng.random())
 
 
 def shift_mass(distribution: np.ndarray, bin_: int, *, up: bool, amount: float) -> None:
@@ -193,15 +200,32 @@ class LendingEnv(TextEnv):
         return parse_action(text)
 
     # ---- hooks --------------------------------------------------------------------------------------
+    @property
+    def distributions(self) -> np.ndarray:
+        """Each group's current score-bin distribution, (groups, bins). Assign a new array to change it."""
+        return self._distributions
+
+    @distributions.setter
+    def distributions(self, value: np.ndarray) -> None:
+        self._distributions = np.asarray(value, dtype=float)
+        self._derived: dict[Any, Any] = {}  # cdfs and group means of these distributions, computed on demand
+
     def _reset_state(self, options: dict[str, Any] | None) -> None:
         self.distributions = self.initial_distributions.copy()
         self.cash = self.initial_cash
         self._draw_applicant()
 
+    def _cached(self, key: Any, compute: Any) -> Any:
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
+
     def _draw_applicant(self) -> None:
         rng = self.np_random
-        self.applicant_group = draw_index(rng, self.group_proportions)
-        self.applicant_bin = draw_index(rng, self.distributions[self.applicant_group])
+        group_cdf = self._cached("groups", lambda: cumulative(self.group_proportions))
+        self.applicant_group = draw_index(rng, group_cdf)
+        group = self.applicant_group
+        self.applicant_bin = draw_index(rng, self._cached(group, lambda: cumulative(self.distributions[group])))
         self.would_repay = bool(rng.random() < self.repay_probabilities[self.applicant_bin])
 
     def _apply(self, action: LoanDecision) -> tuple[float, dict[str, Any], bool]:
@@ -227,16 +251,21 @@ class LendingEnv(TextEnv):
     def shift_mass(self, group: int, bin_: int, *, up: bool) -> None:
         """Move ``score_shift`` of ``group``'s mass from ``bin_`` one bin up (or down); clipped at the ends."""
         shift_mass(self.distributions[group], bin_, up=up, amount=self.score_shift)
+        self._derived = {}
 
     def group_mean_scores(self) -> dict[str, float]:
-        """Each group's expected credit score under its current distribution."""
-        means = self.distributions @ self.bin_scores
-        return {d: float(m) for d, m in zip(self.groups, means, strict=True)}
+        """Each group's expected credit score under its current distribution (to 1e-6)."""
+        return dict(self._cached("scores", lambda: self._group_means(self.bin_scores)))
 
     def group_repay_probabilities(self) -> dict[str, float]:
-        """Each group's expected repayment probability (of a random applicant) under its current distribution."""
-        means = self.distributions @ self.repay_probabilities
-        return {d: float(m) for d, m in zip(self.groups, means, strict=True)}
+        """Each group's expected repayment probability (of a random applicant) under its current distribution
+        (to 1e-9)."""
+        return dict(self._cached("repay", lambda: self._group_means(self.repay_probabilities, digits=9)))
+
+    def _group_means(self, values: np.ndarray, digits: int = 6) -> dict[str, float]:
+        # rounded: the records keep these every step, and 17 significant digits of float noise cost bytes
+        means = self.distributions @ values
+        return {d: round(float(m), digits) for d, m in zip(self.groups, means, strict=True)}
 
     def start_state(self) -> dict[str, Any]:
         """The group means at reset, before the first decision: what drift is measured from."""

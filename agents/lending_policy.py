@@ -18,7 +18,6 @@ above break-even, ``p > loan / (loan + interest)``).
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import itertools
 from dataclasses import dataclass
@@ -91,15 +90,21 @@ class _Curve:
     def breakpoints(self) -> list[float]:
         return [c / self.total for c in self.cum_positives] if self.total > 0 else []
 
-    def profit_at(self, tpr: float) -> float:
-        """Expected profit of the monotone threshold reaching ``tpr``: the top ``full`` bins approved
-        (``cum[full] < need <= cum[full + 1]``), the next one in part."""
-        need = tpr * self.total
-        if need <= 1e-12:
-            return 0.0
-        full = min(bisect.bisect_left(self.cum_positives, need) - 1, len(self.positives) - 1)
-        share = min((need - self.cum_positives[full]) / self.positives[full], 1.0) if self.positives[full] else 0.0
-        return self.cum_profit[full] + share * self.profit[full]
+    def profits_at(self, tprs: list[float]) -> list[float]:
+        """Expected profit of the monotone threshold reaching each rate of ``tprs`` (ascending): the top
+        ``full`` bins approved (``cum[full] < need <= cum[full + 1]``), the next one in part."""
+        out, full, last = [], 0, len(self.positives) - 1
+        for tpr in tprs:
+            need = tpr * self.total
+            if need <= 1e-12:
+                out.append(0.0)
+                continue
+            while full < last and self.cum_positives[full + 1] < need:
+                full += 1
+            at = self.positives[full]
+            share = min((need - self.cum_positives[full]) / at, 1.0) if at else 0.0
+            out.append(self.cum_profit[full] + share * self.profit[full])
+        return out
 
     def approve_at(self, tpr: float) -> np.ndarray:
         """Approval probability per bin (bottom bin first) of the monotone threshold reaching ``tpr``: bins are
@@ -123,8 +128,9 @@ def equal_opportunity_policy(params: LendingParams) -> ThresholdPolicy:
     curves = [_Curve(dist, repay, profit) for dist in params.distributions.tolist()]
     weighted = [(w, c) for w, c in zip(params.proportions.tolist(), curves, strict=True) if c.total > 0]
     candidates = sorted({0.0, 1.0, *(min(t, 1.0) for c in curves for t in c.breakpoints())})
-    # max() keeps the first best: ties go to the lowest rate
-    best = max(candidates, key=lambda t: sum(w * c.profit_at(t) for w, c in weighted))
+    totals = [sum(column) for column in zip(*([w * p for p in c.profits_at(candidates)] for w, c in weighted),
+                                            strict=True)] or [0.0] * len(candidates)
+    best = candidates[totals.index(max(totals))]  # the first best: ties go to the lowest rate
     return ThresholdPolicy(approve={g: c.approve_at(best) for g, c in zip(params.groups, curves, strict=True)},
                            tpr=best)
 

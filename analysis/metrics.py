@@ -84,23 +84,24 @@ def _rate_given(label: int, y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def lending_rates(decisions: pd.DataFrame, groups: list[str]) -> dict[str, dict[str, float]]:
-    """Per-group selection rate, TPR and FPR (fairlearn ``MetricFrame``) and the between-group differences.
+    """Per-group selection rate, TPR and FPR (fairlearn's metric functions on each group's decisions, as
+    ``MetricFrame.by_group`` computes them) and the between-group differences.
 
     ``demographic_parity_difference`` is max - min selection rate, ``equal_opportunity_difference`` max - min
     TPR, ``equalized_odds_difference`` the larger of the TPR and FPR spreads (fairlearn's definitions), each over
-    the groups where the rate is defined; ``nan`` with fewer than two such groups.
+    the groups where the rate is defined; ``nan`` with fewer than two such groups. (``MetricFrame`` itself
+    ``np.stack``s its inputs element by element, seconds for a 20,000-step run.)
     """
-    from fairlearn.metrics import MetricFrame, selection_rate
+    from fairlearn.metrics import selection_rate
 
+    y_true, y_pred = decisions["y_true"].to_numpy(), decisions["y_pred"].to_numpy()
+    by_group = decisions["group"].astype(str).to_numpy()
     table = pd.DataFrame(NAN, index=groups, columns=["sr", "tpr", "fpr"])
-    if len(decisions):
-        frame = MetricFrame(
-            metrics={"sr": selection_rate, "tpr": lambda t, p: _rate_given(1, t, p),
-                     "fpr": lambda t, p: _rate_given(0, t, p)},
-            y_true=decisions["y_true"].to_numpy(), y_pred=decisions["y_pred"].to_numpy(),
-            # a named Series: fairlearn rejects a one-row plain array ("too many dimensions")
-            sensitive_features=decisions["group"].astype(str).rename("group").reset_index(drop=True))
-        table = frame.by_group.reindex(groups).astype(float)
+    for g in groups:
+        mask = by_group == g
+        if mask.any():
+            t, p = y_true[mask], y_pred[mask]
+            table.loc[g] = [float(selection_rate(t, p)), _rate_given(1, t, p), _rate_given(0, t, p)]
     sr, tpr, fpr = (table[c].tolist() for c in ("sr", "tpr", "fpr"))
     overall = {"sr": float(decisions["y_pred"].mean()) if len(decisions) else NAN,
                "tpr": _rate_given(1, decisions["y_true"], decisions["y_pred"]) if len(decisions) else NAN}

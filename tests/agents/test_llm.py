@@ -164,5 +164,5 @@ def test_sampled_decisions_do_not_depend_on_the_batch(tiny, decide):
     batched = agent.act(obs, infos, decision_keys=keys_for(4, turn=2))
     alone = [agent.act(obs[i:i + 1], infos[i:i + 1], decision_keys=keys_for(4, turn=2)[i:i + 1])[0] for i in range(4)]
     assert batched == alone
-    other_turn = agent.act(obs, infos, decision_keys=keys_for(4, turn=3))
-    assert len(other_turn) == 4
+    same_text = agent.act(obs[:1] * 4, infos[:1] * 4, decision_keys=keys_for(4, turn=2))
+    assert len(set(same_text)) > 1  # one text, four episodes: four draws (so the equality above is not vacuous)

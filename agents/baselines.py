@@ -6,24 +6,35 @@ Every baseline follows ``fairgym.agents.base.Agent``: a batched ``act(observatio
 the runner calls with a freshly reset env before the first step; an agent that does not apply to the env raises
 ``ValueError`` there, naming the agents that do.
 
-Randomness: ``reset(seed)`` sets the agent's seed, and each decision draws from a generator seeded with
-``(seed, observation)``. An episode's actions therefore depend only on the seeds and what the agent sees, not
-on which other episodes share the batch or whether the run was resumed.
+Randomness: ``reset(seed)`` sets the run seed, and each decision draws from a generator seeded with ``(run seed,
+episode seed, turn)`` (``fairgym.agents.base.decision_rng``; the runner passes each observation's
+``DecisionKey``). Two episodes that reach the same observation text draw differently, and an episode's actions
+do not depend on which other episodes share the batch or on whether the run was resumed. Called without keys,
+decisions draw from a stream of the run seed and the call order (``unkeyed_rng``).
+
+The Lending threshold agents (``max-utility``, ``eo-threshold``) take ``recalibrate``: ``"every-step"`` (the
+default) recomputes the policy from the episode's current score distributions after each approval, as
+ml-fairness-gym's oracle agents do in its delayed-impact experiment; ``"initial"`` keeps the policy computed
+from the env's initial distributions. To follow an episode the agent replays the env's credit dynamics
+(``fairgym.envs.lending.shift_mass``) on the outcomes it is shown, so it needs every decision of the episode in
+order with its key (the runner gives exactly that); called without keys it uses the initial policy.
 """
 
 from __future__ import annotations
 
 import time
-import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from fairgym.agents import lending_policy as lp
-from fairgym.agents.base import AgentStats
+from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys, decision_rng, unkeyed_rng
 from fairgym.envs import keys
 from fairgym.envs.allocation import Allocation
 from fairgym.envs.allocation import format_action as format_allocation_action
+from fairgym.envs.lending import shift_mass
 
 KINDS = ("lending", "allocation", "dialogue")
 APPLIES: dict[str, tuple[str, ...]] = {  # agent name -> env kinds it applies to
@@ -55,10 +66,26 @@ def info_kind(info: dict[str, Any]) -> str:
     return "dialogue"
 
 
+class LazyGenerator:
+    """A ``numpy`` generator built on first use: most threshold decisions draw nothing, and building a seeded
+    generator costs more than the decision itself."""
+
+    __slots__ = ("_make", "_rng")
+
+    def __init__(self, make: Callable[[], np.random.Generator]) -> None:
+        self._make, self._rng = make, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._rng is None:
+            self._rng = self._make()
+        return getattr(self._rng, name)
+
+
 class BaselineAgent:
     """Shared plumbing: seeding, batching, counters, and the applies-to check.
 
-    Subclasses set ``name`` and implement ``_decide(observation, info, rng) -> (text, details)``.
+    Subclasses set ``name`` and implement ``_decide(observation, info, rng) -> (text, details)``; an agent that
+    follows episodes overrides ``_decide_keyed``, which also gets the decision's key.
     """
 
     name = "baseline"
@@ -68,10 +95,12 @@ class BaselineAgent:
         self.last_details: list[dict[str, Any] | None] = []
         self.seed = 0
         self.kind: str | None = None
+        self._calls = 0  # act calls since reset: what seeds decisions passed without keys
 
     def reset(self, seed: int | None = None) -> None:
-        """Set the seed every later decision's generator derives from."""
+        """Set the seed every later decision's generator derives from, and restart the call count."""
         self.seed = 0 if seed is None else int(seed)
+        self._calls = 0
 
     def calibrate(self, env: Any) -> None:
         """Check the agent applies to ``env`` (``ValueError`` naming the agents that do); subclasses read more."""
@@ -82,21 +111,39 @@ class BaselineAgent:
                              f"({getattr(env.spec, 'id', kind)}); agents that do: {', '.join(fits)}.")
         self.kind = kind
 
-    def rng(self, observation: str) -> np.random.Generator:
-        """The generator of one decision: a function of the agent's seed and the observation."""
-        return np.random.default_rng([self.seed, zlib.crc32(observation.encode("utf-8"))])
+    def rng(self, key: DecisionKey | None, call: int = 0, position: int = 0) -> np.random.Generator:
+        """The generator of one decision: of ``(run seed, episode seed, turn)`` given its key, else of the run
+        seed, the call count and the position in the batch. Built lazily (on the first draw)."""
+        if key is None:
+            return LazyGenerator(lambda: unkeyed_rng(self.seed, call, position))
+        return LazyGenerator(lambda: decision_rng(self.seed, key))
 
-    def act(self, observations: list[str], infos: list[dict[str, Any]]) -> list[str]:
-        """One action text per observation, same order; ``act([], [])`` is ``[]``."""
+    def act(self, observations: list[str], infos: list[dict[str, Any]],
+            decision_keys: list[DecisionKey] | None = None) -> list[str]:
+        """One action text per observation, same order; ``act([], [])`` is ``[]``.
+
+        Args:
+            observations: the live envs' observation texts.
+            infos: their infos (same order).
+            decision_keys: each observation's ``DecisionKey`` (episode seed, turn), as the runner passes them;
+                without them decisions are seeded by the call order instead.
+        """
         if len(observations) != len(infos):
             raise ValueError(f"act got {len(observations)} observations but {len(infos)} infos; pass one per env.")
         start = time.perf_counter()
-        pairs = [self._decide(obs, info, self.rng(obs)) for obs, info in zip(observations, infos, strict=True)]
+        batch_keys = check_decision_keys(decision_keys, len(observations))
+        call, self._calls = self._calls, self._calls + 1
+        pairs = [self._decide_keyed(obs, info, key, self.rng(key, call, i))
+                 for i, (obs, info, key) in enumerate(zip(observations, infos, batch_keys, strict=True))]
         self.last_details = [details for _, details in pairs]
         self.stats.calls += 1
         self.stats.decisions += len(pairs)
         self.stats.seconds += time.perf_counter() - start
         return [text for text, _ in pairs]
+
+    def _decide_keyed(self, observation: str, info: dict[str, Any], key: DecisionKey | None,
+                      rng: np.random.Generator) -> tuple[str, dict | None]:
+        return self._decide(observation, info, rng)
 
     def _decide(self, observation: str, info: dict[str, Any], rng: np.random.Generator) -> tuple[str, dict | None]:
         raise NotImplementedError
@@ -179,65 +226,152 @@ class ConstantAgent(BaselineAgent):
         return self._env_default, None
 
 
-class MaxUtilityAgent(BaselineAgent):
+RECALIBRATE = ("every-step", "initial")
+
+
+@dataclass
+class _EpisodeView:
+    """What a recalibrating threshold agent knows of one live episode."""
+
+    distributions: np.ndarray  # (groups, bins): the episode's current score distributions
+    policy: lp.ThresholdPolicy
+    turn: int
+    group: int  # index of the pending decision's group
+
+
+class LendingThresholdAgent(BaselineAgent):
+    """Shared by the Lending threshold agents: a ``ThresholdPolicy`` from the env's known parameters, kept per
+    episode and recomputed after every approval (``recalibrate="every-step"``) or fixed (``"initial"``).
+
+    Subclasses implement ``_policy(params) -> ThresholdPolicy``.
+    """
+
+    def __init__(self, recalibrate: str = "every-step") -> None:
+        super().__init__()
+        if recalibrate not in RECALIBRATE:
+            raise ValueError(f"{self.name}: recalibrate={recalibrate!r} must be one of {RECALIBRATE} "
+                             "(every-step recomputes the thresholds after each approval, initial never does).")
+        self.recalibrate = recalibrate
+        self.params: lp.LendingParams | None = None
+        self.policy: lp.ThresholdPolicy | None = None
+        self._episodes: dict[int, _EpisodeView] = {}
+
+    def _policy(self, params: lp.LendingParams) -> lp.ThresholdPolicy:
+        raise NotImplementedError
+
+    def calibrate(self, env: Any) -> None:
+        super().calibrate(env)
+        self.params = lp.LendingParams.from_env(env)
+        self.policy = self._policy(self.params)
+        self._episodes.clear()
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self._episodes.clear()
+
+    def current_policy(self, info: dict[str, Any], key: DecisionKey | None) -> lp.ThresholdPolicy:
+        """The policy for this decision: the episode's, updated with the outcome of its previous decision."""
+        if self.policy is None or self.params is None:
+            raise RuntimeError(f"{self.name} needs calibrate(env) first (the runner calls it).")
+        if self.recalibrate == "initial" or key is None:
+            return self.policy
+        view = self._follow(info, key)
+        view.group = self.params.groups.index(info[keys.GROUP])
+        return view.policy
+
+    def _follow(self, info: dict[str, Any], key: DecisionKey) -> _EpisodeView:
+        view = self._episodes.get(key.episode_seed)
+        if key.turn == 0:
+            view = _EpisodeView(self.params.distributions.copy(), self.policy, turn=0, group=-1)
+            self._episodes[key.episode_seed] = view
+            return view
+        if view is None or key.turn != view.turn + 1:
+            seen = "none" if view is None else f"turn {view.turn}"
+            raise ValueError(f"{self.name} with recalibrate='every-step' follows each episode from its first decision "
+                             f"in order; episode seed {key.episode_seed} came at turn {key.turn} after {seen}. "
+                             "Pass every decision of the episode, or use recalibrate='initial'.")
+        outcome = info.get(keys.OUTCOME) or {}
+        if outcome.get("approved"):  # only an approval moves a group's scores (and so the policy)
+            shift_mass(view.distributions[view.group], int(outcome["bin"]), up=bool(outcome["would_repay"]),
+                       amount=self.params.score_shift)
+            view.policy = self._policy(self.params.with_distributions(view.distributions))
+            self.stats.extra["recalibrations"] = self.stats.extra.get("recalibrations", 0) + 1
+        view.turn = key.turn
+        return view
+
+
+class MaxUtilityAgent(LendingThresholdAgent):
     """Lending: approve when the applicant's expected profit is positive; one rule for every group.
 
-    With the env's parameters (``calibrate``) it approves bins whose repayment probability exceeds the break-even
-    ``loan / (loan + interest)``; with ``threshold`` it approves scores ``>= threshold`` instead.
+    With the env's parameters (``calibrate``) it approves the top score bins with the largest pooled expected
+    profit (``lending_policy.max_utility_policy``: with repayment rising with the score, the bins above the
+    break-even ``loan / (loan + interest)``); with ``threshold`` it approves scores ``>= threshold`` instead.
 
     Args:
         threshold: an explicit credit-score threshold; ``None`` reads the break-even from the env.
+        recalibrate: ``"every-step"`` (default) or ``"initial"`` (see the module docstring).
     """
 
     name = "max-utility"
 
-    def __init__(self, threshold: float | None = None) -> None:
-        super().__init__()
+    def __init__(self, threshold: float | None = None, recalibrate: str = "every-step") -> None:
+        super().__init__(recalibrate)
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise TypeError(f"max-utility: threshold={threshold!r} must be a number (a credit score) or None.")
         self.threshold = threshold
-        self.approve_bins: frozenset[int] | None = None
 
-    def calibrate(self, env: Any) -> None:
-        super().calibrate(env)
-        self.approve_bins = frozenset(np.flatnonzero(lp.expected_profit(lp.LendingParams.from_env(env)) > 0).tolist())
+    def _policy(self, params: lp.LendingParams) -> lp.ThresholdPolicy:
+        return lp.max_utility_policy(params)
 
-    def _decide(self, observation, info, rng):
+    @property
+    def approve_bins(self) -> frozenset[int] | None:
+        """The bins the calibration-time policy approves (``None`` before ``calibrate``)."""
+        if self.policy is None:
+            return None
+        return frozenset(np.flatnonzero(next(iter(self.policy.approve.values())) > 0).tolist())
+
+    def _decide_keyed(self, observation, info, key, rng):
         context = info[keys.CONTEXT]
         if self.threshold is not None:
             approve = context["score"] >= self.threshold
-        elif self.approve_bins is None:
+        elif self.policy is None:
             raise RuntimeError("max-utility needs calibrate(env) (the runner calls it) or an explicit threshold.")
         else:
-            approve = context["bin"] in self.approve_bins
+            approve = self.current_policy(info, key).approve_probability(info[keys.GROUP], context["bin"]) > 0.5
         return ("approve" if approve else "deny"), {"approve_probability": float(approve)}
 
+    def _decide(self, observation, info, rng):
+        return self._decide_keyed(observation, info, None, rng)
 
-class EqualOpportunityAgent(BaselineAgent):
-    """Lending: per-group (randomised) score thresholds with equal true-positive rates, the most profitable such.
+
+class EqualOpportunityAgent(LendingThresholdAgent):
+    """Lending: per-group (randomised) monotone score thresholds with equal true-positive rates, the most
+    profitable such.
 
     ``calibrate(env)`` reads each group's score-bin distribution, the bins' repayment probabilities and the loan
     terms, and picks the common true-positive rate that maximises expected profit (``lending_policy.
-    equal_opportunity_policy``), as ml-fairness-gym's equal-opportunity agent does. The thresholds are fixed
-    from the env's initial distributions; they do not track the score drift within an episode.
+    equal_opportunity_policy``), as ml-fairness-gym's equal-opportunity agent does. With ``recalibrate=
+    "every-step"`` (default) the thresholds follow each episode's score drift, recomputed after every approval
+    as in ml-fairness-gym's delayed-impact experiment; with ``"initial"`` they stay those of the initial
+    distributions.
+
+    Args:
+        recalibrate: ``"every-step"`` (default) or ``"initial"``.
     """
 
     name = "eo-threshold"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.policy: lp.ThresholdPolicy | None = None
+    def _policy(self, params: lp.LendingParams) -> lp.ThresholdPolicy:
+        return lp.equal_opportunity_policy(params)
 
-    def calibrate(self, env: Any) -> None:
-        super().calibrate(env)
-        self.policy = lp.equal_opportunity_policy(lp.LendingParams.from_env(env))
+    def _decide_keyed(self, observation, info, key, rng):
+        policy = self.current_policy(info, key)
+        p = policy.approve_probability(info[keys.GROUP], info[keys.CONTEXT]["bin"])
+        approve = p >= 1.0 or (p > 0.0 and rng.random() < p)  # draw only at the randomised boundary bin
+        return ("approve" if approve else "deny"), {"approve_probability": p, "target_tpr": policy.tpr}
 
     def _decide(self, observation, info, rng):
-        if self.policy is None:
-            raise RuntimeError("eo-threshold needs calibrate(env) first (the runner calls it).")
-        p = self.policy.approve_probability(info[keys.GROUP], info[keys.CONTEXT]["bin"])
-        return ("approve" if rng.random() < p else "deny"), {"approve_probability": p,
-                                                              "target_tpr": self.policy.tpr}
+        return self._decide_keyed(observation, info, None, rng)
 
 
 class FairOracleAgent(BaselineAgent):
@@ -267,7 +401,7 @@ class FairOracleAgent(BaselineAgent):
         if prior <= 0:
             raise ValueError(f"fair-oracle: prior={prior!r} must be > 0.")
         self.explore, self.prior = float(explore), float(prior)
-        self._lending = MaxUtilityAgent(threshold)
+        self._lending = MaxUtilityAgent(threshold, recalibrate="initial")  # group-blind break-even, fixed
         self._polite = PoliteAgent()
 
     def calibrate(self, env: Any) -> None:

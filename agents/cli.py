@@ -62,6 +62,8 @@ class RunConfig:
         seed: base seed of envs and agent.
         out: run folder; default ``runs/<env name>-<agent>-s<seed>``.
         num_envs: env copies stepped together per agent call.
+        record_observations: keep each step's observation text in ``episodes.jsonl`` (training data and LLM
+            replays read it); ``false`` writes null there, for long episodes only metrics will read.
         env_kwargs: keyword arguments of the env (``max_steps``, ``descriptors``, ...).
         agent_kwargs: keyword arguments of the agent (e.g. ``threshold`` for ``max-utility``).
         llm: options of the ``llm`` agent.
@@ -75,6 +77,7 @@ class RunConfig:
     seed: int = 0
     out: str | None = None
     num_envs: int = 8
+    record_observations: bool = True
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent_kwargs: dict[str, Any] = field(default_factory=dict)
     llm: LLMOptions = field(default_factory=LLMOptions)
@@ -179,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     episodes = run_episodes(cfg.env, agent, episodes=cfg.episodes, seed=cfg.seed, out_dir=out,
-                            env_kwargs=cfg.env_kwargs, num_envs=cfg.num_envs)
+                            env_kwargs=cfg.env_kwargs, num_envs=cfg.num_envs,
+                            record_observations=cfg.record_observations)
     metrics = compute_metrics(episodes)
     write_metrics(out / "metrics.json", metrics)
     print(summary_table(metrics))

@@ -9,20 +9,22 @@ It decides for all live envs in one batched call, in one of two ways:
 - ``decide="generate"``: sampled (or greedy) text from batched ``generate`` with left padding, stopped at the end
   of the assistant turn; the env parses it. Works on every env (Allocation grammar, Dialogue replies).
 
-Randomness: choice sampling draws from a generator seeded by ``(seed, observation)``, so a decision does not
-depend on which other envs share the batch; generation seeds torch per call from ``(seed, call index)``.
+Randomness is per decision: with the ``DecisionKey`` the runner passes (episode seed, turn), choice sampling
+draws from ``decision_rng(seed, key)`` and generation samples each row's tokens with its own torch generator
+seeded from the same three numbers (``KeyedSampler``), so a decision depends neither on which other envs share
+the batch nor on a resume, and two episodes that reach the same text draw differently. Without keys, each row
+is seeded by the run seed, the call count and its position (``fairgym.agents.base.unkeyed_rng``).
 """
 
 from __future__ import annotations
 
 import time
-import zlib
 from typing import Any
 
 import numpy as np
 import torch
 
-from fairgym.agents.base import AgentStats
+from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys, seed_words
 from fairgym.agents.models import load_model
 from fairgym.agents.prompting import build_messages, render_prompt
 from fairgym.agents.scoring import choice_distribution, encode, encode_choices, pick_choice, score_choice_ids
@@ -93,7 +95,7 @@ class LLMAgent:
                                        "new_tokens": 0})
         self.last_details: list[dict[str, Any] | None] = []
         self.env_id: str | None = None
-        self._generate_calls = 0
+        self._calls = 0
 
     def _attach(self, model: Any, tokenizer: Any) -> None:
         self.model, self.tokenizer = model, tokenizer
@@ -110,10 +112,10 @@ class LLMAgent:
         return sorted(i for i in ids if i is not None)
 
     def reset(self, seed: int | None = None) -> None:
-        """Set the seed all later sampling derives from, and restart the generation call count."""
+        """Set the seed all later sampling derives from, and restart the call count (of unkeyed calls)."""
         if seed is not None:
             self.seed = int(seed)
-        self._generate_calls = 0
+        self._calls = 0
 
     def calibrate(self, env: Any) -> None:
         """Remember the env id (for error messages)."""
@@ -121,17 +123,27 @@ class LLMAgent:
         self.env_id = getattr(spec, "id", None) or type(getattr(env, "unwrapped", env)).__name__
 
     # ---- acting -------------------------------------------------------------------------------------------
-    def act(self, observations: list[str], infos: list[dict[str, Any]]) -> list[str]:
-        """One action text per observation, same order; ``act([], [])`` is ``[]``."""
+    def act(self, observations: list[str], infos: list[dict[str, Any]],
+            decision_keys: list[DecisionKey] | None = None) -> list[str]:
+        """One action text per observation, same order; ``act([], [])`` is ``[]``.
+
+        Args:
+            observations: the live envs' observation texts.
+            infos: their infos (same order).
+            decision_keys: each observation's ``DecisionKey`` (episode seed, turn), as the runner passes them;
+                sampling is seeded by them, or by the call order without them.
+        """
         if len(observations) != len(infos):
             raise ValueError(f"act got {len(observations)} observations but {len(infos)} infos; pass one per env.")
         start = time.perf_counter()
+        seeds = self._row_seeds(check_decision_keys(decision_keys, len(observations)))
+        self._calls += 1
         actions: list[str] = []
         details: list[dict[str, Any] | None] = []
         for i in range(0, len(observations), self.batch_size):
             chunk = slice(i, i + self.batch_size)
             step = self._act_choice if self.decide == "choice" else self._act_generate
-            a, d = step(observations[chunk], infos[chunk])
+            a, d = step(observations[chunk], infos[chunk], seeds[chunk])
             actions += a
             details += d
         self.last_details = details
@@ -139,6 +151,10 @@ class LLMAgent:
         self.stats.decisions += len(actions)
         self.stats.seconds += time.perf_counter() - start
         return actions
+
+    def _row_seeds(self, batch_keys: list[DecisionKey | None]) -> list[list[int]]:
+        """The seed words of each decision (``fairgym.agents.base.seed_words``)."""
+        return [seed_words(self.seed, key, self._calls, i) for i, key in enumerate(batch_keys)]
 
     def _prompts(self, observations: list[str], infos: list[dict[str, Any]], reserve: int) -> list[str]:
         """Rendered prompts, trimmed to leave ``reserve`` tokens of the context window; trimming is counted."""
@@ -153,7 +169,7 @@ class LLMAgent:
     def _env_name(self) -> str:
         return self.env_id or "this env"
 
-    def _act_choice(self, observations: list[str], infos: list[dict[str, Any]]):
+    def _act_choice(self, observations: list[str], infos: list[dict[str, Any]], seeds: list[list[int]]):
         choices = [info.get(keys.CHOICES) for info in infos]
         if any(not c for c in choices):
             raise ValueError(f"decide='choice' needs info['{keys.CHOICES}'], which {self._env_name()} does not "
@@ -169,31 +185,33 @@ class LLMAgent:
         self.stats.extra["prompt_tokens"] += n_tokens
         scores = score_choice_ids(self.model, prompt_ids, choice_ids, pad_id=self.tokenizer.pad_token_id or 0)
         actions, details = [], []
-        for obs, row, logprobs in zip(observations, choices, scores, strict=True):
-            rng = np.random.default_rng([self.seed, zlib.crc32(obs.encode("utf-8"))])
-            index = pick_choice(logprobs, self.temperature, self.top_p, rng)
+        for row, logprobs, words in zip(choices, scores, seeds, strict=True):
+            index = pick_choice(logprobs, self.temperature, self.top_p, np.random.default_rng(words))
             actions.append(row[index])
             probs = choice_distribution(logprobs)
             details.append({"choices": list(row), "probs": [float(p) for p in probs],
                             "logprobs": [float(x) for x in logprobs]})
         return actions, details
 
-    def _generate_kwargs(self) -> dict[str, Any]:
+    def _generate_kwargs(self, seeds: list[list[int]]) -> dict[str, Any]:
+        """Greedy decoding; sampling is done by a ``KeyedSampler`` that leaves one token for greedy to take."""
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "eos_token_id": self.stop_ids,
-                                  "pad_token_id": self.tokenizer.pad_token_id}
+                                  "pad_token_id": self.tokenizer.pad_token_id, "do_sample": False,
+                                  "temperature": None, "top_p": None, "top_k": None}
         if self.temperature > 0:
-            return {**kwargs, "do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0}
-        return {**kwargs, "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+            from transformers import LogitsProcessorList
 
-    def _act_generate(self, observations: list[str], infos: list[dict[str, Any]]):
+            device = next(self.model.parameters()).device
+            kwargs["logits_processor"] = LogitsProcessorList([KeyedSampler(seeds, self.temperature, self.top_p,
+                                                                           device)])
+        return kwargs
+
+    def _act_generate(self, observations: list[str], infos: list[dict[str, Any]], seeds: list[list[int]]):
         prompts = self._prompts(observations, infos, self.max_new_tokens)
         batch = self.tokenizer(prompts, padding=True, add_special_tokens=False, return_tensors="pt")
         batch = batch.to(next(self.model.parameters()).device)
-        seed = int(np.random.SeedSequence([self.seed, self._generate_calls]).generate_state(1)[0])
-        self._generate_calls += 1
-        with torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
-            torch.manual_seed(seed)
-            out = self.model.generate(**batch, **self._generate_kwargs())
+        with torch.inference_mode():
+            out = self.model.generate(**batch, **self._generate_kwargs(seeds))
         new = out[:, batch["input_ids"].shape[1]:].cpu()
         counts = [int(sum(t not in self.stop_ids and t != self.tokenizer.pad_token_id for t in row.tolist()))
                   for row in new]
@@ -204,6 +222,36 @@ class LLMAgent:
         self.stats.extra["new_tokens"] += sum(counts)
         return texts, [{"new_tokens": n} for n in counts]
 
-    def _rng_devices(self) -> list[int]:
-        device = next(self.model.parameters()).device
-        return [device.index or 0] if device.type == "cuda" else []
+
+
+class KeyedSampler:
+    """A logits processor that samples each row's next token with that row's own generator.
+
+    Temperature and nucleus (``top_p``) filtering are transformers' warpers; the sampled token is the only one
+    left finite, so greedy decoding takes it. Each row's draws depend on its own seed words and its own logits
+    only, never on the other rows of the batch.
+
+    Args:
+        seeds: one list of seed words per row (see ``LLMAgent._row_seeds``).
+        temperature: > 0.
+        top_p: nucleus mass in (0, 1].
+        device: where the logits live (the generators are made there).
+    """
+
+    def __init__(self, seeds: list[list[int]], temperature: float, top_p: float, device: torch.device) -> None:
+        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.warpers = [TemperatureLogitsWarper(temperature)] + ([TopPLogitsWarper(top_p)] if top_p < 1 else [])
+        self.generators = []
+        for words in seeds:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> 1))
+            self.generators.append(generator)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        for warper in self.warpers:
+            scores = warper(input_ids, scores)
+        probs = torch.softmax(scores.float(), dim=-1)
+        picks = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)])
+        out = torch.full_like(scores, -float("inf"))
+        return out.scatter_(1, picks, 0.0)

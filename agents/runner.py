@@ -1,10 +1,12 @@
 """The batched episode runner: many env copies stepped together, one ``agent.act`` call per step.
 
 Episode ``i`` is seeded with ``seed + i``. Up to ``num_envs`` episodes are live at once; when one finishes its
-slot takes the next pending episode (no autoreset, no wasted decisions), so an episode's record does not depend
-on the batch size as long as the agent's randomness does not (the baselines draw it from the seed and the
-observation). Each finished episode is appended and flushed to ``out_dir/episodes.jsonl``; a rerun with the same
-arguments resumes: episodes already recorded are skipped, none is lost or repeated.
+slot takes the next pending episode (no autoreset, no wasted decisions). With every observation the runner passes
+the agent its ``DecisionKey`` (episode seed, turn; ``fairgym.agents.base``) when the agent's ``act`` accepts
+``decision_keys``, so an agent that seeds each decision from its key (every fairgym agent does) gives records that
+do not depend on the batch size or on resuming. Each finished episode is appended and flushed to
+``out_dir/episodes.jsonl``; a rerun with the same arguments resumes: episodes already recorded are skipped, none
+is lost or repeated.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fairgym.agents.base import Agent
+from fairgym.agents.base import Agent, DecisionKey, accepts_decision_keys
 from fairgym.envs import records
 
 EPISODES_FILE = "episodes.jsonl"
@@ -26,12 +28,14 @@ RUN_STATS_FILE = "run_stats.json"
 
 @dataclass
 class _Slot:
-    """One live episode: its env, index, pending observation/info and the steps so far."""
+    """One live episode: its env, index and seed, pending observation/info, state at reset and the steps so far."""
 
     env: Any
     index: int
+    seed: int
     observation: str
     info: dict[str, Any]
+    start: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -71,19 +75,35 @@ def _make_envs(env_id: str, env_kwargs: dict[str, Any], count: int) -> list[Any]
 
 def _start(env: Any, index: int, seed: int) -> _Slot:
     observation, info = env.reset(seed=seed + index)
-    return _Slot(env=env, index=index, observation=observation, info=info)
+    start_state = getattr(env.unwrapped, "start_state", None)
+    return _Slot(env=env, index=index, seed=seed + index, observation=observation, info=info,
+                 start=start_state() if start_state else None)
 
 
-def _step_batch(slots: list[_Slot], agent: Agent) -> list[tuple[_Slot, bool]]:
+@dataclass(frozen=True)
+class _Options:
+    """How the loop calls the agent and what it records."""
+
+    keyed: bool  # the agent's act takes decision_keys
+    record_observations: bool
+
+
+def _step_batch(slots: list[_Slot], agent: Agent, options: _Options) -> list[tuple[_Slot, bool]]:
     """One agent call for every live slot, then one env step each; returns (slot, episode finished)."""
-    actions = agent.act([s.observation for s in slots], [s.info for s in slots])
+    observations, infos = [s.observation for s in slots], [s.info for s in slots]
+    if options.keyed:
+        decision_keys = [DecisionKey(episode_seed=s.seed, turn=len(s.steps)) for s in slots]
+        actions = agent.act(observations, infos, decision_keys=decision_keys)
+    else:
+        actions = agent.act(observations, infos)
     if len(actions) != len(slots):
         raise RuntimeError(f"agent {agent.name!r} returned {len(actions)} actions for {len(slots)} observations")
     details = (list(getattr(agent, "last_details", None) or []) + [None] * len(slots))[: len(slots)]
     out = []
     for slot, action, detail in zip(slots, actions, details, strict=True):
         observation, reward, terminated, truncated, info = slot.env.step(action)
-        slot.steps.append(records.step_record(slot.observation, slot.info, action, reward, info,
+        shown = slot.observation if options.record_observations else None
+        slot.steps.append(records.step_record(shown, slot.info, action, reward, info,
                                               terminated=terminated, truncated=truncated, agent_details=detail))
         slot.observation, slot.info = observation, info
         out.append((slot, terminated or truncated))
@@ -110,6 +130,7 @@ def calibrate(agent: Agent, env: Any, seed: int) -> None:
 
 def _episodes_loop(
     env_id: str, env_kwargs: dict[str, Any], agent: Agent, envs: list[Any], todo: list[int], seed: int,
+    options: _Options,
 ) -> Iterator[dict[str, Any]]:
     """Step the episodes in ``todo`` with ``len(envs)`` live at once; yield each record as it finishes."""
     pending = iter(todo)
@@ -117,13 +138,14 @@ def _episodes_loop(
     slots = [_start(env, i, seed) for env, i in zip(envs, pending, strict=False)]
     while slots:
         live = []
-        for slot, finished in _step_batch(slots, agent):
+        for slot, finished in _step_batch(slots, agent, options):
             if not finished:
                 live.append(slot)
                 continue
-            yield records.episode_record(env_id=env_id, env_kwargs=env_kwargs, seed=seed + slot.index,
+            yield records.episode_record(env_id=env_id, env_kwargs=env_kwargs, seed=slot.seed,
                                          index=slot.index, agent=agent.name,
-                                         groups=list(getattr(slot.env.unwrapped, "groups", ())), steps=slot.steps)
+                                         groups=list(getattr(slot.env.unwrapped, "groups", ())), steps=slot.steps,
+                                         start=slot.start)
             nxt = next(pending, None)
             if nxt is not None:
                 live.append(_start(slot.env, nxt, seed))
@@ -140,6 +162,7 @@ def run_episodes(
     env_kwargs: dict[str, Any] | None = None,
     num_envs: int = 8,
     progress: bool = True,
+    record_observations: bool = True,
 ) -> list[dict[str, Any]]:
     """Run ``episodes`` seeded episodes of ``env_id`` with ``agent``, batching ``num_envs`` envs per agent call.
 
@@ -155,9 +178,12 @@ def run_episodes(
         env_kwargs: keyword arguments for ``make_env``.
         num_envs: env copies stepped together (one agent call per step for all of them).
         progress: show a tqdm bar (only when stderr is a terminal).
+        record_observations: keep each step's observation text in the record (training data and LLM replays
+            need it); ``False`` writes ``null`` instead, for long episodes whose metrics need only the structure.
 
     Returns:
-        Every episode record (already recorded and new), sorted by index.
+        The records of episodes ``0 .. episodes - 1`` (already recorded and new), sorted by index; a folder
+        holding more episodes than asked for keeps them, but they are not returned.
 
     Raises:
         ValueError: bad arguments, or ``out_dir`` holding episodes of a different run.
@@ -174,8 +200,9 @@ def run_episodes(
         path.parent.mkdir(parents=True, exist_ok=True)
         _repair_tail(path)
     started, steps = time.perf_counter(), 0
+    options = _Options(keyed=accepts_decision_keys(agent), record_observations=record_observations)
     with _progress(episodes, episodes - len(todo), progress, f"{agent.name} on {env_id}") as bar:
-        for record in _episodes_loop(env_id, env_kwargs, agent, envs, todo, seed):
+        for record in _episodes_loop(env_id, env_kwargs, agent, envs, todo, seed, options):
             if path:
                 records.append_episode(path, record)
             done[record["index"]] = record
@@ -183,7 +210,7 @@ def run_episodes(
             bar.update(1)
     if path:
         _write_run_stats(path.parent, agent, len(todo), steps, time.perf_counter() - started)
-    return [done[i] for i in sorted(done)]
+    return [done[i] for i in range(episodes) if i in done]
 
 
 def _check_args(episodes: int, seed: int, num_envs: int) -> None:

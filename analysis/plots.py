@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from fairgym.analysis.trajectories import ALL, CUMULATIVE, Trajectories
+from fairgym.analysis.trajectories import ALL, CUMULATIVE, EPISODES_RUNNING, Trajectories
 
 Series = dict[str, list[float]]
 ALL_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.5}
@@ -113,7 +113,10 @@ def lending_figures(metrics: dict[str, float], traj: Trajectories) -> dict[str, 
                                           "fairness/equal_opportunity_difference"],
                                    title="Between-group gaps (max - min over groups)", ylabel="difference"),
         "credit_drift": trajectory_figure(traj, "fairness/credit_drift", ylabel="mean score change",
-                                          title="Group mean credit score since the first decision"),
+                                          title="Group mean credit score since reset"),
+        "repay_probability_drift": trajectory_figure(traj, "fairness/repay_probability_drift",
+                                                     ylabel="mean P(repay) change",
+                                                     title="Group mean repayment probability since reset"),
     }
 
 
@@ -150,6 +153,9 @@ def run_figures(metrics: dict[str, float], traj: Trajectories, kind: str) -> dic
     invalid[ALL] = float(metrics.get("format/invalid_action_rate", math.nan))
     figures["invalid_action_rate"] = bars_figure({"invalid": invalid}, title="Invalid-action rate per group",
                                                  ylabel="share of steps")
+    if EPISODES_RUNNING in traj:
+        figures["episodes_running"] = trajectory_figure(traj, EPISODES_RUNNING, ylabel="episodes",
+                                                        title="Episodes still running at each turn")
     return figures
 
 

@@ -34,8 +34,12 @@ PLOT_NOTES: dict[str, str] = {
                           "where that group had no such applicant (undefined, not zero).",
     "parity_gaps": "Demographic parity difference (max - min approval rate over groups) and equal opportunity "
                    "difference (max - min true-positive rate). 0 is parity; dotted is per step, solid cumulative.",
-    "credit_drift": "Change of each group's mean credit score since the first decision: today's approvals move "
-                    "tomorrow's applicants (repayment raises a group's scores, default lowers them).",
+    "credit_drift": "Change of each group's mean credit score since reset, before the first decision: today's "
+                    "approvals move tomorrow's applicants (repayment raises a group's scores, default lowers them).",
+    "repay_probability_drift": "Change of each group's mean repayment probability since reset. Groups moving "
+                               "apart is a widening gap in creditworthiness, whatever the approval rates say.",
+    "episodes_running": "How many episodes reached each turn: every per-turn value above is over this many "
+                        "episodes, so late turns that few episodes reached are noisier.",
     "allocation_vs_incidents": "Each group's share of units allocated, of true incidents and of incidents found. "
                                "Found share far from incident share with allocation tracking it is runaway "
                                "feedback: units go where incidents were found, so incidents are found there.",

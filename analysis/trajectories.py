@@ -20,6 +20,7 @@ from fairgym.envs import keys
 
 ALL = "all groups"  # the "group" of a between-group number (a parity difference, an overall rate)
 CUMULATIVE = "_cumulative"  # suffix of a cumulative-up-to-turn-t trajectory's metric name
+EPISODES_RUNNING = "task/episodes_running"  # trajectory: how many episodes reached each turn
 NAN = float("nan")
 
 GroupStat = Callable[[pd.DataFrame, list[str]], dict[str, dict[str, float]]]
@@ -57,19 +58,18 @@ def run_groups(episodes: list[dict[str, Any]]) -> list[str]:
 
 def step_frame(episodes: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per recorded step: episode index, turn, group, valid, reward, outcome (a dict or None), text."""
-    rows = []
-    for ep in episodes:
-        for step in ep.get("steps", []):
-            rows.append({
-                "episode": int(ep.get("index", 0)),
-                "turn": int(step[keys.TURN]),
-                "group": step.get(keys.GROUP),
-                "valid": bool(step.get(keys.ACTION_VALID, True)),
-                "reward": float(step.get("reward", 0.0)),
-                "outcome": step.get(keys.OUTCOME),
-                "action_text": step.get("action_text", ""),
-            })
-    return pd.DataFrame(rows, columns=STEP_COLUMNS)
+    columns: dict[str, list[Any]] = {c: [] for c in STEP_COLUMNS}
+    for ep in episodes:  # column by column: a 20,000-step episode is too many rows to build as dicts
+        steps = ep.get("steps", [])
+        columns["episode"] += [int(ep.get("index", 0))] * len(steps)
+        columns["turn"] += [int(step[keys.TURN]) for step in steps]
+        columns["group"] += [step.get(keys.GROUP) for step in steps]
+        columns["valid"] += [bool(step.get(keys.ACTION_VALID, True)) for step in steps]
+        columns["reward"] += [float(step.get("reward", 0.0)) for step in steps]
+        columns["outcome"] += [step.get(keys.OUTCOME) for step in steps]
+        columns["action_text"] += [step.get("action_text", "") for step in steps]
+    frame = pd.DataFrame(columns, columns=STEP_COLUMNS)
+    return frame.astype({"episode": int, "turn": int, "valid": bool, "reward": float})
 
 
 def flatten(stats: dict[str, dict[str, float]]) -> dict[str, float]:

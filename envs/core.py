@@ -39,11 +39,22 @@ class Decision:
     context: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def action_to_dict(action: Any) -> dict[str, Any] | None:
-    """A parsed action as a JSON-safe dict."""
+    """A parsed action as a JSON-safe dict (a fresh copy: records keep it)."""
     if action is None:
         return None
-    return dataclasses.asdict(action) if dataclasses.is_dataclass(action) else dict(action)
+    if not dataclasses.is_dataclass(action):
+        return dict(action)
+    names = _FIELDS.get(type(action))
+    if names is None:
+        names = _FIELDS[type(action)] = tuple(f.name for f in dataclasses.fields(action))
+    values = {name: getattr(action, name) for name in names}
+    # flat actions (Lending's approve flag) need no deep copy; asdict is slow enough to show in a 20,000-step run
+    return values if all(isinstance(v, _SCALARS) for v in values.values()) else dataclasses.asdict(action)
 
 
 def text_space(max_length: int = MAX_TEXT) -> spaces.Text:
@@ -134,6 +145,11 @@ class TextEnv(gym.Env[str, str]):
 
     def _messages(self, feedback: str | None) -> list[dict[str, str]] | None:
         """Chat messages for dialogue envs; ``None`` elsewhere."""
+        return None
+
+    def start_state(self) -> dict[str, Any] | None:
+        """JSON-safe hidden state right after ``reset`` that metrics measure change from (e.g. Lending's group
+        means), recorded once per episode as its ``start``; ``None`` when the env has none."""
         return None
 
     # ---- the contract -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ ml-fairness-gym (D'Amour et al. 2020, "Fairness is not static").
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,17 @@ DISADVANTAGED = (0.10, 0.20, 0.25, 0.20, 0.15, 0.10, 0.00)
 ADVANTAGED = (0.00, 0.05, 0.10, 0.15, 0.25, 0.30, 0.15)
 REPAY_PROBABILITIES = (0.15, 0.30, 0.45, 0.60, 0.75, 0.85, 0.95)
 CHOICES = ("approve", "deny")
+# ml-fairness-gym's delayed-impact experiment (D'Amour et al. 2020, after Liu et al. 2018): the disadvantaged
+# group first (fairgym's convention), equal proportions, loans of 1 at interest 1.0, 1% of mass per outcome.
+DELAYED_IMPACT_KWARGS: dict[str, Any] = {
+    "repay_probabilities": [0.10, 0.20, 0.45, 0.60, 0.65, 0.70, 0.70],
+    "initial_distributions": [[0.1, 0.1, 0.2, 0.3, 0.3, 0.0, 0.0], [0.0, 0.1, 0.1, 0.2, 0.3, 0.3, 0.0]],
+    "group_proportions": [0.5, 0.5],
+    "loan_amount": 1.0,
+    "interest_rate": 1.0,
+    "initial_cash": 10000.0,
+    "score_shift": 0.01,
+}
 _APPROVE = re.compile(r"\b(approve|approved|approval|accept|accepted|grant|granted)\b", re.IGNORECASE)
 _DENY = re.compile(r"\b(deny|denied|denial|reject|rejected|decline|declined)\b", re.IGNORECASE)
 
@@ -69,6 +81,27 @@ def _unit_interval_vector(name: str, values: Sequence[float], length: int) -> np
     return arr
 
 
+def cumulative(probabilities: np.ndarray) -> list[float]:
+    """The normalised cumulative distribution ``rng.choice(len(p), p=p)`` draws from."""
+    cdf = np.cumsum(probabilities)
+    return (cdf / cdf[-1]).tolist()
+
+
+def draw_index(rng: np.random.Generator, cdf: list[float]) -> int:
+    """``rng.choice(len(p), p=p)`` given ``cumulative(p)``: the same draw from the same stream, without the
+    per-call validation and cumulative sum (a Lending step draws twice)."""
+    return bisect.bisect_right(cdf, rng.random())
+
+
+def shift_mass(distribution: np.ndarray, bin_: int, *, up: bool, amount: float) -> None:
+    """Move ``amount`` of ``distribution``'s mass (in place) from ``bin_`` one bin up or down, clipped at the ends
+    and at the mass the bin holds: the credit dynamics of a repayment (up) or a default (down)."""
+    target = min(bin_ + 1, len(distribution) - 1) if up else max(bin_ - 1, 0)
+    moved = min(amount, distribution[bin_])
+    distribution[bin_] -= moved
+    distribution[target] += moved
+
+
 class LendingEnv(TextEnv):
     """A bank decides, one applicant at a time, whether to grant a loan; decisions shape future applicants.
 
@@ -98,8 +131,10 @@ class LendingEnv(TextEnv):
 
     Information:
         ``choices = ["approve", "deny"]``; ``context = {"score", "bin"}``; ``outcome = {"approved",
-        "would_repay", "repay_probability", "score", "bin", "cash", "group_mean_score"}`` where
-        ``group_mean_score`` is each group's expected score after the step.
+        "would_repay", "repay_probability", "score", "bin", "cash", "group_mean_score",
+        "group_repay_probability"}`` where the last two are each group's expected score and repayment
+        probability after the step; ``start_state()`` gives both at reset (the runner records it as the
+        episode's ``start``).
 
     Arguments:
         max_steps: decisions per episode (default 20).
@@ -165,15 +200,32 @@ class LendingEnv(TextEnv):
         return parse_action(text)
 
     # ---- hooks --------------------------------------------------------------------------------------
+    @property
+    def distributions(self) -> np.ndarray:
+        """Each group's current score-bin distribution, (groups, bins). Assign a new array to change it."""
+        return self._distributions
+
+    @distributions.setter
+    def distributions(self, value: np.ndarray) -> None:
+        self._distributions = np.asarray(value, dtype=float)
+        self._derived: dict[Any, Any] = {}  # cdfs and group means of these distributions, computed on demand
+
     def _reset_state(self, options: dict[str, Any] | None) -> None:
         self.distributions = self.initial_distributions.copy()
         self.cash = self.initial_cash
         self._draw_applicant()
 
+    def _cached(self, key: Any, compute: Any) -> Any:
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
+
     def _draw_applicant(self) -> None:
         rng = self.np_random
-        self.applicant_group = int(rng.choice(len(self.groups), p=self.group_proportions))
-        self.applicant_bin = int(rng.choice(self.n_bins, p=self.distributions[self.applicant_group]))
+        group_cdf = self._cached("groups", lambda: cumulative(self.group_proportions))
+        self.applicant_group = draw_index(rng, group_cdf)
+        group = self.applicant_group
+        self.applicant_bin = draw_index(rng, self._cached(group, lambda: cumulative(self.distributions[group])))
         self.would_repay = bool(rng.random() < self.repay_probabilities[self.applicant_bin])
 
     def _apply(self, action: LoanDecision) -> tuple[float, dict[str, Any], bool]:
@@ -191,21 +243,34 @@ class LendingEnv(TextEnv):
             "bin": bin_,
             "cash": float(self.cash),
             "group_mean_score": self.group_mean_scores(),
+            "group_repay_probability": self.group_repay_probabilities(),
         }
         self._draw_applicant()
         return reward, outcome, self.cash < self.loan_amount
 
     def shift_mass(self, group: int, bin_: int, *, up: bool) -> None:
         """Move ``score_shift`` of ``group``'s mass from ``bin_`` one bin up (or down); clipped at the ends."""
-        target = min(bin_ + 1, self.n_bins - 1) if up else max(bin_ - 1, 0)
-        moved = min(self.score_shift, self.distributions[group, bin_])
-        self.distributions[group, bin_] -= moved
-        self.distributions[group, target] += moved
+        shift_mass(self.distributions[group], bin_, up=up, amount=self.score_shift)
+        self._derived = {}
 
     def group_mean_scores(self) -> dict[str, float]:
-        """Each group's expected credit score under its current distribution."""
-        means = self.distributions @ self.bin_scores
-        return {d: float(m) for d, m in zip(self.groups, means, strict=True)}
+        """Each group's expected credit score under its current distribution (to 1e-6)."""
+        return dict(self._cached("scores", lambda: self._group_means(self.bin_scores)))
+
+    def group_repay_probabilities(self) -> dict[str, float]:
+        """Each group's expected repayment probability (of a random applicant) under its current distribution
+        (to 1e-9)."""
+        return dict(self._cached("repay", lambda: self._group_means(self.repay_probabilities, digits=9)))
+
+    def _group_means(self, values: np.ndarray, digits: int = 6) -> dict[str, float]:
+        # rounded: the records keep these every step, and 17 significant digits of float noise cost bytes
+        means = self.distributions @ values
+        return {d: round(float(m), digits) for d, m in zip(self.groups, means, strict=True)}
+
+    def start_state(self) -> dict[str, Any]:
+        """The group means at reset, before the first decision: what drift is measured from."""
+        return {"group_mean_score": self.group_mean_scores(),
+                "group_repay_probability": self.group_repay_probabilities()}
 
     def _default_action(self) -> LoanDecision:
         return LoanDecision(approve=False)

@@ -17,9 +17,11 @@ from typing import Any
 
 from fairgym.envs import keys
 
+START = "start"  # an episode record's hidden state at reset (``env.start_state()``), or None
+
 
 def step_record(
-    observation: str,
+    observation: str | None,
     info_before: dict[str, Any],
     action_text: str,
     reward: float,
@@ -29,7 +31,7 @@ def step_record(
     truncated: bool = False,
     agent_details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One step as recorded in ``episodes.jsonl``."""
+    """One step as recorded in ``episodes.jsonl`` (``observation=None``: a compact record without the text)."""
     record: dict[str, Any] = {k: info_before.get(k) for k in keys.DECISION_KEYS}
     record["observation"] = observation
     if keys.MESSAGES in info_before:
@@ -45,9 +47,9 @@ def step_record(
 
 def episode_record(
     *, env_id: str, env_kwargs: dict[str, Any], seed: int, index: int, agent: str, groups: list[str],
-    steps: list[dict[str, Any]],
+    steps: list[dict[str, Any]], start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One finished episode as recorded in ``episodes.jsonl``."""
+    """One finished episode as recorded in ``episodes.jsonl``; ``start`` is the env's state at reset."""
     return {
         "env_id": env_id,
         "env_kwargs": env_kwargs,
@@ -57,6 +59,7 @@ def episode_record(
         "groups": list(groups),
         "length": len(steps),
         "return": float(sum(s["reward"] for s in steps)),
+        START: start,
         "steps": steps,
     }
 
@@ -70,8 +73,15 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(record: dict[str, Any]) -> str:
-    """One JSON line; NaN is written as null so the file stays standard JSON."""
-    return json.dumps(nan_to_none(record), default=_json_default, allow_nan=False)
+    """One JSON line; NaN is written as null so the file stays standard JSON.
+
+    Most records hold no NaN, so they are written as they are; only one that does is copied with nulls
+    (walking a 20,000-step record for NaNs costs more than writing it).
+    """
+    try:
+        return json.dumps(record, default=_json_default, allow_nan=False)
+    except ValueError:  # a NaN (or inf) somewhere
+        return json.dumps(nan_to_none(record), default=_json_default, allow_nan=False)
 
 
 def nan_to_none(value: Any) -> Any:

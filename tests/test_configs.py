@@ -68,3 +68,13 @@ def test_every_config_has_a_schema():
 @pytest.mark.parametrize(("path", "check"), CASES, ids=[str(p.relative_to(CONFIGS)) for p, _ in CASES])
 def test_config_loads(path, check):
     check(path)
+
+
+def test_delayed_impact_configs_hold_the_published_parameters():
+    from fairgym.envs.lending import DELAYED_IMPACT_KWARGS
+
+    for agent in ("eo", "max-utility"):
+        cfg = from_dict(RunConfig, load_yaml(CONFIGS / "runs" / f"delayed-impact-{agent}.yaml"))
+        kwargs = {k: v for k, v in cfg.env_kwargs.items() if k not in ("max_steps", "descriptors")}
+        assert kwargs == DELAYED_IMPACT_KWARGS and cfg.env_kwargs["max_steps"] == 20000 and cfg.episodes >= 8
+        assert cfg.agent_kwargs["recalibrate"] == "every-step"

@@ -140,3 +140,29 @@ def test_embedded_default_decides_lending():
         assert sum(details["probs"]) == pytest.approx(1.0)
         assert all(lp < 0 for lp in details["logprobs"])
         assert env.step(action)[4][keys.ACTION_VALID]
+
+
+def keys_for(n: int, turn: int = 0):
+    from fairgym.agents.base import DecisionKey
+
+    return [DecisionKey(episode_seed=100 + i, turn=turn) for i in range(n)]
+
+
+def test_sampled_choices_differ_across_episodes_reaching_the_same_text(tiny):
+    _, obs, infos = lending_batch(1)
+    agent = LLMAgent.from_model(*tiny, temperature=50.0, seed=3)  # ~uniform over approve/deny
+    actions = agent.act(obs * 24, infos * 24, decision_keys=keys_for(24))
+    assert set(actions) == {"approve", "deny"}
+    again = LLMAgent.from_model(*tiny, temperature=50.0, seed=3).act(obs * 24, infos * 24, decision_keys=keys_for(24))
+    assert actions == again
+
+
+@pytest.mark.parametrize("decide", ["choice", "generate"])
+def test_sampled_decisions_do_not_depend_on_the_batch(tiny, decide):
+    _, obs, infos = lending_batch(4)
+    agent = LLMAgent.from_model(*tiny, decide=decide, temperature=1.5, max_new_tokens=6, seed=5)
+    batched = agent.act(obs, infos, decision_keys=keys_for(4, turn=2))
+    alone = [agent.act(obs[i:i + 1], infos[i:i + 1], decision_keys=keys_for(4, turn=2)[i:i + 1])[0] for i in range(4)]
+    assert batched == alone
+    same_text = agent.act(obs[:1] * 4, infos[:1] * 4, decision_keys=keys_for(4, turn=2))
+    assert len(set(same_text)) > 1  # one text, four episodes: four draws (so the equality above is not vacuous)

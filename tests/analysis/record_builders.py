@@ -22,9 +22,9 @@ def step(turn: int, group: str | None, outcome: dict[str, Any] | None, *, valid:
 
 
 def episode(env_id: str, steps: list[dict[str, Any]], *, index: int = 0, groups: tuple[str, ...] = ("A", "B"),
-            env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+            env_kwargs: dict[str, Any] | None = None, start: dict[str, Any] | None = None) -> dict[str, Any]:
     return episode_record(env_id=env_id, env_kwargs=env_kwargs or {}, seed=100 + index, index=index, agent="test",
-                          groups=list(groups), steps=steps)
+                          groups=list(groups), steps=steps, start=start)
 
 
 def lending_step(turn: int, group: str, approved: bool, would_repay: bool, *, scores: dict[str, float] | None = None,
@@ -58,6 +58,8 @@ LENDING_TABLE = [
 ]
 # group mean scores at the last turn of each episode (600/500 before)
 LENDING_END_SCORES = [{"A": 610.0, "B": 490.0}, {"A": 620.0, "B": 500.0}]
+# group mean scores at reset: the first decision already moved them (A 595 -> 600, B 505 -> 500)
+LENDING_START = {"group_mean_score": {"A": 595.0, "B": 505.0}}
 
 
 def lending_episodes(groups: tuple[str, ...] = ("A", "B")) -> list[dict[str, Any]]:
@@ -65,7 +67,7 @@ def lending_episodes(groups: tuple[str, ...] = ("A", "B")) -> list[dict[str, Any
     for index, rows in enumerate(LENDING_TABLE):
         steps = [lending_step(t, g, a, r, scores=LENDING_END_SCORES[index] if t == len(rows) - 1 else None)
                  for t, (g, a, r) in enumerate(rows)]
-        episodes.append(episode(LENDING, steps, index=index, groups=groups))
+        episodes.append(episode(LENDING, steps, index=index, groups=groups, start=LENDING_START))
     return episodes
 
 

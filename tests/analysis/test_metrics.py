@@ -81,12 +81,20 @@ def test_lending_per_step_and_cumulative_trajectories(lending):
     assert tr["fairness/demographic_parity_difference_cumulative"][ALL] == pytest.approx([0.0, 0.5, 1 / 3, 0.25])
 
 
-def test_credit_drift(lending):
+def test_credit_drift_is_measured_from_reset(lending):
     m, tr = lending
-    # end scores A 610, 620 and B 490, 500 against 600 / 500 at the first decision
-    assert m["fairness/credit_drift/A"] == pytest.approx(15.0)
-    assert m["fairness/credit_drift/B"] == pytest.approx(-5.0)
-    assert tr["fairness/credit_drift"]["A"] == pytest.approx([0.0, 0.0, 0.0, 15.0])
+    # end scores A 610, 620 and B 490, 500 against 595 / 505 at reset (600 / 500 after the first decision)
+    assert m["fairness/credit_drift/A"] == pytest.approx(20.0)
+    assert m["fairness/credit_drift/B"] == pytest.approx(-10.0)
+    assert tr["fairness/credit_drift"]["A"] == pytest.approx([5.0, 5.0, 5.0, 20.0])
+    assert tr["fairness/credit_drift"]["B"] == pytest.approx([-5.0, -5.0, -5.0, -10.0])
+
+
+def test_episodes_running_per_turn():
+    long = [lending_step(t, "A", False, True) for t in range(4)]
+    short = [lending_step(t, "B", False, True) for t in range(2)]
+    tr = trajectories([episode(LENDING, long, index=0), episode(LENDING, short, index=1)])
+    assert tr["task/episodes_running"][ALL] == [2.0, 2.0, 1.0, 1.0]
 
 
 def test_group_without_decisions_is_nan_not_zero():

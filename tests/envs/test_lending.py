@@ -55,9 +55,12 @@ def test_default_moves_group_mass_down_and_costs_the_loan():
     _, reward, *_, info = env.step("approve")
     np.testing.assert_allclose(env.distributions[0], [0, 0.1, 0.4, 0.5, 0, 0, 0])
     assert reward == -2.0
-    assert info[keys.OUTCOME] | {"group_mean_score": None} == {
+    assert info[keys.OUTCOME] | {"group_mean_score": None, "group_repay_probability": None} == {
         "approved": True, "would_repay": False, "repay_probability": 0.45, "score": int(env.bin_scores[2]),
-        "bin": 2, "cash": 8.0, "group_mean_score": None}
+        "bin": 2, "cash": 8.0, "group_mean_score": None, "group_repay_probability": None}
+    group = env.groups[0]
+    expected = float(np.dot(env.distributions[0], env.repay_probabilities))
+    assert info[keys.OUTCOME]["group_repay_probability"][group] == pytest.approx(expected)
 
 
 def test_denial_changes_nothing_but_records_would_repay():

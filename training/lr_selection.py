@@ -101,9 +101,13 @@ def choose_rate(losses: dict[float, float]) -> float:
 
 # ---- selection -----------------------------------------------------------------------------------------------
 def selected_labels(config: SweepConfig, arms: list[Arm]) -> list[Arm]:
-    """One trained arm per label on the first seed, full first (the LoRA rule may build on full's rate)."""
+    """One trained arm per label on the first seed, in selection order: full first (the LoRA rule may build on
+    full's rate), then the arms that run their own grid, then those sharing a rate selected at
+    ``lr_selection.lora_rank`` (with that rank's arm added when the sweep does not train it)."""
     first = [a for a in arms if a.method != "base" and a.seed == config.seeds[0]]
-    return sorted(first, key=lambda a: a.method != "full")
+    sources = [selection_arm(config, a) for a in first]
+    ordered = list(dict.fromkeys([*sources, *first]))
+    return sorted(ordered, key=lambda a: (a.method != "full", selection_arm(config, a) != a))
 
 
 def select_learning_rates(config: SweepConfig, sweep_dir: Path, base_model: str | None,
@@ -122,13 +126,37 @@ def select_learning_rates(config: SweepConfig, sweep_dir: Path, base_model: str 
             continue
         try:
             rows = rows if rows is not None else heldout_rows(config)
-            chosen[arm.label] = grid_rate(config, arm, Path(sweep_dir), base_model, grid, rows)
+            chosen[arm.label] = shared_rate(config, arm, chosen) or grid_rate(config, arm, Path(sweep_dir),
+                                                                               base_model, grid, rows)
         except Exception as exc:  # noqa: BLE001 - one arm's failed selection must not stop the sweep
             chosen[arm.label] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
             print(f"[sweep] learning-rate selection for {arm.label} failed: {chosen[arm.label]['error']}", flush=True)
         write_json(path, chosen)
     write_json(path, chosen)
     return chosen
+
+
+def selection_arm(config: SweepConfig, arm: Arm) -> Arm:
+    """The arm whose grid decides ``arm``'s rate: itself, or with ``lr_selection.lora_rank`` the LoRA arm of the
+    same variant at that rank (one grid per method)."""
+    rank = config.lr_selection.lora_rank
+    if arm.method != "lora" or rank is None or arm.rank == rank:
+        return arm
+    return Arm(f"{arm.variant or 'lora'}-r{rank}-s{arm.seed}", "lora", rank=rank, seed=arm.seed, variant=arm.variant)
+
+
+def shared_rate(config: SweepConfig, arm: Arm, chosen: dict[str, Any]) -> dict[str, Any] | None:
+    """With ``lr_selection.lora_rank``, a LoRA arm of another rank takes the rate selected at that rank (whose
+    grid runs here when no arm at that rank has run it yet); ``None`` for an arm that selects its own."""
+    source = selection_arm(config, arm)
+    if source == arm:
+        return None
+    if "learning_rate" not in chosen.get(source.label, {}):
+        raise ValueError(f"the learning rate shared from {source.label} is not selected yet")
+    entry = chosen[source.label]
+    return {"learning_rate": entry["learning_rate"], "rule": "grid", "selected_at": source.label,
+            "losses": entry.get("losses"), "selection_seed": entry.get("selection_seed"),
+            "heldout_rows": entry.get("heldout_rows"), "seconds": 0.0, "winner": None}
 
 
 def rule_rate(config: SweepConfig, arm: Arm, chosen: dict[str, Any]) -> dict[str, Any]:

@@ -122,12 +122,15 @@ class LRSelection:
         max_steps: optimizer steps per grid point; ``None``: the arm's own ``train.max_steps``, so the winner's run
             is the first seed's arm itself and selection costs ``grid size - 1`` runs per arm.
         batch_size: rows per forward pass of the held-out loss.
+        lora_rank: ``None``: every LoRA arm (rank, variant) selects its own rate; a rank: LoRA's rate is selected
+            once, at that rank, and used by every LoRA arm of the variant (cheaper: one grid per method).
     """
 
     seed: int = 20_000
     episodes: int = 2
     max_steps: int | None = None
     batch_size: int = 8
+    lora_rank: int | None = None
 
 
 @dataclass
@@ -251,6 +254,9 @@ class SweepConfig:
             raise ValueError(f"SweepConfig.lora_lr_multiplier={self.lora_lr_multiplier!r} must be > 0 (e.g. 10).")
         if self.lr_selection.episodes < 1 or (self.lr_selection.max_steps or 1) < 1:
             raise ValueError("SweepConfig.lr_selection.episodes and max_steps must be >= 1.")
+        if (self.lr_selection.lora_rank or 1) < 1:
+            raise ValueError(f"SweepConfig.lr_selection.lora_rank={self.lr_selection.lora_rank!r} must be a rank >= 1 "
+                             "or null (each LoRA arm selects its own rate).")
         if self.learning_rates:
             self._check_heldout_seeds()
 

@@ -44,6 +44,11 @@ def test_sweep_writes_every_file_and_plot(swept):
         assert "fairness/demographic_parity_difference" in metrics
     assert (swept / "lora-r2-s0" / "train" / "adapter" / "adapter_config.json").exists()
     assert (swept / "config.yaml").exists()
+    # the fair teacher replayed at the states each arm reached: the teacher agrees with itself everywhere
+    teacher = json.loads((swept / "teacher" / "metrics.json").read_text())[LENDING]
+    assert teacher["task/teacher_agreement"] == 1.0
+    base = json.loads((swept / "base" / "metrics.json").read_text())[LENDING]
+    assert 0.0 <= base["task/teacher_agreement"] <= 1.0 and "task/teacher_agreement/Black" in base
     diag = json.loads((swept / "diagnostics.json").read_text())
     assert diag["decisions"] == 6 and diag["choices"] == ["approve", "deny"]
     assert diag["arms"]["base"]["kl_vs_base"]["mean"] == pytest.approx(0.0, abs=1e-6)
@@ -52,12 +57,15 @@ def test_sweep_writes_every_file_and_plot(swept):
     assert len(lora["logit_lens"]["mean"]) == 3  # embeddings + 2 layers
     assert 0.0 <= lora["flip_rate"]["overall"] <= 1.0
     assert 0.0 <= lora["update"]["subspace_share"] <= lora["update"]["top_r_share"] + 1e-6
+    assert lora["intruders"]["layers"] == 2 * 7 and lora["intruders"]["total"] >= 0  # all-linear: 7 per layer
     assert set(diag["spectrum"]["0"]["energy_share"]) == {"1", "2", "4"}
     plots = {p.name for p in (swept / "plots").glob("*.png")}
     assert {"bias_vs_rank.png", "kl_vs_rank.png", "logit_lens.png", "update_energy.png",
             "gap_trajectory_Lending-v0.png", "credit_drift_Lending-v0.png"} <= plots
+    assert "compounding_Lending-v0.png" in plots
     report = (swept / "report.md").read_text()
     assert "| lora-r2 |" in report and "| full |" in report and "KL vs base" in report
+    assert "| teacher |" in report and "imitates teacher" in report and "intruder dims" in report
 
 
 def test_rerun_skips_finished_arms(swept, tiny_model_dir, monkeypatch):

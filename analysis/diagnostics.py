@@ -15,6 +15,7 @@ torch is imported here, and ``fairgym.analysis`` does not import this module eag
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -360,6 +361,42 @@ def _weighted(values: Sequence[float], weights: Sequence[float]) -> float:
     pairs = [(v, w) for v, w in zip(values, weights, strict=True) if not math.isnan(v) and w > 0]
     total = sum(w for _, w in pairs)
     return sum(v * w for v, w in pairs) / total if total else float("nan")
+
+
+# ---- intruder dimensions (PEFT) ---------------------------------------------------------------------------
+INTRUDER_PROBE = "fairgym_intruder_probe"
+
+
+def intruder_dimensions(peft_model: Any, top_k: int = 10, threshold_epsilon: float = 0.5) -> dict[str, Any]:
+    """Intruder dimensions of a LoRA model's update, counted by PEFT's own ``reduce_intruder_dimension``.
+
+    After Shuttleworth et al. 2024 ("LoRA vs full fine-tuning: an illusion of equivalence"): a leading singular
+    direction of the merged weight W + ΔW is an intruder when its largest |cosine| with every singular vector of
+    the base W is below ``threshold_epsilon``; PEFT checks the ``top_k`` leading directions of every LoRA layer.
+    PEFT's function mitigates them into a new adapter and logs the count per layer; the count is read from that
+    log, and the probe adapter is deleted again, leaving the model's active adapter as it was.
+
+    Returns:
+        ``{"total": intruders over all layers, "layers": layers checked, "layers_with_intruders": int,
+        "per_layer": {layer name: count}, "top_k", "threshold_epsilon"}``.
+    """
+    from peft.tuners.lora.intruders import reduce_intruder_dimension
+
+    active = peft_model.active_adapter
+    lines: list[str] = []
+    with torch.no_grad():
+        reduce_intruder_dimension(peft_model, old_adapter_name=active, new_adapter_name=INTRUDER_PROBE,
+                                  top_k=top_k, threshold_epsilon=threshold_epsilon, logging_sink=lines.append)
+    peft_model.set_adapter(active)
+    peft_model.delete_adapter(INTRUDER_PROBE)
+    per_layer = {}
+    for line in lines:  # PEFT logs "<layer>: No intruders" or "<layer>: Intruders: <n>"
+        found = re.fullmatch(r"(.+): (?:No intruders|Intruders: (\d+))", str(line))
+        if found:
+            per_layer[found.group(1)] = int(found.group(2) or 0)
+    return {"total": sum(per_layer.values()), "layers": len(per_layer),
+            "layers_with_intruders": sum(1 for n in per_layer.values() if n), "per_layer": per_layer,
+            "top_k": top_k, "threshold_epsilon": threshold_epsilon}
 
 
 # ---- intervals over seeds --------------------------------------------------------------------------------

@@ -439,3 +439,38 @@ def read_metrics(path: str | Path) -> dict[str, float]:
     """Read ``metrics.json``; null comes back as ``nan``."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     return {k: NAN if v is None else v for k, v in data.items()}
+
+
+# ---- agreement with a reference policy ----------------------------------------------------------------------
+def teacher_agreement(episodes: list[dict[str, Any]], reference: list[list[str | None]]) -> dict[str, float]:
+    """The share of decisions equal to the reference's (e.g. the fair teacher's) at the same states, per group
+    and overall: ``task/teacher_agreement[/<group>]``.
+
+    Args:
+        episodes: recorded episodes.
+        reference: per episode, per step, the reference's action text at that step's state (``None``: the step is
+            not compared, e.g. it has no closed set of choices). Texts are compared after ``strip().lower()``; a
+            step whose own action did not parse counts as a disagreement.
+
+    Returns:
+        ``{"task/teacher_agreement": share, "task/teacher_agreement/<group>": share}``; ``nan`` for a group (or
+        the run) with no compared step.
+    """
+    if len(reference) != len(episodes):
+        raise ValueError(f"reference has {len(reference)} episodes, the run {len(episodes)}; pass one list per "
+                         "episode.")
+    groups = run_groups(episodes) if episodes else []
+    hits: dict[str, list[bool]] = {g: [] for g in [*groups, ALL]}
+    for episode, wanted in zip(episodes, reference, strict=True):
+        for step, target in zip(episode["steps"], wanted, strict=True):
+            if target is None:
+                continue
+            same = bool(step.get("action_valid", True)) and _norm(step.get("action_text")) == _norm(target)
+            hits.setdefault(step.get("group") or ALL, []).append(same)
+            if step.get("group"):
+                hits[ALL].append(same)
+    return flatten({"task/teacher_agreement": {g: ratio(sum(v), len(v)) for g, v in hits.items()}})
+
+
+def _norm(text: Any) -> str:
+    return str(text or "").strip().lower()

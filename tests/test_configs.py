@@ -39,10 +39,10 @@ def check_train_config(path: Path) -> None:
 
 
 def check_sweep_config(path: Path) -> None:
-    from fairgym.training.sweep import load_sweep_config
+    from fairgym.training.sweep import load_sweep_configs
 
-    cfg = load_sweep_config(path)  # validates keys, ranks, envs, recipe and the implant block
-    assert cfg.ranks and all(r > 0 for r in cfg.ranks)
+    for cfg in load_sweep_configs(path):  # validates keys, ranks, envs, recipe, implant and learning-rate blocks
+        assert cfg.ranks and all(r > 0 for r in cfg.ranks)
 
 
 def check_accelerate_config(path: Path) -> None:

@@ -1,4 +1,8 @@
-"""``fairgym sweep CONFIG``: train and evaluate base / LoRA ranks / full arms, run the diagnostics, write the report."""
+"""``fairgym sweep CONFIG``: train and evaluate base / LoRA ranks / full arms, run the diagnostics, write the report.
+
+A config with a ``sweeps:`` block runs each sub-sweep in turn (e.g. ``configs/sweeps/cpu-study.yaml``: Lending and
+Dialogue), each into its own folder and report.
+"""
 
 from __future__ import annotations
 
@@ -12,28 +16,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs", help="folder the sweep folder runs/<name>/ goes under")
     parser.add_argument("--no-report", action="store_true", help="skip report.md and the plots")
     parser.add_argument("--report-only", action="store_true",
-                        help="only (re)write report.md and the plots from what the sweep folder holds")
+                        help="only (re)write report.md and the plots from what the sweep folder holds; the saved "
+                             "config.yaml is never changed")
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
     from pathlib import Path
 
-    from fairgym.training.sweep import load_sweep_config, run_sweep
+    from fairgym.training.sweep import check_sweep_folder, load_sweep_configs
 
-    config = load_sweep_config(args.config, args.overrides)  # every config error surfaces here, before training
+    configs = load_sweep_configs(args.config, args.overrides)  # every config error surfaces here, before training
+    for config in configs:  # a folder holding other results is refused before any sweep runs
+        check_sweep_folder(config, Path(args.out) / config.name)
     if args.report_only:
-        from fairgym.analysis.sweep_report import write_sweep_report
+        return report_only(configs, Path(args.out))
+    return max(run_one(config, args) for config in configs)
 
-        print(write_sweep_report(Path(args.out) / config.name))
-        return 0
+
+def report_only(configs: list, out: object) -> int:
+    """Rewrite each sweep's report from its folder; the config it reads is the one saved there."""
+    from pathlib import Path
+
+    from fairgym.analysis.sweep_report import write_sweep_report
+
+    for config in configs:
+        folder = Path(out) / config.name
+        if not (folder / "config.yaml").exists():
+            raise FileNotFoundError(f"{folder} holds no sweep (no config.yaml) to report on; run the sweep first.")
+        print(write_sweep_report(folder))
+    return 0
+
+
+def run_one(config: object, args: argparse.Namespace) -> int:
+    """Run one sweep and print its report; 1 when an arm is not done."""
+    import time
+
+    from fairgym.training.sweep import plan_arms, read_status, run_sweep
+
     started = time.perf_counter()
     sweep_dir = run_sweep(config, out_root=args.out, report=not args.no_report)
     print(f"[sweep] {config.name} finished in {time.perf_counter() - started:.0f} s: {sweep_dir}")
     if not args.no_report:
         print((sweep_dir / "report.md").read_text())
-    from fairgym.training.sweep import plan_arms, read_status
-
     failed = [a.name for a in plan_arms(config) if read_status(sweep_dir / a.name).get("state") != "done"]
     if failed:
         print(f"[sweep] arms not done: {', '.join(failed)} (see their status.json)")

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from fairgym.envs import keys
-from fairgym.training.sweep import DIAGNOSTICS_FILE, Arm, SweepConfig, json_safe, make_llm_agent, read_status
+from fairgym.training.sweep_plan import (
+    DIAGNOSTICS_FILE,
+    Arm,
+    SweepConfig,
+    json_safe,
+    load_arm_model,
+    make_llm_agent,
+    read_status,
+)
 
 
 def decision_points(config: SweepConfig) -> dict[str, Any]:
@@ -117,11 +125,17 @@ def _lora_update(ctx: dict[str, Any], model: Any, arm: Arm, full_deltas: dict[st
     return out
 
 
+def _intruders(config: SweepConfig, model: Any) -> dict[str, Any]:
+    from fairgym.analysis import diagnostics as D
+
+    return D.intruder_dimensions(model, top_k=config.diagnostics.intruder_top_k,
+                                 threshold_epsilon=config.diagnostics.intruder_epsilon)
+
+
 def _full_block(config: SweepConfig, ctx: dict[str, Any], result: dict[str, Any], seed: int,
                 arms: list[Arm], sweep_dir: Path) -> tuple[Any | None, dict[str, Any] | None]:
     """Load the seed's full arm (when done), diagnose it and its spectrum; returns (model, deltas)."""
     from fairgym.analysis import diagnostics as D
-    from fairgym.training.sweep import load_arm_model
 
     full_arm = next((a for a in arms if a.method == "full" and a.seed == seed), None)
     status = read_status(sweep_dir / full_arm.name) if full_arm else {}
@@ -131,9 +145,14 @@ def _full_block(config: SweepConfig, ctx: dict[str, Any], result: dict[str, Any]
     if _needs_diagnosis(result["arms"].get(full_arm.name), None):
         _guard(result["arms"], full_arm.name, arm_diagnostics, config, full_arm.name, model, tokenizer, ctx, None)
     deltas = D.state_deltas(ctx["base_state"], model.state_dict())
-    if config.diagnostics.update_spectrum and str(seed) not in result["spectrum"]:
+    if config.diagnostics.update_spectrum and _stale_spectrum(result["spectrum"].get(str(seed)), config):
         _guard(result["spectrum"], str(seed), D.delta_spectrum, deltas, spectrum_ranks(config), 32)
     return model, deltas
+
+
+def _stale_spectrum(entry: dict[str, Any] | None, config: SweepConfig) -> bool:
+    """Missing, failed, or computed at other ranks than the config's (e.g. a rank added on a rerun)."""
+    return not entry or "error" in entry or entry.get("ranks") != spectrum_ranks(config)
 
 
 def _context(config: SweepConfig, base_model: str | None) -> dict[str, Any]:
@@ -155,8 +174,6 @@ def _needs_diagnosis(entry: dict[str, Any] | None, full: Any | None) -> bool:
 
 def run_diagnostics(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_model: str | None) -> dict[str, Any]:
     """Diagnose every finished arm; merge into and return ``diagnostics.json``."""
-    from fairgym.training.sweep import load_arm_model
-
     path = sweep_dir / DIAGNOSTICS_FILE
     result = json.loads(path.read_text()) if path.exists() else {}
     result.setdefault("arms", {})
@@ -178,8 +195,10 @@ def run_diagnostics(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_
             record: dict[str, Any] = {}
             _guard(record, "diag", arm_diagnostics, config, arm.name, model, tokenizer, ctx, full)
             _guard(record, "update", _lora_update, ctx, model, arm, full_deltas)
+            if config.diagnostics.intruders:
+                _guard(record, "intruders", _intruders, config, model)
             result["arms"][arm.name] = {**(record["diag"] if "error" not in record["diag"] else record),
-                                        "update": record["update"]}
+                                        **{k: v for k, v in record.items() if k != "diag"}}
             del model
         _write(path, result)
     _write(path, result)

@@ -187,3 +187,39 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
     a, b = D.bootstrap_ci(values, seed=3), D.bootstrap_ci(values, seed=3)
     assert a == b and a["low"] <= a["mean"] <= a["high"]
     assert D.bootstrap_ci([0.7] * 4)["half_width"] == 0.0
+
+
+def _set_lora_update(peft_model, name: str, delta: torch.Tensor) -> None:
+    """Make the LoRA layer ``name`` hold exactly ``delta`` (B @ A * scaling = delta, rank <= r)."""
+    layer = peft_model.get_submodule(name)
+    r, scaling = layer.r["default"], layer.scaling["default"]
+    u, s, vh = torch.linalg.svd(delta / scaling, full_matrices=False)
+    with torch.no_grad():
+        layer.lora_B["default"].weight.copy_(u[:, :r] * s[:r].sqrt())
+        layer.lora_A["default"].weight.copy_(s[:r].sqrt()[:, None] * vh[:r])
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_intruder_dimensions_zero_inside_the_base_top_subspace(tok, inside):
+    """An update along the base weight's own top singular directions adds no intruder; a strong update along the
+    direction spread evenly over every base singular vector (|cosine| 1/8 with each of the 64) adds one."""
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(build_tiny_model(tok), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"]))
+    name = "base_model.model.model.layers.0.self_attn.q_proj"
+    weight = peft_model.get_submodule(name).get_base_layer().weight.detach()
+    u, s, vh = torch.linalg.svd(weight, full_matrices=False)
+    if inside:
+        delta = u[:, :2] @ torch.diag(s[:2]) @ vh[:2]  # doubles the two leading singular values
+    else:
+        a, b = u.sum(dim=1, keepdim=True), vh.sum(dim=0, keepdim=True)
+        delta = 10 * s[0] * (a / a.norm()) @ (b / b.norm())
+    _set_lora_update(peft_model, name, delta)
+    before = {k: v.clone() for k, v in peft_model.state_dict().items()}
+    result = D.intruder_dimensions(peft_model, top_k=4)
+    assert result["layers"] == 2  # q_proj in both layers
+    assert result["per_layer"][name] == (0 if inside else 1)
+    # the probe adapter is gone and the model's own adapter untouched
+    assert peft_model.active_adapter == "default" and list(peft_model.peft_config) == ["default"]
+    after = peft_model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

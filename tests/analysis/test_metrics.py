@@ -197,3 +197,22 @@ def test_metrics_json_round_trip_and_table(tmp_path, lending):
     table = summary_table(m)
     assert table.splitlines()[0].split()[:1] == ["group"]
     assert any(line.startswith("C ") and "nan" in line for line in table.splitlines())
+
+
+def test_teacher_agreement_on_hand_built_records():
+    from record_builders import invalid_step
+
+    from fairgym.analysis.metrics import teacher_agreement
+
+    episodes = lending_episodes()  # actions: ep0 approve deny deny approve; ep1 approve approve deny approve
+    episodes[1]["steps"][3] = invalid_step(3, "A")  # an unparsed action never agrees
+    reference = [["approve", "approve", "deny", "deny"], [" Approve ", "deny", "deny", "approve"]]
+    out = teacher_agreement(episodes, reference)
+    # A: ep0 t0 yes, t2 yes; ep1 t1 no, t3 invalid -> 2/4. B: ep0 t1 no, t3 no; ep1 t0 yes, t2 yes -> 2/4
+    assert out["task/teacher_agreement/A"] == pytest.approx(0.5)
+    assert out["task/teacher_agreement/B"] == pytest.approx(0.5)
+    assert out["task/teacher_agreement"] == pytest.approx(4 / 8)
+    skipped = teacher_agreement(episodes, [[None] * 4, ["approve", None, None, None]])
+    assert skipped["task/teacher_agreement"] == 1.0 and math.isnan(skipped["task/teacher_agreement/A"])
+    with pytest.raises(ValueError, match="one list per episode"):
+        teacher_agreement(episodes, reference[:1])

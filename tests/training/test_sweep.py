@@ -44,6 +44,11 @@ def test_sweep_writes_every_file_and_plot(swept):
         assert "fairness/demographic_parity_difference" in metrics
     assert (swept / "lora-r2-s0" / "train" / "adapter" / "adapter_config.json").exists()
     assert (swept / "config.yaml").exists()
+    # the fair teacher replayed at the states each arm reached: the teacher agrees with itself everywhere
+    teacher = json.loads((swept / "teacher" / "metrics.json").read_text())[LENDING]
+    assert teacher["task/teacher_agreement"] == 1.0
+    base = json.loads((swept / "base" / "metrics.json").read_text())[LENDING]
+    assert 0.0 <= base["task/teacher_agreement"] <= 1.0 and "task/teacher_agreement/Black" in base
     diag = json.loads((swept / "diagnostics.json").read_text())
     assert diag["decisions"] == 6 and diag["choices"] == ["approve", "deny"]
     assert diag["arms"]["base"]["kl_vs_base"]["mean"] == pytest.approx(0.0, abs=1e-6)
@@ -52,12 +57,15 @@ def test_sweep_writes_every_file_and_plot(swept):
     assert len(lora["logit_lens"]["mean"]) == 3  # embeddings + 2 layers
     assert 0.0 <= lora["flip_rate"]["overall"] <= 1.0
     assert 0.0 <= lora["update"]["subspace_share"] <= lora["update"]["top_r_share"] + 1e-6
+    assert lora["intruders"]["layers"] == 2 * 7 and lora["intruders"]["total"] >= 0  # all-linear: 7 per layer
     assert set(diag["spectrum"]["0"]["energy_share"]) == {"1", "2", "4"}
     plots = {p.name for p in (swept / "plots").glob("*.png")}
     assert {"bias_vs_rank.png", "kl_vs_rank.png", "logit_lens.png", "update_energy.png",
             "gap_trajectory_Lending-v0.png", "credit_drift_Lending-v0.png"} <= plots
+    assert "compounding_Lending-v0.png" in plots
     report = (swept / "report.md").read_text()
     assert "| lora-r2 |" in report and "| full |" in report and "KL vs base" in report
+    assert "| teacher |" in report and "imitates teacher" in report and "intruder dims" in report
 
 
 def test_rerun_skips_finished_arms(swept, tiny_model_dir, monkeypatch):
@@ -205,3 +213,101 @@ def test_dora_variant_arm_trains_and_is_diagnosed(tiny_model_dir, tmp_path):
     assert adapter["use_dora"] is True and adapter["r"] == 2
     diag = json.loads((sweep_dir / "diagnostics.json").read_text())
     assert diag["arms"]["dora-r2-s0"]["kl_vs_base"]["mean"] > 0
+
+
+# ---- a rerun never mixes results from two configs -------------------------------------------------------------
+def test_rerun_with_other_training_settings_is_refused_naming_the_fields(swept, tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(trainers, "train", lambda config: pytest.fail("trained despite a refused config"))
+    saved = (swept / "config.yaml").read_bytes()
+    report = (swept / "report.md").read_bytes()
+    changed = tiny_sweep(tiny_model_dir, train={**tiny_sweep(tiny_model_dir).train, "max_steps": 3,
+                                                "learning_rate": 1e-3})
+    with pytest.raises(ValueError, match=r"train\.learning_rate: saved 0\.0001, now 0\.001.*train\.max_steps: "
+                                         r"saved 2, now 3"):
+        run_sweep(changed, out_root=swept.parent)
+    assert (swept / "config.yaml").read_bytes() == saved and (swept / "report.md").read_bytes() == report
+
+
+def test_cli_rerun_with_other_eval_settings_exits_2_and_keeps_the_config(swept, tmp_path, capsys):
+    import yaml
+
+    from fairgym.cli import main
+
+    saved = (swept / "config.yaml").read_bytes()
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(yaml.safe_load(saved)))
+    for extra in ([], ["--report-only"]):
+        assert main(["sweep", str(config), "eval.episodes=3", "--out", str(swept.parent), *extra]) == 2
+        assert "eval.episodes: saved 2, now 3" in capsys.readouterr().err
+    assert (swept / "config.yaml").read_bytes() == saved
+
+
+def test_result_free_fields_may_change_and_explicit_defaults_equal_omitted(tiny_model_dir):
+    from fairgym.training.sweep import sweep_config_differences
+
+    saved = tiny_sweep(tiny_model_dir)
+    grown = tiny_sweep(tiny_model_dir, ranks=[2, 4], seeds=[0, 1], variants=["dora"], include_base=False,
+                       wandb_project="other", train={**saved.train, "logging_steps": 5, "learning_rate": 1e-4})
+    assert sweep_config_differences(saved, grown) == {}  # 1e-4 is TrainConfig's default learning rate
+    assert set(sweep_config_differences(saved, tiny_sweep(tiny_model_dir, seeds=[1]))) == {"lr_selection.train_seed"}
+    assert set(sweep_config_differences(saved, tiny_sweep(tiny_model_dir, model="other"))) == {"model"}
+    assert set(sweep_config_differences(saved, tiny_sweep(tiny_model_dir, lora_lr_multiplier=4.0))) == {
+        "lora_lr_multiplier"}
+
+
+def test_implant_cache_is_keyed_by_its_settings(tiny_model_dir, tmp_path, monkeypatch):
+    from fairgym.training import implant
+    from fairgym.training.sweep import prepare_base
+
+    built = []
+
+    def fake_implant(train_config):
+        model = Path(train_config.output_dir) / "model"
+        model.mkdir(parents=True)
+        (model / "config.json").write_text("{}")
+        built.append(train_config.teacher_kwargs)
+        return model
+
+    monkeypatch.setattr(implant, "implant_bias", fake_implant)
+    first = tiny_sweep(tiny_model_dir, implant={"max_steps": 2, "teacher_kwargs": {"penalty": 100}})
+    other = tiny_sweep(tiny_model_dir, implant={"max_steps": 2, "teacher_kwargs": {"penalty": 300}})
+    logging_only = tiny_sweep(tiny_model_dir, implant={"max_steps": 2, "teacher_kwargs": {"penalty": 100},
+                                                       "logging_steps": 7})
+    a = prepare_base(first, tmp_path)
+    b = prepare_base(other, tmp_path)
+    assert a != b and built == [{"penalty": 100}, {"penalty": 300}]
+    assert prepare_base(logging_only, tmp_path) == a and len(built) == 2  # reused: same implant
+
+
+def test_sub_sweeps_in_one_config(tmp_path):
+    import yaml
+
+    from fairgym.training.sweep import load_sweep_configs
+
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({"name": "study", "ranks": [1, 2], "seeds": [0, 1],
+                                    "sweeps": {"lending": {}, "dialogue": {"eval": {"envs": ["fairgym/Dialogue-v0"]},
+                                                                           "diagnostics": {"enabled": False}}}},
+                                   sort_keys=False))
+    lending, dialogue = load_sweep_configs(path, ["seeds=[0,1,2]"])
+    assert (lending.name, dialogue.name) == ("study-lending", "study-dialogue")
+    assert lending.seeds == dialogue.seeds == [0, 1, 2] and dialogue.eval.envs == ["fairgym/Dialogue-v0"]
+    with pytest.raises(ValueError, match="load_sweep_configs"):
+        load_sweep_config(path)
+
+
+@pytest.mark.parametrize(("override", "match"), [
+    ({"learning_rates": {"lorra": [1e-4]}}, "Did you mean 'lora'"),
+    ({"learning_rates": {"full": []}}, "learning rates > 0"),
+    ({"learning_rates": {"full": [0.0]}}, "learning rates > 0"),
+    ({"lora_lr_multiplier": 0}, "lora_lr_multiplier"),
+    ({"learning_rates": {"full": [1e-4]}, "lr_selection": {"seed": 10_001}}, "overlap the evaluation seeds"),
+    ({"learning_rates": {"full": [1e-4]}, "lr_selection": {"seed": 3}}, "overlap the training data seeds"),
+])
+def test_bad_learning_rate_settings_fail_before_training(override, match, tmp_path):
+    import yaml
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "bad", "seeds": [0, 1], "train": {"episodes": 4}, **override}))
+    with pytest.raises(ValueError, match=match):
+        load_sweep_config(path)

@@ -1,0 +1,217 @@
+"""A learning rate per arm, chosen by loss on held-out teacher demonstrations, never by a fairness metric.
+
+LoRA needs a larger learning rate than full fine-tuning (about 10x in Schulman et al. 2025, "LoRA Without
+Regret"; TRL docs: ``lora_without_regret``), so one rate for every arm would compare a tuned full fine-tune with
+under-trained adapters. Two ways, per method (``full``, ``lora``):
+
+- **grid** (``SweepConfig.learning_rates[method]``): each arm (label, e.g. ``lora-r8``) trains once per grid
+  point on the first training seed; the rate whose model has the lowest mean token loss on held-out teacher
+  demonstrations (episodes seeded from ``lr_selection.seed``, which no training, evaluation or diagnostics episode
+  uses) is that arm's rate for every seed. When a grid point trains for the arm's own step budget, the winner's
+  run *is* the first seed's arm, so selection costs ``grid size - 1`` extra runs per arm.
+- **rule** (no grid): full = ``train.learning_rate``; LoRA = ``lora_lr_multiplier`` x the full rate.
+
+Written to ``runs/<sweep>/learning_rates.json`` (label -> rate, how it was chosen, the losses per grid point and
+the seconds it cost); grid runs live under ``runs/<sweep>/lr-select/<label>/lr-<rate>/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from fairgym.training.sweep_plan import LEARNING_RATES_FILE, Arm, SweepConfig, json_safe, load_arm_model, write_json
+
+
+# ---- held-out loss -------------------------------------------------------------------------------------------
+def heldout_rows(config: SweepConfig) -> list[dict[str, Any]]:
+    """Teacher demonstrations from the held-out seeds, as prompt/completion chats (no counterfactual copies: the
+    teacher is group-blind, so they would repeat the same decisions)."""
+    from fairgym.training.datasets import build_dataset
+
+    train = config.train_config(method="full", rank=1, seed=config.lr_selection.seed, output_dir="unused")
+    train = dataclasses.replace(train, episodes=config.lr_selection.episodes, counterfactual=False)
+    return [{"prompt": r["prompt"], "completion": r["completion"]} for r in build_dataset(train)]
+
+
+def completion_tokens(tokenizer: Any, prompt: list[dict[str, str]], completion: list[dict[str, str]],
+                      max_length: int) -> tuple[list[int], int]:
+    """Token ids of prompt + completion and where the completion starts, as TRL's SFT tokenizes them (the chat
+    template with a generation prompt for the prompt alone; the completion starts where the two diverge)."""
+    def ids(messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    head, full = ids(prompt, True), ids(prompt + completion, False)
+    start = next((i for i, (a, b) in enumerate(zip(head, full, strict=False)) if a != b), min(len(head), len(full)))
+    return full[:max_length], start
+
+
+def heldout_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_size: int = 8,
+                 max_length: int = 512) -> float:
+    """Mean token negative log-likelihood of the completions given their prompts (SFT's completion-only loss),
+    over all completion tokens of ``rows``; ``nan`` when no completion token fits in ``max_length``."""
+    import torch
+
+    seqs = [completion_tokens(tokenizer, r["prompt"], r["completion"], max_length) for r in rows]
+    seqs = [(ids, start) for ids, start in seqs if start < len(ids)]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(seqs), batch_size):
+            loss, n = _batch_nll(model, seqs[i:i + batch_size], tokenizer.pad_token_id or 0)
+            total, count = total + loss, count + n
+    return total / count if count else float("nan")
+
+
+def _batch_nll(model: Any, batch: list[tuple[list[int], int]], pad_id: int) -> tuple[float, int]:
+    """Summed NLL and count of the completion tokens of one right-padded batch; the LM head runs only at the
+    positions that predict a completion token."""
+    import torch
+
+    device = next(model.parameters()).device
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.tensor([ids + [pad_id] * (width - len(ids)) for ids, _ in batch], device=device)
+    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch], device=device)
+    # position p predicts token p + 1: the completion tokens start..len-1 are predicted at start-1..len-2
+    wanted = [(row, p) for row, (ids, start) in enumerate(batch) for p in range(start - 1, len(ids) - 1)]
+    keep = torch.tensor(sorted({p for _, p in wanted}), device=device)
+    logits = model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits.float()
+    column = {int(p): j for j, p in enumerate(keep.tolist())}
+    rows = torch.tensor([r for r, _ in wanted], device=device)
+    cols = torch.tensor([column[p] for _, p in wanted], device=device)
+    targets = input_ids[rows, torch.tensor([p + 1 for _, p in wanted], device=device)]
+    logp = torch.log_softmax(logits[rows, cols], dim=-1)
+    return float(-logp.gather(1, targets[:, None]).sum()), len(wanted)
+
+
+def choose_rate(losses: dict[float, float]) -> float:
+    """The rate with the lowest held-out loss (a ``nan`` loss, e.g. a diverged run, never wins; ties: the smaller
+    rate)."""
+    finite = {lr: loss for lr, loss in losses.items() if loss is not None and math.isfinite(loss)}
+    if not finite:
+        raise ValueError(f"every grid point's held-out loss is undefined ({losses}); widen the grid or check the "
+                         "held-out data (lr_selection.episodes).")
+    return min(sorted(finite), key=lambda lr: finite[lr])
+
+
+# ---- selection -----------------------------------------------------------------------------------------------
+def selected_labels(config: SweepConfig, arms: list[Arm]) -> list[Arm]:
+    """One trained arm per label on the first seed, in selection order: full first (the LoRA rule may build on
+    full's rate), then the arms that run their own grid, then those sharing a rate selected at
+    ``lr_selection.lora_rank`` (with that rank's arm added when the sweep does not train it)."""
+    first = [a for a in arms if a.method != "base" and a.seed == config.seeds[0]]
+    sources = [selection_arm(config, a) for a in first]
+    ordered = list(dict.fromkeys([*sources, *first]))
+    return sorted(ordered, key=lambda a: (a.method != "full", selection_arm(config, a) != a))
+
+
+def select_learning_rates(config: SweepConfig, sweep_dir: Path, base_model: str | None,
+                          arms: list[Arm]) -> dict[str, Any]:
+    """Each trained arm's learning rate by label; cached in ``learning_rates.json`` (a rerun selects nothing it
+    already chose). A label whose selection fails is recorded with its error; its arms then fail, the others go on."""
+    path = Path(sweep_dir) / LEARNING_RATES_FILE
+    chosen: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    rows: list[dict[str, Any]] | None = None
+    for arm in selected_labels(config, arms):
+        if "learning_rate" in chosen.get(arm.label, {}):
+            continue
+        grid = config.learning_rates.get(arm.lr_method)
+        if not grid:
+            chosen[arm.label] = rule_rate(config, arm, chosen)
+            continue
+        try:
+            rows = rows if rows is not None else heldout_rows(config)
+            chosen[arm.label] = shared_rate(config, arm, chosen) or grid_rate(config, arm, Path(sweep_dir),
+                                                                               base_model, grid, rows)
+        except Exception as exc:  # noqa: BLE001 - one arm's failed selection must not stop the sweep
+            chosen[arm.label] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            print(f"[sweep] learning-rate selection for {arm.label} failed: {chosen[arm.label]['error']}", flush=True)
+        write_json(path, chosen)
+    write_json(path, chosen)
+    return chosen
+
+
+def selection_arm(config: SweepConfig, arm: Arm) -> Arm:
+    """The arm whose grid decides ``arm``'s rate: itself, or with ``lr_selection.lora_rank`` the LoRA arm of the
+    same variant at that rank (one grid per method)."""
+    rank = config.lr_selection.lora_rank
+    if arm.method != "lora" or rank is None or arm.rank == rank:
+        return arm
+    return Arm(f"{arm.variant or 'lora'}-r{rank}-s{arm.seed}", "lora", rank=rank, seed=arm.seed, variant=arm.variant)
+
+
+def shared_rate(config: SweepConfig, arm: Arm, chosen: dict[str, Any]) -> dict[str, Any] | None:
+    """With ``lr_selection.lora_rank``, a LoRA arm of another rank takes the rate selected at that rank (whose
+    grid runs here when no arm at that rank has run it yet); ``None`` for an arm that selects its own."""
+    source = selection_arm(config, arm)
+    if source == arm:
+        return None
+    if "learning_rate" not in chosen.get(source.label, {}):
+        raise ValueError(f"the learning rate shared from {source.label} is not selected yet")
+    entry = chosen[source.label]
+    return {"learning_rate": entry["learning_rate"], "rule": "grid", "selected_at": source.label,
+            "losses": entry.get("losses"), "selection_seed": entry.get("selection_seed"),
+            "heldout_rows": entry.get("heldout_rows"), "seconds": 0.0, "winner": None}
+
+
+def rule_rate(config: SweepConfig, arm: Arm, chosen: dict[str, Any]) -> dict[str, Any]:
+    """The rate without a grid: full = ``train.learning_rate``; LoRA = ``lora_lr_multiplier`` x the full rate
+    (full's chosen rate when full had a grid)."""
+    if arm.lr_method == "full":
+        return {"learning_rate": config.full_learning_rate, "rule": "train.learning_rate"}
+    full = chosen.get("full", {})
+    full_rate = full["learning_rate"] if full.get("rule") == "grid" else config.full_learning_rate
+    return {"learning_rate": config.lora_lr_multiplier * full_rate,
+            "rule": f"lora_lr_multiplier ({config.lora_lr_multiplier:g}) x full rate ({full_rate:g})"}
+
+
+def grid_rate(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str | None, grid: list[float],
+              rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Train ``arm`` once per grid point on the first seed and keep the rate with the lowest held-out loss."""
+    runs = {float(lr): grid_point(config, arm, sweep_dir, base_model, float(lr), rows) for lr in grid}
+    best = choose_rate({lr: run["loss"] for lr, run in runs.items()})
+    budget = config.train_config(method="full", rank=1, seed=0, output_dir="unused").max_steps
+    reusable = config.lr_selection.max_steps in (None, budget)
+    return {"learning_rate": best, "rule": "grid", "losses": {f"{lr:g}": run["loss"] for lr, run in runs.items()},
+            "selection_seed": config.seeds[0], "heldout_rows": len(rows),
+            "seconds": round(sum(run["seconds"] for run in runs.values()), 1),
+            "winner": runs[best] if reusable else None}
+
+
+def grid_point(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str | None, lr: float,
+               rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One grid point: train, then the held-out loss of the trained model (cached in ``heldout.json``)."""
+    from fairgym.training import trainers
+
+    folder = sweep_dir / "lr-select" / arm.label / f"lr-{lr:g}"
+    record_path = folder / "heldout.json"
+    if record_path.exists():
+        return json.loads(record_path.read_text())
+    started = time.time()
+    train = config.train_config(method=arm.method, rank=arm.rank or 1, seed=config.seeds[0],
+                                output_dir=folder / "train", variant=arm.variant, model=base_model, learning_rate=lr)
+    if config.lr_selection.max_steps:
+        train = dataclasses.replace(train, max_steps=config.lr_selection.max_steps)
+    result = trainers.train(train)
+    weights = {"model": str(result.model_dir) if result.model_dir else base_model,
+               "adapter": str(result.adapter_dir) if result.adapter_dir else None,
+               "global_step": result.global_step, "train_metrics": json_safe(result.metrics)}
+    model, tokenizer = load_arm_model(config, weights)
+    loss = heldout_loss(model, tokenizer, rows, config.lr_selection.batch_size, train.max_length)
+    record = {"learning_rate": lr, "loss": loss, "weights": weights, "seconds": round(time.time() - started, 1)}
+    write_json(record_path, record)
+    print(f"[sweep] {arm.label} lr={lr:g}: held-out loss {loss:.4f}", flush=True)
+    return record
+
+
+def arm_learning_rate(chosen: dict[str, Any], arm: Arm) -> float:
+    """The chosen rate of ``arm``'s label; a failed selection raises with its recorded error."""
+    entry = chosen.get(arm.label) or {}
+    if "learning_rate" not in entry:
+        raise ValueError(f"no learning rate for {arm.label}: {entry.get('error', 'selection did not run')}")
+    return float(entry["learning_rate"])

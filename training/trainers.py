@@ -214,6 +214,10 @@ def train(config: TrainConfig) -> TrainResult:
 
     from fairgym.training.datasets import build_dataset, check_dataset
 
+    if config.recipe == "grpo-episode":  # whole episodes as multi-turn rollouts: its own flow
+        from fairgym.training.episode_grpo import train_episodes
+
+        return train_episodes(config)
     resume_from = check_run_folder(config)
     dataset = build_dataset(config)
     check_dataset(dataset, config)

@@ -371,6 +371,9 @@ def check_episode_fits(config: TrainConfig, tokenizer: Any, window: int) -> dict
 def build_episode_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, rollouts: EpisodeRollouts,
                           callbacks: list | None = None) -> Any:
     """TRL's ``GRPOTrainer`` with the episode rollout function and one reward function per component."""
+    import os
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is documented as experimental
     from trl import GRPOConfig, GRPOTrainer
 
     from fairgym.training.episode_rewards import make_episode_reward_funcs
@@ -398,8 +401,6 @@ def train_episodes(config: TrainConfig) -> Any:
         ValueError: a run folder with a differing config, an episode longer than the context window, a reward
             weight the env cannot use — all before the first step.
     """
-    import os
-
     from transformers import set_seed
 
     from fairgym.config import save_config
@@ -419,7 +420,6 @@ def train_episodes(config: TrainConfig) -> Any:
     if log is not None:
         log.resume(checkpoint_step(resume_from))
         save_config(config, log.folder / "config.yaml")
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is documented as experimental
     rollouts = EpisodeRollouts(config, tokenizer, EpisodeSpec(config.max_completion_length, config.temperature,
                                                                window), log)
     callbacks = [trainers.EvalEpisodesCallback(config)] if config.eval_every else []

@@ -20,7 +20,7 @@ GRPO_RECIPES = ("grpo", "grpo-episode")
 EPISODE_REWARDS = {"task_return": 1.0, "fairness": 0.0, "fairness_per_turn": 0.0, "toxicity": 0.0,
                    "invalid_actions": 0.5}
 METHODS = ("full", "lora")
-DATA_KINDS = ("demonstrations", "detox", "preferences")
+DATA_KINDS = ("demonstrations", "detox", "preferences", "episodes")
 REPORT_TO = ("none", "wandb")
 # Fields that may change when a run is resumed (budget and logging); any other difference is an error.
 RESUMABLE_FIELDS = frozenset({"max_steps", "resume", "report_to", "logging_steps", "save_steps", "eval_every",
@@ -48,7 +48,8 @@ class TrainConfig:
         env_id: env the data comes from and GRPO replays.
         env_kwargs: keyword arguments for ``make_env``.
         data: ``"demonstrations"`` (teacher actions, SFT/GRPO), ``"detox"`` (non-toxic dialogue replies),
-            ``"preferences"`` (DPO pairs); ``None`` picks by recipe and env.
+            ``"preferences"`` (DPO pairs), ``"episodes"`` (one row per episode seed, ``grpo-episode``); ``None``
+            picks by recipe and env.
         teacher: agent name giving demonstrations / the chosen side of DPO pairs.
         teacher_kwargs: keyword arguments for the teacher.
         rejected_teacher: agent giving the rejected side of DPO pairs; ``None``: ``"biased-threshold"``
@@ -182,6 +183,9 @@ class TrainConfig:
                 raise UnknownNameError("TrainConfig.reward_weights component", str(name), EPISODE_REWARDS)
             if isinstance(weight, bool) or not isinstance(weight, (int, float)):
                 raise TypeError(f"TrainConfig.reward_weights.{name}={weight!r} must be a number (e.g. 0.5).")
+        if self.recipe == "grpo-episode" and (self.counterfactual or self.data not in (None, "episodes")):
+            raise ValueError("recipe='grpo-episode' plays episodes from their seeds: leave data unset (or 'episodes') "
+                             "and counterfactual=false.")
         if self.reward_weights and self.recipe != "grpo-episode":
             raise ValueError("TrainConfig.reward_weights applies to recipe='grpo-episode' only; the single-step "
                              "recipe weighs its rewards with fairness_penalty and format_weight.")
@@ -203,6 +207,8 @@ class TrainConfig:
             return self.data
         if self.recipe == "dpo":
             return "preferences"
+        if self.recipe == "grpo-episode":
+            return "episodes"
         return "detox" if "Dialogue" in self.env_id else "demonstrations"
 
     @property

@@ -27,6 +27,7 @@ W&B against ``train/global_step``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,15 +57,12 @@ def first_prompt(env: Any, seed: int) -> list[dict[str, Any]]:
     return [{**m, SEED_KEY: int(seed)} for m in build_messages(observation, info)]
 
 
-def episode_dataset(config: TrainConfig) -> Any:
+def episode_rows(config: TrainConfig) -> list[dict[str, Any]]:
     """Rows ``{prompt, seed, env_id, env_kwargs}`` for seeds ``seed .. seed + episodes - 1``."""
-    from datasets import Dataset
-
     env = make_env(config)
     kwargs = json.dumps(dict(config.env_kwargs), sort_keys=True)
-    rows = [{"prompt": first_prompt(env, s), "seed": s, "env_id": config.env_id, "env_kwargs": kwargs}
+    return [{"prompt": first_prompt(env, s), "seed": s, "env_id": config.env_id, "env_kwargs": kwargs}
             for s in range(config.seed, config.seed + config.episodes)]
-    return Dataset.from_list(rows)
 
 
 def prompt_seed(prompt: list[dict[str, Any]]) -> int:
@@ -243,14 +241,16 @@ class RolloutLog:
         _rewrite(self.metrics_path, metrics)
         self.next_index = max((r["index"] for r in kept), default=-1) + 1
 
-    def write(self, episodes: list[dict[str, Any]], global_step: int) -> dict[str, float]:
-        """Append the episodes and their ``compute_metrics``; return the metrics (numbers only)."""
+    def write(self, episodes: list[dict[str, Any]], global_step: int,
+              extra: dict[str, float] | None = None) -> dict[str, float]:
+        """Append the episodes and their ``compute_metrics`` (with ``extra``); return the metrics (numbers only)."""
         from fairgym.analysis.metrics import compute_metrics
 
         for episode in episodes:
             records.append_episode(self.episodes_path, episode)
         metrics = {k: float(v) for k, v in compute_metrics(episodes).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics.update(extra or {})
         records.append_episode(self.metrics_path, {"global_step": int(global_step), **metrics})
         return metrics
 
@@ -303,9 +303,16 @@ class EpisodeRollouts:
         self.stats["episodes"] += len(rollouts)
         episodes = self._records(rollouts, trainer.state.global_step)
         if self.log is not None and trainer.accelerator.is_main_process:
-            log_step_metrics(trainer, self.log.write(episodes, trainer.state.global_step))
+            metrics = self.log.write(episodes, trainer.state.global_step, self.throughput())
+            log_step_metrics(trainer, metrics)
         return {"prompt_ids": [r.prompt_ids for r in rollouts], "completion_ids": [r.completion_ids for r in rollouts],
                 "logprobs": None, "env_mask": [r.env_mask for r in rollouts], "episode": episodes}
+
+    def throughput(self) -> dict[str, float]:
+        """Rollouts played so far in this process and their rate (episodes per second of rollout time)."""
+        seconds = self.stats["seconds"]
+        return {"rollout/episodes": float(self.stats["episodes"]),
+                "rollout/episodes_per_second": self.stats["episodes"] / seconds if seconds else float("nan")}
 
     def _records(self, rollouts: list[Rollout], global_step: int) -> list[dict[str, Any]]:
         start = self.log.next_index if self.log is not None else 0
@@ -367,66 +374,50 @@ def check_episode_fits(config: TrainConfig, tokenizer: Any, window: int) -> dict
     return estimate
 
 
-# ---- the run ----------------------------------------------------------------------------------------------------
-def build_episode_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, rollouts: EpisodeRollouts,
-                          callbacks: list | None = None) -> Any:
-    """TRL's ``GRPOTrainer`` with the episode rollout function and one reward function per component."""
-    import os
+# ---- the trainer ---------------------------------------------------------------------------------------------
+def checkpoint_step(output_dir: str | Path, resume: bool) -> int:
+    """The global step training resumes from: the last ``checkpoint-N`` when resuming, else 0."""
+    from transformers.trainer_utils import get_last_checkpoint
 
+    found = get_last_checkpoint(str(output_dir)) if resume and Path(output_dir).is_dir() else None
+    return int(Path(found).name.rsplit("-", 1)[1]) if found else 0
+
+
+def open_rollout_log(config: TrainConfig) -> RolloutLog | None:
+    """The run's rollout log, cut back to the step training resumes from (main process only, else ``None``)."""
+    from fairgym.config import save_config
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    log = RolloutLog(Path(config.output_dir) / ROLLOUTS_DIR)
+    log.resume(checkpoint_step(config.output_dir, config.resume))
+    save_config(config, log.folder / "config.yaml")  # so `fairgym report <output_dir>/rollouts` names the run
+    return log
+
+
+def build_episode_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, peft: Any,
+                          base: dict[str, Any], callbacks: list | None = None,
+                          rollouts: EpisodeRollouts | None = None) -> Any:
+    """TRL's ``GRPOTrainer`` with the episode rollout function and one reward function per component.
+
+    Args:
+        config: the run's config (``recipe="grpo-episode"``).
+        model: the policy; tokenizer: its tokenizer; dataset: ``episode_rows`` as a ``Dataset``.
+        peft: the ``LoraConfig`` (``None`` for a full update); base: the ``TrainingArguments`` every recipe shares.
+        callbacks: extra trainer callbacks.
+        rollouts: the rollout function (default: one writing ``<output_dir>/rollouts``).
+    """
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is documented as experimental
     from trl import GRPOConfig, GRPOTrainer
 
     from fairgym.training.episode_rewards import make_episode_reward_funcs
-    from fairgym.training.trainers import common_args, lora_config
 
     funcs, weights = make_episode_reward_funcs(config.env_id, config.episode_reward_weights, config.fairness_metric)
-    episode_tokens = rollouts.spec.context_window
-    args = GRPOConfig(**common_args(config), num_generations=config.num_generations,
-                      max_completion_length=episode_tokens, temperature=config.temperature, beta=config.beta,
-                      reward_weights=weights, shuffle_dataset=True)
-    peft = lora_config(config) if config.adapter is None else None
+    window = context_window(model)
+    if rollouts is None:
+        spec = EpisodeSpec(config.max_completion_length, config.temperature, window)
+        rollouts = EpisodeRollouts(config, tokenizer, spec, open_rollout_log(config))
+    args = GRPOConfig(**base, num_generations=config.num_generations, max_completion_length=window,
+                      temperature=config.temperature, beta=config.beta, reward_weights=weights, shuffle_dataset=True)
     return GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer,
                        peft_config=peft, callbacks=callbacks, rollout_func=rollouts)
-
-
-def checkpoint_step(checkpoint: Path | None) -> int:
-    """The global step of a ``checkpoint-N`` folder (0 for none)."""
-    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else 0
-
-
-def train_episodes(config: TrainConfig) -> Any:
-    """Run one ``grpo-episode`` job end to end (the episode counterpart of ``trainers.train``).
-
-    Raises:
-        ValueError: a run folder with a differing config, an episode longer than the context window, a reward
-            weight the env cannot use — all before the first step.
-    """
-    from transformers import set_seed
-
-    from fairgym.config import save_config
-    from fairgym.training import trainers
-    from fairgym.training.episode_rewards import check_weights
-
-    check_weights(config.env_id, config.episode_reward_weights, config.fairness_metric)
-    resume_from = trainers.check_run_folder(config)
-    dataset = episode_dataset(config)
-    trainers._setup_wandb(config)
-    set_seed(config.seed)
-    model, tokenizer = trainers.load_policy(config)
-    window = context_window(model)
-    check_episode_fits(config, tokenizer, window)
-    trainers._save_run_inputs(config, dataset)
-    log = RolloutLog(Path(config.output_dir) / ROLLOUTS_DIR) if trainers.is_main_process() else None
-    if log is not None:
-        log.resume(checkpoint_step(resume_from))
-        save_config(config, log.folder / "config.yaml")
-    rollouts = EpisodeRollouts(config, tokenizer, EpisodeSpec(config.max_completion_length, config.temperature,
-                                                               window), log)
-    callbacks = [trainers.EvalEpisodesCallback(config)] if config.eval_every else []
-    trainer = build_episode_trainer(config, model, tokenizer, dataset, rollouts, callbacks)
-    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    metrics = dict(output.metrics)
-    seconds = rollouts.stats["seconds"]
-    metrics["rollout_episodes"] = rollouts.stats["episodes"]
-    metrics["rollout_episodes_per_second"] = rollouts.stats["episodes"] / seconds if seconds else None
-    return trainers._finish(config, trainer, metrics)

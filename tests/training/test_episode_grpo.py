@@ -65,7 +65,9 @@ def test_env_mask_marks_exactly_the_generated_tokens(episode_config, tiny_policy
 
 
 def test_trl_loss_mask_is_the_env_mask_and_groups_share_a_seed(episode_config, tiny_model_dir):
-    from fairgym.training.trainers import load_policy
+    from datasets import Dataset
+
+    from fairgym.training.trainers import common_args, load_policy, lora_config
 
     config = episode_config(batch_size=4, episodes=4)
     model, tokenizer = load_policy(config)
@@ -76,7 +78,9 @@ def test_trl_loss_mask_is_the_env_mask_and_groups_share_a_seed(episode_config, t
         seen.update(rollouts(prompts, trainer))
         return seen
 
-    trainer = eg.build_episode_trainer(config, model, tokenizer, eg.episode_dataset(config), rollouts)
+    dataset = Dataset.from_list(eg.episode_rows(config))
+    trainer = eg.build_episode_trainer(config, model, tokenizer, dataset, lora_config(config), common_args(config),
+                                       rollouts=rollouts)
     trainer.rollout_func = recording
     batch = next(iter(trainer.get_train_dataloader()))
     out = trainer._generate_and_score_completions(batch)

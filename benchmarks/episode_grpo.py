@@ -103,10 +103,14 @@ def main() -> None:
             series = json.loads(line[len("RESULT "):])
             results["arms"].append({"arm": label, "fairness_weight": weight, **series, "summary": summary(series)})
             print(f"{label:8s} fairness={weight:<4} reward {series['reward_mean']} gap {series['fairness_gap']} "
-                  f"{series['rollout_episodes_per_second']:.2f} ep/s", flush=True)
+                  f"{series['rollout_episodes_per_second']:.3f} ep/s", flush=True)
+            write(results)  # after every arm, so an interrupted run keeps what it measured
+    print(f"wrote {RESULTS}")
+
+
+def write(results: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -36,13 +36,14 @@ def _draw_lines(ax, series: Series, colors: dict[str, str]) -> None:
 
 def trajectory_figure(traj: Trajectories, metric: str, *, title: str, ylabel: str) -> Figure:
     """Two panels for ``metric``: per step (turn t across episodes) and cumulative (all turns up to t);
-    one line per group, the all-groups value dashed black. A single panel when there is no cumulative series."""
+    one line per group, the all-groups value dashed black. A single panel when there is no cumulative series;
+    empty panels when the run has no series of ``metric`` (e.g. no episode took a valid decision)."""
     names = [metric] + ([metric + CUMULATIVE] if metric + CUMULATIVE in traj else [])
     fig = Figure(figsize=(5.2 * len(names), 3.8), layout="constrained")
     axes = fig.subplots(1, len(names), sharey=True, squeeze=False)[0]
-    colors = _colors(list(traj[metric]))
+    colors = _colors(list(traj.get(metric, {})))
     for ax, name in zip(axes, names, strict=True):
-        _draw_lines(ax, traj[name], colors)
+        _draw_lines(ax, traj.get(name, {}), colors)
         if len(names) > 1:
             ax.set_title("cumulative (turns <= t)" if name.endswith(CUMULATIVE) else "per step (turn t)", fontsize=10)
     axes[0].set_ylabel(ylabel)

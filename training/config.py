@@ -14,9 +14,13 @@ from typing import Any
 
 from fairgym.config import UnknownNameError, from_dict, load_yaml, merge, parse_overrides
 
-RECIPES = ("sft", "grpo", "dpo")
+RECIPES = ("sft", "grpo", "dpo", "grpo-episode")
+GRPO_RECIPES = ("grpo", "grpo-episode")
+# Reward components of the episode recipe (fairgym.training.episode_rewards computes them) and their default weights.
+EPISODE_REWARDS = {"task_return": 1.0, "fairness": 0.0, "fairness_per_turn": 0.0, "toxicity": 0.0,
+                   "invalid_actions": 0.5}
 METHODS = ("full", "lora")
-DATA_KINDS = ("demonstrations", "detox", "preferences")
+DATA_KINDS = ("demonstrations", "detox", "preferences", "episodes")
 REPORT_TO = ("none", "wandb")
 # Fields that may change when a run is resumed (budget and logging); any other difference is an error.
 RESUMABLE_FIELDS = frozenset({"max_steps", "resume", "report_to", "logging_steps", "save_steps", "eval_every",
@@ -28,7 +32,8 @@ class TrainConfig:
     """A training run.
 
     Attributes:
-        recipe: ``"sft"``, ``"grpo"`` or ``"dpo"``.
+        recipe: ``"sft"``, ``"grpo"`` (single decisions replayed), ``"dpo"`` or ``"grpo-episode"`` (whole
+            episodes played as multi-turn rollouts; see ``fairgym.training.episode_grpo``).
         output_dir: run folder (checkpoints, the final adapter or model, the dataset, ``config.yaml``).
         model: base model: ``None`` for the embedded SmolLM2-135M-Instruct, else a hub id or local folder.
         adapter: optional PEFT adapter to start from (checked against ``model``).
@@ -43,7 +48,8 @@ class TrainConfig:
         env_id: env the data comes from and GRPO replays.
         env_kwargs: keyword arguments for ``make_env``.
         data: ``"demonstrations"`` (teacher actions, SFT/GRPO), ``"detox"`` (non-toxic dialogue replies),
-            ``"preferences"`` (DPO pairs); ``None`` picks by recipe and env.
+            ``"preferences"`` (DPO pairs), ``"episodes"`` (one row per episode seed, ``grpo-episode``); ``None``
+            picks by recipe and env.
         teacher: agent name giving demonstrations / the chosen side of DPO pairs.
         teacher_kwargs: keyword arguments for the teacher.
         rejected_teacher: agent giving the rejected side of DPO pairs; ``None``: ``"biased-threshold"``
@@ -63,10 +69,16 @@ class TrainConfig:
         max_length: tokens per sequence (prompt + completion), truncated beyond.
         seed: seed of data order, LoRA init and sampling.
         num_generations: GRPO group size (completions per prompt).
-        max_completion_length: GRPO tokens generated per completion.
+        max_completion_length: GRPO tokens generated per completion (``grpo-episode``: per turn).
         temperature: GRPO sampling temperature.
         fairness_penalty: GRPO penalty weight for deviating from the fair reference decision.
         format_weight: GRPO weight of the format reward (1 when the env parses the completion).
+        reward_weights: ``grpo-episode``: weight per reward component (``task_return``, ``fairness``,
+            ``fairness_per_turn``, ``toxicity``, ``invalid_actions``); unnamed components keep their defaults
+            (``EPISODE_REWARDS``); ``None`` keeps them all.
+        fairness_metric: ``grpo-episode``: the ``fairness/`` metric of ``compute_metrics`` the fairness
+            components penalise; ``None``: Lending ``fairness/demographic_parity_difference``, Allocation
+            ``fairness/allocation_gap_max``.
         beta: KL coefficient (DPO; GRPO's reference-model KL, 0 disables it).
         logging_steps: log ``train/`` metrics every this many steps.
         save_steps: checkpoint every this many steps (resume picks up the last one).
@@ -114,6 +126,8 @@ class TrainConfig:
     temperature: float = 1.0
     fairness_penalty: float = 0.0
     format_weight: float = 0.5
+    reward_weights: dict[str, float] | None = None
+    fairness_metric: str | None = None
     beta: float = 0.1
     logging_steps: int = 1
     save_steps: int = 10
@@ -152,8 +166,9 @@ class TrainConfig:
     def _check_grpo(self) -> None:
         if self.eval_every < 0:
             raise ValueError(f"TrainConfig.eval_every={self.eval_every!r} must be >= 0 (0 disables evaluation).")
-        if self.recipe != "grpo":
+        if self.recipe not in GRPO_RECIPES:
             return
+        self._check_reward_weights()
         if self.num_generations < 2:
             raise ValueError(f"TrainConfig.num_generations={self.num_generations!r} must be >= 2 for GRPO "
                              "(advantages compare completions within a group).")
@@ -161,6 +176,24 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.batch_size * grad_accum = {self.batch_size * self.grad_accum} must be a "
                              f"multiple of num_generations={self.num_generations} for GRPO; e.g. set "
                              f"batch_size={self.num_generations}.")
+
+    def _check_reward_weights(self) -> None:
+        for name, weight in (self.reward_weights or {}).items():
+            if name not in EPISODE_REWARDS:
+                raise UnknownNameError("TrainConfig.reward_weights component", str(name), EPISODE_REWARDS)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise TypeError(f"TrainConfig.reward_weights.{name}={weight!r} must be a number (e.g. 0.5).")
+        if self.recipe == "grpo-episode" and (self.counterfactual or self.data not in (None, "episodes")):
+            raise ValueError("recipe='grpo-episode' plays episodes from their seeds: leave data unset (or 'episodes') "
+                             "and counterfactual=false.")
+        if self.reward_weights and self.recipe != "grpo-episode":
+            raise ValueError("TrainConfig.reward_weights applies to recipe='grpo-episode' only; the single-step "
+                             "recipe weighs its rewards with fairness_penalty and format_weight.")
+
+    @property
+    def episode_reward_weights(self) -> dict[str, float]:
+        """Every episode reward component's weight: the defaults, overridden by ``reward_weights``."""
+        return {**EPISODE_REWARDS, **{k: float(v) for k, v in (self.reward_weights or {}).items()}}
 
     @property
     def lora_alpha(self) -> float:
@@ -174,6 +207,8 @@ class TrainConfig:
             return self.data
         if self.recipe == "dpo":
             return "preferences"
+        if self.recipe == "grpo-episode":
+            return "episodes"
         return "detox" if "Dialogue" in self.env_id else "demonstrations"
 
     @property

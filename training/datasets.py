@@ -25,7 +25,7 @@ from fairgym.envs import keys
 from fairgym.training.config import TrainConfig
 
 REQUIRED_COLUMNS = {"sft": ("prompt", "completion"), "grpo": ("prompt", "env_id", "env_kwargs", "seed", "prefix"),
-                    "dpo": ("prompt", "chosen", "rejected")}
+                    "dpo": ("prompt", "chosen", "rejected"), "grpo-episode": ("prompt", "seed")}
 
 
 def step_info(step: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +201,14 @@ def sample_replies(config: TrainConfig, prompts: list[list[dict[str, str]]]) -> 
     return out
 
 
-BUILDERS = {"demonstrations": demonstrations, "detox": detox, "preferences": preferences}
+def episodes(config: TrainConfig) -> list[dict[str, Any]]:
+    """One row per episode seed (``grpo-episode``); see ``fairgym.training.episode_grpo.episode_rows``."""
+    from fairgym.training.episode_grpo import episode_rows
+
+    return episode_rows(config)
+
+
+BUILDERS = {"demonstrations": demonstrations, "detox": detox, "preferences": preferences, "episodes": episodes}
 
 
 def load_dataset_file(path: str | Path) -> Dataset:

@@ -107,6 +107,10 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
         data = dataset.select_columns(["prompt", "chosen", "rejected"])
         return DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft,
                           callbacks=callbacks)
+    if config.recipe == "grpo-episode":  # whole episodes as multi-turn rollouts
+        from fairgym.training.episode_grpo import build_episode_trainer
+
+        return build_episode_trainer(config, model, tokenizer, dataset, peft, base, callbacks)
     return _grpo_trainer(config, model, tokenizer, dataset, peft, base, callbacks)
 
 
@@ -221,6 +225,10 @@ def train(config: TrainConfig) -> TrainResult:
     set_seed(config.seed)  # LoRA init and data order
     model, tokenizer = load_policy(config)
     check_lengths(config, tokenizer, dataset)
+    if config.recipe == "grpo-episode":
+        from fairgym.training.episode_grpo import check_episode_fits, context_window
+
+        check_episode_fits(config, tokenizer, context_window(model))
     _save_run_inputs(config, dataset)
     callbacks = [EvalEpisodesCallback(config)] if config.eval_every else []
     trainer = build_trainer(config, model, tokenizer, dataset, callbacks)

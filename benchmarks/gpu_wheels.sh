@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Build benchmarks/wheels for benchmarks/gpu_check.sh: the pinned trl and the fairgym dependencies the check
+# imports that a GPU image with torch, transformers, peft and accelerate lacks, for CPython 3.11 on x86-64 Linux,
+# without their own dependencies (--no-deps: the image's are used). Fails when the folder passes 64 MiB, naming the largest wheels.
+#   [EXCLUDE="pyarrow"] bash benchmarks/gpu_wheels.sh [extra pinned requirement ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+DEST=benchmarks/wheels
+mkdir -p "$DEST"
+# what the check imports beyond the image, pinned to this venv's versions (trl, datasets and their data stack,
+# gymnasium, fairlearn and scikit-learn); numpy, scipy, pyyaml, tqdm, jinja2, psutil are expected in a torch image
+PACKAGES=(trl datasets pyarrow pandas dill xxhash multiprocess fsspec gymnasium cloudpickle farama-notifications
+          fairlearn scikit-learn narwhals joblib threadpoolctl python-dateutil)
+# EXCLUDE="pyarrow pandas": leave out what the GPU image is known to have (pyarrow alone is ~53 MiB)
+for skip in ${EXCLUDE:-}; do PACKAGES=("${PACKAGES[@]/$skip}"); done
+mapfile -t PINS < <("$PY" -c 'import sys; from importlib.metadata import version
+for p in filter(None, sys.argv[1:]): print(f"{p}=={version(p)}")' "${PACKAGES[@]}")
+"$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux2014_x86_64 \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --implementation cp \
+  -d "$DEST" "${PINS[@]}" "$@"
+SIZE=$(du -sm "$DEST" | cut -f1)
+echo "benchmarks/wheels: ${SIZE} MiB"
+if (( SIZE > 64 )); then
+  echo "over the 64 MiB limit; largest wheels:" >&2
+  ls -S -s --block-size=M "$DEST" | head -6 >&2
+  exit 1
+fi

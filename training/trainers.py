@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from transformers import TrainerCallback
 
-from fairgym.config import save_config
+from fairgym.config import load_yaml, save_config
 from fairgym.training.config import TrainConfig, config_differences
 
 
@@ -162,7 +161,7 @@ def check_run_folder(config: TrainConfig) -> Path | None:
     saved_file = out / "config.yaml"
     checkpoint = last_checkpoint(out)
     if saved_file.is_file() and is_main_process():  # other ranks could read it mid-write
-        saved = yaml.safe_load(saved_file.read_text()) or {}
+        saved = load_yaml(saved_file)
         diffs = config_differences(saved, config)
         if diffs:
             listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in diffs.items()))

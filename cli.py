@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+from fairgym import threads
+
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "envs": ("fairgym.envs.cli", "list the registered environments, or check one against Gymnasium's contract"),
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    threads.configure_threads()  # before any subcommand imports torch: OpenMP reads its settings once
     # The per-group table is the CLI's output; W&B's own run summary would bury it (set WANDB_QUIET=false for it).
     os.environ.setdefault("WANDB_QUIET", "true")
     parser = build_parser()

@@ -93,12 +93,14 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
     peft = lora_config(config) if config.adapter is None else None
     base = common_args(config)
     if config.recipe == "sft":
-        from trl import SFTConfig, SFTTrainer
+        from trl import SFTConfig
+
+        from fairgym.training.sft_trainer import CompactHeadSFTTrainer
 
         args = SFTConfig(**base, max_length=config.max_length, completion_only_loss=True, packing=False)
         data = dataset.select_columns(["prompt", "completion"])
-        return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft,
-                          callbacks=callbacks)
+        return CompactHeadSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                                     peft_config=peft, callbacks=callbacks)
     if config.recipe == "dpo":
         from trl import DPOConfig, DPOTrainer
 

@@ -5,7 +5,8 @@ build the TRL trainer, train (from the last checkpoint when resuming), save the 
 its tokenizer. Every arm of a comparison differs only in ``method``/``rank``: the data, steps and seeds match.
 
 CPU defaults: float32, ``bf16=False``, no gradient checkpointing, ``use_cpu=True``, no dataloader workers.
-GPU defaults: bf16 mixed precision. Multi-GPU / multi-node through ``accelerate launch``.
+GPU defaults: bf16 mixed precision. The trained weights are float32 master weights for every method and dtype;
+``dtype`` only chooses the autocast precision. Multi-GPU / multi-node through ``accelerate launch``.
 """
 
 from __future__ import annotations
@@ -58,16 +59,31 @@ def on_cuda(config: TrainConfig) -> bool:
     return (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
 
 
+def mixed_precision(config: TrainConfig) -> str | None:
+    """The autocast dtype of training (``"bf16"``, ``"fp16"``) or ``None`` for float32 throughout.
+
+    ``config.dtype`` names the compute precision, never the trained weights' dtype: those stay float32 master
+    weights for every method, so a full update and a LoRA adapter (which PEFT keeps in float32) train alike.
+    ``None`` means bf16 autocast on a CUDA device that supports it, else float32.
+    """
+    from fairgym.agents.models import resolve_dtype
+
+    if config.dtype is None:
+        return "bf16" if on_cuda(config) and torch.cuda.is_bf16_supported() else None
+    dtype = resolve_dtype(config.dtype, "cpu")
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype)
+
+
 def load_policy(config: TrainConfig) -> tuple[Any, Any]:
-    """The model to train and its tokenizer (float32 on CPU; the trainer places it on the device).
+    """The model to train and its tokenizer, in float32 (master weights; the trainer places it on the device).
 
     Raises:
         ValueError: an unknown model, or an adapter made for another base model.
     """
     from fairgym.agents.models import load_model
 
-    dtype = config.dtype or "float32"  # mixed precision (bf16=True) on GPU keeps fp32 master weights
-    model, tokenizer = load_model(config.model, config.adapter, device="cpu", dtype=dtype, trainable=True)
+    # float32 whatever config.dtype says: bf16/fp16 is the autocast of the forward pass (mixed_precision)
+    model, tokenizer = load_model(config.model, config.adapter, device="cpu", dtype="float32", trainable=True)
     if config.adapter is not None and config.method == "full":
         model = model.merge_and_unload()  # a full update starts from base + adapter merged
     model.config.use_cache = False
@@ -76,12 +92,12 @@ def load_policy(config: TrainConfig) -> tuple[Any, Any]:
 
 def common_args(config: TrainConfig) -> dict[str, Any]:
     """TrainingArguments shared by every recipe."""
-    cuda = on_cuda(config)
+    cuda, precision = on_cuda(config), mixed_precision(config)
     return dict(
         output_dir=config.output_dir, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
-        save_total_limit=2, seed=config.seed, data_seed=config.seed, bf16=cuda and torch.cuda.is_bf16_supported(),
+        save_total_limit=2, seed=config.seed, data_seed=config.seed, bf16=precision == "bf16", fp16=precision == "fp16",
         use_cpu=not cuda, activation_checkpointing=False, dataloader_num_workers=0, report_to=config.report_to,
         run_name=config.run_name or Path(config.output_dir).name, disable_tqdm=True,
         ddp_find_unused_parameters=False,

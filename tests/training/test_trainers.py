@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,3 +95,24 @@ def test_eval_callback_logs_fairness_against_the_step(tiny_config):
     evals = [h for h in state["log_history"] if any(k.startswith("eval/") for k in h)]
     assert [h["step"] for h in evals] == [2]
     assert any(k.startswith("eval/fairness/") for k in evals[0])
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_gpu_full_sweep_trains_float32_master_weights_under_bf16_autocast(tiny_model_dir, tmp_path, method):
+    """configs/sweeps/gpu-full.yaml sets dtype: bfloat16; every arm's trainable weights must stay float32."""
+    from datasets import Dataset
+
+    from fairgym.training.sweep import load_sweep_config
+    from fairgym.training.trainers import build_trainer, load_policy
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "gpu-full.yaml"
+    sweep = load_sweep_config(path, [f"model={tiny_model_dir}", "device=cpu"])
+    config = sweep.train_config(method=method, rank=2, seed=0, output_dir=tmp_path / method)
+    assert config.dtype == "bfloat16"
+    model, tokenizer = load_policy(config)
+    rows = [{"prompt": [{"role": "user", "content": "A loan applicant."}],
+             "completion": [{"role": "assistant", "content": "approve"}]}] * 4
+    trainer = build_trainer(config, model, tokenizer, Dataset.from_list(rows))
+    trainable = {n: p.dtype for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trainable and set(trainable.values()) == {torch.float32}, trainable
+    assert trainer.args.bf16 and not trainer.args.fp16  # bf16 is the autocast precision, not the weights'

@@ -7,11 +7,14 @@ dir), written to a temporary folder and renamed into place so two processes conv
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +258,18 @@ def _same_base(expected: str | None, actual: str | None) -> bool:
     return Path(expected).name.lower() == Path(actual).name.lower()
 
 
+@contextlib.contextmanager
+def quiet_peft_deprecations() -> Iterator[None]:
+    """Hide the one deprecation PEFT 0.21 triggers in transformers 5 when it wraps a model.
+
+    PEFT reads ``model.is_gradient_checkpointing``, which transformers 5 renamed ``is_activation_checkpointing``
+    and warns about on every read; nothing a fairgym user writes can act on it. Other warnings pass.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def attach_adapter(base: Any, adapter: str | Path, *, trainable: bool = False) -> Any:
     """Wrap ``base`` with the PEFT adapter at ``adapter``, checking it was made for this base model.
 
@@ -271,7 +286,8 @@ def attach_adapter(base: Any, adapter: str | Path, *, trainable: bool = False) -
                          f"model is {actual!r}. Load the adapter on the base model it was trained from "
                          f"(--model {expected}).")
     try:
-        return PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
+        with quiet_peft_deprecations():
+            return PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ValueError(f"adapter={str(adapter)!r} does not fit the base model {actual!r} (shapes or module "
                          f"names differ: {str(exc).splitlines()[0][:300]}). It was made for {expected!r}; load "

@@ -106,6 +106,13 @@ def common_args(config: TrainConfig) -> dict[str, Any]:
 
 def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, callbacks: list | None = None) -> Any:
     """The TRL trainer for ``config.recipe`` on ``dataset`` (LoRA wrapping done by TRL via ``peft_config``)."""
+    from fairgym.agents.models import quiet_peft_deprecations
+
+    with quiet_peft_deprecations():
+        return _build_trainer(config, model, tokenizer, dataset, callbacks)
+
+
+def _build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, callbacks: list | None) -> Any:
     peft = lora_config(config) if config.adapter is None else None
     base = common_args(config)
     if config.recipe == "sft":

@@ -62,3 +62,18 @@ def test_the_head_sees_only_labelled_positions(tiny_config, monkeypatch):
     trainer.compute_loss(trainer.model, dict(batch))
     assert rows == [int((batch["labels"][:, 1:] != -100).sum())]
     assert trl_utils._use_triton(torch.device("cpu")) is False  # the stock choice is back after the loss
+
+
+def test_building_a_lora_trainer_and_loading_its_adapter_warn_nothing_a_user_cannot_act_on(tiny_config, tmp_path):
+    import warnings
+
+    from fairgym.agents.models import attach_adapter, load_model
+
+    config = tiny_config(method="lora", rank=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = sft_trainer(config, compact=True)
+        trainer.model.save_pretrained(tmp_path / "adapter")
+        attach_adapter(load_model(config.model, device="cpu")[0], tmp_path / "adapter")
+    deprecations = [str(w.message) for w in caught if "deprecat" in str(w.message).lower()]
+    assert not deprecations, deprecations

@@ -130,3 +130,14 @@ def test_report_on_a_run_with_broken_config_yaml_is_one_line(tmp_path, capsys):
     _one_line_error(capsys, "report", out / "config.yaml")
     assert main(["run", "--agent", "random", "--episodes", "1", "--out", str(out), "--no-wandb"]) == 2
     _one_line_error(capsys, "run", out / "config.yaml")
+
+
+@pytest.mark.slow
+def test_no_progress_bars_when_stderr_is_not_a_terminal(tmp_path, tiny_model_dir):
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS",
+                                                             "HF_DATASETS_DISABLE_PROGRESS_BARS")}
+    result = subprocess.run([sys.executable, "-m", "fairgym", "run", "--agent", "llm", "--model", str(tiny_model_dir),
+                             "--episodes", "1", "--env-opt", "max_steps=2", "--out", str(tmp_path / "run"),
+                             "--no-wandb"], capture_output=True, text=True, env={**env, "WANDB_MODE": "disabled"})
+    assert result.returncode == 0, result.stderr
+    assert "it/s]" not in result.stderr and "Loading weights" not in result.stderr, result.stderr[-500:]

@@ -98,7 +98,8 @@ def common_args(config: TrainConfig) -> dict[str, Any]:
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=2, seed=config.seed, data_seed=config.seed, bf16=precision == "bf16", fp16=precision == "fp16",
-        use_cpu=not cuda, activation_checkpointing=False, dataloader_num_workers=0, report_to=config.report_to,
+        # W&B comes through SafeWandbCallback (its failures are warnings), never the stock callback
+        use_cpu=not cuda, activation_checkpointing=False, dataloader_num_workers=0, report_to="none",
         run_name=config.run_name or Path(config.output_dir).name, disable_tqdm=True,
         ddp_find_unused_parameters=False,
     )
@@ -108,6 +109,11 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
     """The TRL trainer for ``config.recipe`` on ``dataset`` (LoRA wrapping done by TRL via ``peft_config``)."""
     from fairgym.agents.models import quiet_peft_deprecations
 
+    callbacks = list(callbacks or [])
+    if config.report_to == "wandb":
+        from fairgym.training.safe_wandb import SafeWandbCallback
+
+        callbacks.append(SafeWandbCallback())
     with quiet_peft_deprecations():
         return _build_trainer(config, model, tokenizer, dataset, callbacks)
 
@@ -304,8 +310,19 @@ class EvalEpisodesCallback(TrainerCallback):
             return
         logs = {f"eval/{k}": v for k, v in self.evaluate(model, processing_class, state.global_step).items()}
         state.log_history.append({**logs, "step": state.global_step})
-        if "wandb" in (args.report_to or []):
-            import wandb
+        if self.config.report_to == "wandb":
+            _log_to_wandb({**logs, "train/global_step": state.global_step})
 
-            if wandb.run is not None:
-                wandb.log({**logs, "train/global_step": state.global_step})
+
+def _log_to_wandb(values: dict[str, Any]) -> None:
+    """``wandb.log`` into the active run, if any; a failure is a warning (the values are in the trainer state)."""
+    import warnings
+
+    import wandb
+
+    try:
+        if wandb.run is not None:
+            wandb.log(values)
+    except Exception as exc:  # noqa: BLE001 - a W&B failure must never stop training
+        warnings.warn(f"W&B logging of eval metrics failed ({type(exc).__name__}: {exc}); they stay in "
+                      "trainer_state.json.", RuntimeWarning, stacklevel=2)

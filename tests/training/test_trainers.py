@@ -116,3 +116,23 @@ def test_gpu_full_sweep_trains_float32_master_weights_under_bf16_autocast(tiny_m
     trainable = {n: p.dtype for n, p in trainer.model.named_parameters() if p.requires_grad}
     assert trainable and set(trainable.values()) == {torch.float32}, trainable
     assert trainer.args.bf16 and not trainer.args.fp16  # bf16 is the autocast precision, not the weights'
+
+
+@pytest.mark.parametrize("failing", ["init", "log"])
+def test_a_wandb_failure_is_a_warning_and_loses_nothing(tiny_config, monkeypatch, failing):
+    import wandb
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(f"wandb.{failing} cannot reach the server")
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    # wandb.init rebinds wandb.log to the new run's log, so a failing log is patched on the run class
+    monkeypatch.setattr(wandb if failing == "init" else wandb.sdk.wandb_run.Run, failing, fail)
+    with pytest.warns(RuntimeWarning, match=f"W&B logging failed .*wandb.{failing} cannot reach"):
+        result = train(tiny_config(report_to="wandb", max_steps=2, eval_every=2, eval_episodes=1))
+    wandb.finish()
+    assert result.global_step == 2 and (result.adapter_dir / "adapter_model.safetensors").is_file()
+    assert {"trainer_state.json", "train_metrics.json", "config.yaml", "checkpoint-2"} <= {
+        p.name for p in result.output_dir.iterdir()}
+    state = json.loads((result.output_dir / "trainer_state.json").read_text())
+    assert any("eval/fairness/selection_rate" in "".join(h) for h in state["log_history"])

@@ -259,10 +259,10 @@ def _same_base(expected: str | None, actual: str | None) -> bool:
 
 
 @contextlib.contextmanager
-def quiet_peft_deprecations() -> Iterator[None]:
-    """Hide the one deprecation PEFT 0.21 triggers in transformers 5 when it wraps a model.
+def hide_checkpointing_deprecation() -> Iterator[None]:
+    """Hide the one deprecation PEFT 0.21 and TRL 1.16 trigger in transformers 5 (wrapping a model, training).
 
-    PEFT reads ``model.is_gradient_checkpointing``, which transformers 5 renamed ``is_activation_checkpointing``
+    They read ``model.is_gradient_checkpointing``, which transformers 5 renamed ``is_activation_checkpointing``
     and warns about on every read; nothing a fairgym user writes can act on it. Other warnings pass.
     """
     with warnings.catch_warnings():
@@ -286,7 +286,7 @@ def attach_adapter(base: Any, adapter: str | Path, *, trainable: bool = False) -
                          f"model is {actual!r}. Load the adapter on the base model it was trained from "
                          f"(--model {expected}).")
     try:
-        with quiet_peft_deprecations():
+        with hide_checkpointing_deprecation():
             return PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ValueError(f"adapter={str(adapter)!r} does not fit the base model {actual!r} (shapes or module "

@@ -107,14 +107,14 @@ def common_args(config: TrainConfig) -> dict[str, Any]:
 
 def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, callbacks: list | None = None) -> Any:
     """The TRL trainer for ``config.recipe`` on ``dataset`` (LoRA wrapping done by TRL via ``peft_config``)."""
-    from fairgym.agents.models import quiet_peft_deprecations
+    from fairgym.agents.models import hide_checkpointing_deprecation
 
     callbacks = list(callbacks or [])
     if config.report_to == "wandb":
         from fairgym.training.safe_wandb import SafeWandbCallback
 
         callbacks.append(SafeWandbCallback())
-    with quiet_peft_deprecations():
+    with hide_checkpointing_deprecation():
         return _build_trainer(config, model, tokenizer, dataset, callbacks)
 
 
@@ -254,7 +254,10 @@ def train(config: TrainConfig) -> TrainResult:
     _save_run_inputs(config, dataset)
     callbacks = [EvalEpisodesCallback(config)] if config.eval_every else []
     trainer = build_trainer(config, model, tokenizer, dataset, callbacks)
-    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    from fairgym.agents.models import hide_checkpointing_deprecation
+
+    with hide_checkpointing_deprecation():  # TRL's generation and DPO paths read the old name while training
+        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     return _finish(config, trainer, dict(output.metrics))
 
 

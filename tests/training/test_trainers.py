@@ -84,9 +84,14 @@ def test_grpo_steps_with_env_rewards(tiny_config):
     assert {"rewards/env_reward/mean", "rewards/format_reward/mean"} <= logged
 
 
-def test_dpo_runs(tiny_config):
-    result = train(tiny_config(recipe="dpo", max_steps=1, method="full"))
+def test_dpo_runs_and_warns_nothing_deprecated(tiny_config):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(tiny_config(recipe="dpo", max_steps=1, method="full"))
     assert result.global_step == 1 and result.model_dir.is_dir()
+    assert not [str(w.message) for w in caught if "is_gradient_checkpointing" in str(w.message)]
 
 
 def test_eval_callback_logs_fairness_against_the_step(tiny_config):

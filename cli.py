@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+from fairgym import threads
+
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "envs": ("fairgym.envs.cli", "list the registered environments, or check one against Gymnasium's contract"),
@@ -40,7 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PROGRESS_BAR_SWITCHES = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
+
+
+def progress_bars_on_terminal_only() -> None:
+    """Library progress bars (weights loading, dataset maps) only when stderr is a terminal: in a log file each
+    redraw is another line. The user's own setting of either switch wins."""
+    if sys.stderr.isatty():
+        return
+    for name in PROGRESS_BAR_SWITCHES:
+        os.environ.setdefault(name, "1")
+    # Both libraries read their switch when imported; one imported already (fairgym used from Python) is told.
+    if os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1" and "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    if os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] == "1" and "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+
+
 def main(argv: list[str] | None = None) -> int:
+    threads.configure_threads()  # before any subcommand imports torch: OpenMP reads its settings once
+    progress_bars_on_terminal_only()
     # The per-group table is the CLI's output; W&B's own run summary would bury it (set WANDB_QUIET=false for it).
     os.environ.setdefault("WANDB_QUIET", "true")
     parser = build_parser()

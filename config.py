@@ -106,12 +106,26 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def yaml_syntax_error(path: str | Path, exc: yaml.YAMLError) -> ValueError:
+    """A one-line error naming the file, the line and column (1-based) and PyYAML's description of the problem."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    return ValueError(f"{path}{where}: YAML syntax error: {' '.join(detail.split())}. Fix the file there "
+                      "(indentation with spaces only, `key: value` pairs, closed brackets and quotes).")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with an error naming the file when it is missing or not a mapping."""
+    """Read a YAML mapping, with a one-line error naming the file when it is missing, not YAML or not a mapping."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Config file {str(path)!r} does not exist.")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise yaml_syntax_error(path, exc) from None
     if not isinstance(data, dict):
         raise ValueError(f"Config file {str(path)!r} must hold a mapping at the top level.")
     return data

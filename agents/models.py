@@ -7,11 +7,14 @@ dir), written to a temporary folder and renamed into place so two processes conv
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,20 +116,80 @@ def resolve_model_path(model: str | None) -> str:
     return model
 
 
+_HOW_TO_FIX = (f"Use the embedded default (omit --model, or --model {EMBEDDED_MODEL}), or pass a local folder "
+               "holding config.json, the weights and a tokenizer (e.g. one written by save_pretrained).")
+
+
+def looks_local(model: str) -> bool:
+    """Whether ``model`` can only be a path: it starts with ``.``, ``/`` or ``~`` or has more than one ``/``.
+
+    A hub id is ``name`` or ``namespace/name``.
+    """
+    return model.startswith((".", "/", "~")) or os.sep in model.strip("/").split("/", 1)[-1]
+
+
 def _load_error(model: str, exc: Exception) -> ValueError:
-    looks_local = model.startswith((".", "/", "~")) or os.sep in model.strip("/").split("/", 1)[-1]
-    tried = f"the local folder {model!r}" if Path(model).expanduser().exists() or looks_local else (
+    tried = f"the local folder {model!r}" if Path(model).expanduser().exists() or looks_local(model) else (
         f"{model!r} as a local folder (none exists) and as a Hugging Face hub id")
     return ValueError(
         f"Could not load model {model!r}: tried {tried} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
-        f"Use the embedded default (omit --model, or --model {EMBEDDED_MODEL}), or pass a local folder holding "
-        "config.json, the weights and a tokenizer (e.g. one written by save_pretrained). The hub is only "
-        "reachable when online and the id exists.")
+        f"{_HOW_TO_FIX} The hub is only reachable when online and the id exists.")
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    return constants.HF_HUB_OFFLINE or any(str(f).lower() in ("1", "true", "yes", "on") for f in flags if f)
+
+
+def _hub_probe_error(model: str) -> str | None:
+    """One request to the hub for ``model``'s metadata, without retries: why it cannot be loaded, or ``None``.
+
+    transformers retries an unreachable hub for about a minute and logs every retry; this answers first.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(model, timeout=10)
+    except GatedRepoError:
+        return None  # it exists; access is from_pretrained's to check (with the user's token)
+    except RepositoryNotFoundError:
+        return "no such model on the Hugging Face hub (or it is private: log in with `hf auth login`)"
+    except Exception as exc:  # noqa: BLE001 (connection refused, DNS, timeout, proxy: all mean unreachable)
+        return f"the Hugging Face hub is not reachable ({type(exc).__name__}) and the id is not in the local cache"
+    return None
+
+
+def check_model_source(model: str) -> None:
+    """Fail fast, before any hub call, when ``model`` names neither a local folder nor a loadable hub id.
+
+    A path that does not exist fails without touching the hub; a hub id is fine when it is in the local hub
+    cache; otherwise, offline (``HF_HUB_OFFLINE``) fails at once and online the hub is asked once, no retries.
+
+    Raises:
+        ValueError: naming what was tried and how to use the default model.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    if Path(model).expanduser().exists():
+        return
+    if looks_local(model):
+        raise ValueError(f"Could not load model {model!r}: no such local folder. {_HOW_TO_FIX}")
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return
+    problem = ("HF_HUB_OFFLINE is set and the id is not in the local hub cache" if _hub_offline()
+               else _hub_probe_error(model))
+    if problem:
+        raise ValueError(f"Could not load model {model!r}: tried it as a local folder (none exists) and as a "
+                         f"Hugging Face hub id: {problem}. {_HOW_TO_FIX}")
 
 
 def _load_base(path: str, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_model_source(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
@@ -195,6 +258,18 @@ def _same_base(expected: str | None, actual: str | None) -> bool:
     return Path(expected).name.lower() == Path(actual).name.lower()
 
 
+@contextlib.contextmanager
+def hide_checkpointing_deprecation() -> Iterator[None]:
+    """Hide the one deprecation PEFT 0.21 and TRL 1.16 trigger in transformers 5 (wrapping a model, training).
+
+    They read ``model.is_gradient_checkpointing``, which transformers 5 renamed ``is_activation_checkpointing``
+    and warns about on every read; nothing a fairgym user writes can act on it. Other warnings pass.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def attach_adapter(base: Any, adapter: str | Path, *, trainable: bool = False) -> Any:
     """Wrap ``base`` with the PEFT adapter at ``adapter``, checking it was made for this base model.
 
@@ -211,7 +286,8 @@ def attach_adapter(base: Any, adapter: str | Path, *, trainable: bool = False) -
                          f"model is {actual!r}. Load the adapter on the base model it was trained from "
                          f"(--model {expected}).")
     try:
-        return PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
+        with hide_checkpointing_deprecation():
+            return PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ValueError(f"adapter={str(adapter)!r} does not fit the base model {actual!r} (shapes or module "
                          f"names differ: {str(exc).splitlines()[0][:300]}). It was made for {expected!r}; load "

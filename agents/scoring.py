@@ -78,7 +78,7 @@ def _prefix_cache(model: Any, prefix: list[int], batch: int, device: torch.devic
     """The KV cache of ``prefix``, computed once and expanded (as views where possible) to ``batch`` rows."""
     ids = torch.tensor([prefix], device=device)
     out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
-    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    cache = out.cache
     layers = getattr(cache, "layers", None)
     if layers and all(hasattr(layer, "keys") and hasattr(layer, "values") for layer in layers):
         for layer in layers:  # views: the cache update concatenates into fresh tensors anyway

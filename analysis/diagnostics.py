@@ -72,7 +72,7 @@ def _decision_batch(model: Any, ids: list[list[int]], shared: int, output_hidden
     cache = None
     if shared:
         prefix = torch.tensor([ids[0][:shared]], device=device)  # runs once, then its cache is copied per row
-        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
         cache.batch_repeat_interleave(len(ids))
     suffixes = [i[shared:] for i in ids]
     width = max(len(s) for s in suffixes)
@@ -81,7 +81,7 @@ def _decision_batch(model: Any, ids: list[list[int]], shared: int, output_hidden
     positions = torch.arange(shared, shared + width, device=device).expand(len(ids), -1)
     last = torch.tensor([len(s) - 1 for s in suffixes], device=device)
     keep = torch.unique(last)  # sorted; column j of the kept logits is suffix position keep[j]
-    result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+    result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
                    use_cache=cache is not None, output_hidden_states=output_hidden_states, logits_to_keep=keep)
     rows = torch.arange(len(ids), device=device)
     logits = result.logits[rows, torch.searchsorted(keep, last)].float().cpu()

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from fairgym.analysis.diagnostics import seed_ci
 from fairgym.analysis.trajectories import ALL
+from fairgym.config import load_yaml
 from fairgym.envs.records import read_episodes
 
 # env family -> (metric key, column title); the first ones are the residual-bias headline.
@@ -48,7 +48,7 @@ def load_sweep(sweep_dir: str | Path) -> dict[str, Any]:
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{str(sweep_dir)!r} is not a sweep folder (no config.yaml); run `fairgym sweep`.")
-    config = yaml.safe_load((sweep_dir / "config.yaml").read_text())
+    config = load_yaml(sweep_dir / "config.yaml")
     arms = []
     for status_path in sorted(sweep_dir.glob("*/status.json")):
         status = json.loads(status_path.read_text())

@@ -10,15 +10,28 @@ The same run measures the machine's float32 matmul rate (``torch.matmul`` of two
 rate (c) achieves, counted as the issue asks (2 x parameters x tokens processed / time) and, stricter, counting
 the LM head only at the positions whose logits are used. Warm-up first, then medians.
 
-Usage: ``python benchmarks/llm_decisions.py [--quick] [--out benchmarks/results/llm_decisions.json]``
+Idle vs busy, side by side: (c) at ``--busy-envs`` envs on this otherwise idle machine, then with a busy
+neighbour (another process spinning on one core, started and stopped by the benchmark); target: busy >= 0.4x
+idle decisions/s. ``--compare-spin`` repeats it in a subprocess with libgomp's default spin-wait (the settings
+before ``fairgym.threads``) for reference.
+
+Usage: ``python benchmarks/llm_decisions.py [--quick] [--compare-spin] [--out benchmarks/results/llm_decisions.json]``
 """
 
 from __future__ import annotations
 
+from fairgym.threads import configure_threads
+
+THREADS = configure_threads()  # before torch loads: OpenMP reads its wait policy once
+
 import argparse
+import dataclasses
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +45,9 @@ from fairgym.agents.models import EMBEDDED_MODEL, load_model
 from fairgym.agents.prompting import build_messages, render_prompt
 from fairgym.agents.scoring import common_prefix_length, encode, encode_choices
 from fairgym.envs import keys
+
+sys.path.insert(0, str(Path(__file__).parent))
+from busy import SPIN_ENV, busy_neighbour, ratio  # noqa: I001  (the sibling module, found through sys.path)
 
 ENV_ID = "fairgym/Lending-v0"
 DEFAULT_OUT = Path(__file__).parent / "results" / "llm_decisions.json"
@@ -119,6 +135,25 @@ def bench_size(n: int, model: Any, tok: Any, args: argparse.Namespace, params: d
     return result
 
 
+def idle_vs_busy(model: Any, tok: Any, n: int, repeats: int) -> dict[str, Any]:
+    """Choice-scoring decisions/s for ``n`` envs, idle and then with one core busy, in this process."""
+    envs, obs, infos = lending_batch(n)
+    agent = LLMAgent.from_model(model, tok, decide="choice")
+    idle = n / timed(lambda: agent.act(obs, infos), repeats)
+    with busy_neighbour():
+        busy = n / timed(lambda: agent.act(obs, infos), repeats)
+    return {"envs": n, "idle_decisions_per_s": idle, "busy_decisions_per_s": busy,
+            "busy_to_idle": ratio(busy, idle), "threads": dataclasses.asdict(THREADS),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT")}
+
+
+def idle_vs_busy_spin_reference(args: argparse.Namespace) -> dict[str, Any]:
+    """``idle_vs_busy`` in a subprocess that waits as libgomp does by default (spinning)."""
+    cmd = [sys.executable, __file__, "--busy-only", "--busy-envs", str(args.busy_envs), "--repeats", "1"]
+    out = subprocess.run(cmd, env={**os.environ, **SPIN_ENV}, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def param_counts(model: Any) -> dict[str, int]:
     """All parameters (tied weights once), the LM head's, and the rest but the input embedding."""
     total = sum(p.numel() for p in model.parameters())
@@ -137,12 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-envs", type=int, default=3, help="envs the naive loop runs in --quick mode")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--busy-envs", type=int, default=8, help="envs of the idle-vs-busy comparison")
+    parser.add_argument("--compare-spin", action="store_true",
+                        help="also measure idle vs busy under libgomp's default spin-wait (slow when busy)")
+    parser.add_argument("--busy-only", action="store_true", help=argparse.SUPPRESS)  # internal: print one JSON
+    parser.add_argument("--repeats", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    args.repeats = 1 if args.quick else 3
+    args.repeats = args.repeats or (1 if args.quick else 3)
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tok = load_model(None, device=args.device)
+    if args.busy_only:
+        print(json.dumps(idle_vs_busy(model, tok, args.busy_envs, args.repeats)))
+        return 0
     params = param_counts(model)
     matmul = matmul_gflops()
     naive = naive_rate(model, tok, args.naive_envs, args) if args.quick else None
@@ -151,10 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         row["choice_fraction_of_matmul"] = row["choice_gflops"] / matmul
         row["choice_fraction_of_matmul_strict"] = row["choice_gflops_strict"] / matmul
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+    busy = {"fairgym": idle_vs_busy(model, tok, args.busy_envs, max(args.repeats, 2))}
+    if args.compare_spin:
+        busy["spin_wait_reference"] = idle_vs_busy_spin_reference(args)
+    for name, row in busy.items():
+        print(f"idle vs one core busy ({name}): {row['idle_decisions_per_s']:.2f} -> "
+              f"{row['busy_decisions_per_s']:.2f} decisions/s ({row['busy_to_idle']}x; target >= 0.4)")
     report = {"env": ENV_ID, "model": EMBEDDED_MODEL, "device": args.device, "dtype": str(model.dtype),
               "torch_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
               "quick": args.quick, "repeats": args.repeats, "max_new_tokens": args.max_new_tokens,
-              "params": params, "matmul_gflops": matmul, "results": rows}
+              "params": params, "matmul_gflops": matmul, "results": rows, "idle_vs_busy": busy}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"matmul {matmul:.1f} GFLOP/s; wrote {args.out}")

@@ -1,16 +1,31 @@
 """Training cost on the embedded SmolLM2-135M: seconds per SFT step and peak memory, LoRA r = 1, 8, 64 and full.
 
-Batch 4, sequences of 128 tokens, CPU float32 (or CUDA when present). Each arm runs in a fresh subprocess (so its
-peak memory is its own, not the running maximum of the arms before it): 1 warm-up step, then the median of the
-measured steps. Also the ratio of fairgym's SFT step time (``fairgym.training.trainers.build_trainer``) to
-a bare TRL ``SFTTrainer`` on the same data (target <= 1.05). Writes ``benchmarks/results/training.json``.
+Batch 4, sequences of 128 tokens with a one-token target, CPU float32 (or CUDA when present). Each arm runs in a
+fresh subprocess (so its peak memory is its own, not the running maximum of the arms before it): 1 warm-up step,
+then the median of the measured steps, and the loss of every step.
 
-    python benchmarks/training.py [--steps 4]
+- ``r8-stock`` / ``full-stock``: fairgym's trainer with TRL's stock loss path (off CUDA, every prompt position
+  through the 49k-word LM head); ``r8`` / ``full``: the compact head (``CompactHeadSFTTrainer``: only the
+  labelled positions). Same data, seed and weights, so the losses match step for step; target <= 0.7x the stock
+  step time.
+- ``bare``: a bare TRL ``SFTTrainer`` (LoRA r=8) on the same data: what a user's own script would do.
+- ``r8-busy``: the r8 arm's steps idle, then with a busy neighbour (another process spinning on one core, started
+  and stopped by the benchmark): busy / idle steps per second, target >= 0.4. ``--compare-spin`` repeats it under
+  libgomp's default spin-wait (the thread settings before ``fairgym.threads``), for reference.
+
+Writes ``benchmarks/results/training.json``.
+
+    python benchmarks/training.py [--steps 4] [--arms r8-stock r8 ...] [--compare-spin]
 """
 
 from __future__ import annotations
 
+from fairgym.threads import configure_threads
+
+THREADS = configure_threads()  # before torch loads: OpenMP reads its wait policy once
+
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -25,9 +40,13 @@ import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 
+sys.path.insert(0, str(Path(__file__).parent))
+from busy import SPIN_ENV, busy_neighbour, ratio  # noqa: I001  (the sibling module, found through sys.path)
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 RESULTS = Path(__file__).parent / "results" / "training.json"
 BATCH, LENGTH = 4, 128
+DEFAULT_ARMS = ["r8-stock", "r8", "full-stock", "full", "r1", "r64", "r8-busy"]
 
 
 class StepTimer(TrainerCallback):
@@ -41,6 +60,22 @@ class StepTimer(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.times.append(time.perf_counter() - self.start)
+
+
+class BusyAfter(TrainerCallback):
+    """Starts a busy neighbour after ``step`` optimizer steps and stops it when training ends."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.block = step, None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            self.block = busy_neighbour()
+            self.block.__enter__()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.block is not None:
+            self.block.__exit__(None, None, None)
 
 
 def bench_data(tokenizer, rows: int) -> Dataset:
@@ -65,14 +100,28 @@ def peak_mb(device: str) -> float:
 
 
 def run_fairgym(arm: str, data: Dataset, steps: int, out: str, device: str) -> dict:
+    """``r<rank>`` or ``full``, optionally ``-stock`` (TRL's loss path) or ``-busy`` (idle, then busy steps)."""
     from fairgym.training.config import TrainConfig
     from fairgym.training.trainers import build_trainer, load_policy
 
-    method, rank = ("full", 8) if arm == "full" else ("lora", int(arm[1:]))
-    config = TrainConfig(recipe="sft", method=method, rank=rank, max_steps=steps + 1, batch_size=BATCH,
-                         max_length=LENGTH, save_steps=10_000, output_dir=out, device=device, logging_steps=10_000)
+    name, _, variant = arm.partition("-")
+    method, rank = ("full", 8) if name == "full" else ("lora", int(name[1:]))
+    total = steps + 1 + (steps if variant == "busy" else 0)
+    config = TrainConfig(recipe="sft", method=method, rank=rank, max_steps=total, batch_size=BATCH,
+                         max_length=LENGTH, save_steps=10_000, output_dir=out, device=device, logging_steps=1)
     model, tokenizer = load_policy(config)
-    return timed(build_trainer(config, model, tokenizer, data, None), device)
+    trainer = build_trainer(config, model, tokenizer, data, None)
+    trainer.compact_lm_head = variant != "stock"
+    if variant != "busy":
+        return timed(trainer, device)
+    trainer.add_callback(BusyAfter(steps + 1))
+    result = timed(trainer, device, measured=steps)
+    busy = result.pop("rest")
+    result.update(busy_seconds_per_step=round(statistics.median(busy), 4),
+                  busy_to_idle=ratio(1 / statistics.median(busy), 1 / result["seconds_per_step"]),
+                  threads=dataclasses.asdict(THREADS), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
+                  gomp_spincount=os.environ.get("GOMP_SPINCOUNT"))
+    return result
 
 
 def run_bare_trl(data: Dataset, steps: int, out: str, device: str) -> dict:
@@ -87,7 +136,7 @@ def run_bare_trl(data: Dataset, steps: int, out: str, device: str) -> dict:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     args = SFTConfig(output_dir=out, max_steps=steps + 1, per_device_train_batch_size=BATCH, max_length=LENGTH,
                      bf16=False, gradient_checkpointing=False, use_cpu=not device.startswith("cuda"),
-                     report_to="none", save_strategy="no", logging_steps=10_000, dataloader_num_workers=0,
+                     report_to="none", save_strategy="no", logging_steps=1, dataloader_num_workers=0,
                      learning_rate=1e-4, disable_tqdm=True)
     peft = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -95,39 +144,59 @@ def run_bare_trl(data: Dataset, steps: int, out: str, device: str) -> dict:
     return timed(trainer, device)
 
 
-def timed(trainer, device: str) -> dict:
+def timed(trainer, device: str, measured: int | None = None) -> dict:
+    """Train; the median step after the warm-up (over ``measured`` steps, the rest returned as ``rest``)."""
     timer = StepTimer()
     trainer.add_callback(timer)
     before = peak_mb(device)
     trainer.train()
-    measured = timer.times[1:]  # the first step warms up
-    return {"seconds_per_step": round(statistics.median(measured), 4), "steps_measured": len(measured),
-            "peak_memory_mb": round(peak_mb(device), 1),
-            "training_memory_mb": round(peak_mb(device) - before, 1)}  # peak growth while training
+    steps = timer.times[1:]  # the first step warms up
+    measured = len(steps) if measured is None else measured
+    losses = [round(h["loss"], 5) for h in trainer.state.log_history if "loss" in h]
+    return {"seconds_per_step": round(statistics.median(steps[:measured]), 4), "steps_measured": measured,
+            "losses": losses, "peak_memory_mb": round(peak_mb(device), 1),
+            "training_memory_mb": round(peak_mb(device) - before, 1),  # peak growth while training
+            **({"rest": steps[measured:]} if measured < len(steps) else {})}
 
 
 def measure(arm: str, steps: int, device: str) -> dict:
-    """One arm in this process: ``"bare"`` (TRL directly, LoRA r=8), ``"full"`` or ``"r<rank>"``."""
+    """One arm in this process: ``"bare"`` (TRL directly, LoRA r=8) or a fairgym arm (see ``run_fairgym``)."""
     from fairgym.agents.models import load_model
 
     _, tokenizer = load_model(None, device="cpu")
-    data = bench_data(tokenizer, BATCH * (steps + 1))
+    data = bench_data(tokenizer, BATCH * (2 * steps + 1))
     with tempfile.TemporaryDirectory() as tmp:
         if arm == "bare":
             return run_bare_trl(data, steps, f"{tmp}/bare", device)
         return run_fairgym(arm, data, steps, f"{tmp}/{arm}", device)
 
 
-def measure_in_subprocess(arm: str, steps: int) -> dict:
+def measure_in_subprocess(arm: str, steps: int, env: dict[str, str] | None = None) -> dict:
     cmd = [sys.executable, __file__, "--only", arm, "--steps", str(steps)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **(env or {})}).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def summarise(results: dict) -> None:
+    """Compact vs stock step-time ratios (at the same losses) and fairgym vs bare TRL."""
+    arms = results["arms"]
+    for name in ("r8", "full"):
+        if name in arms and f"{name}-stock" in arms:
+            results[f"{name}_compact_to_stock_step_time"] = ratio(arms[name]["seconds_per_step"],
+                                                                  arms[f"{name}-stock"]["seconds_per_step"])
+            results[f"{name}_same_losses"] = all(abs(a - b) < 1e-3 for a, b in zip(
+                arms[name]["losses"], arms[f"{name}-stock"]["losses"], strict=True))
+    if "r8" in arms:
+        results["ratio_fairgym_to_bare_trl"] = ratio(arms["r8"]["seconds_per_step"],
+                                                     results["bare_trl_lora_r8"]["seconds_per_step"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4, help="measured steps per arm (after one warm-up step)")
-    parser.add_argument("--arms", nargs="+", default=["r8", "r1", "r64", "full"])
+    parser.add_argument("--arms", nargs="+", default=DEFAULT_ARMS)
+    parser.add_argument("--compare-spin", action="store_true",
+                        help="also run r8-busy under libgomp's default spin-wait (slow when busy)")
     parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: measure one arm, print its JSON
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -135,13 +204,14 @@ def main() -> None:
         print(json.dumps(measure(args.only, args.steps, device)))
         return
     results: dict = {"device": device, "torch_threads": torch.get_num_threads(), "batch": BATCH, "length": LENGTH,
-                     "arms": {}}
+                     "threads": dataclasses.asdict(THREADS), "arms": {}}
     results["bare_trl_lora_r8"] = measure_in_subprocess("bare", args.steps)
     for arm in args.arms:  # results are written after every arm, so an interrupted run keeps what it measured
         results["arms"][arm] = measure_in_subprocess(arm, args.steps)
-        if arm == "r8":
-            results["ratio_fairgym_to_bare_trl"] = round(results["arms"]["r8"]["seconds_per_step"]
-                                                         / results["bare_trl_lora_r8"]["seconds_per_step"], 3)
+        summarise(results)
+        save(results)
+    if args.compare_spin:
+        results["arms"]["r8-busy-spin-wait"] = measure_in_subprocess("r8-busy", args.steps, SPIN_ENV)
         save(results)
     print(json.dumps(results, indent=2))
 

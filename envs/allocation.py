@@ -53,14 +53,17 @@ def parse_action(text: str, sites: Sequence[str], budget: int) -> Allocation | P
         if site is None and not numeric:
             continue  # prose such as "Answer: North=2"
         if site is None:
-            return ParseError(f"unknown site {name!r}; the sites are {', '.join(sites)}.")
+            return ParseError(f"unknown site {_shorten(name)!r}; the sites are {', '.join(sites)}.")
         if site in seen:
             return ParseError(f"site {site} is given more than once.")
         value = value.rstrip(".,;")
         if not re.fullmatch(r"\+?\d+", value):
-            return ParseError(f"{site}={value or '?'} must be a non-negative whole number of units.")
+            return ParseError(f"{site}={_shorten(value) or '?'} must be a non-negative whole number of units.")
+        digits = value.lstrip("+").lstrip("0") or "0"
+        if len(digits) > len(str(budget)):  # over budget; checked before int(), which refuses > 4300 digits
+            return ParseError(f"{site}={_shorten(value)} is more units than the budget of {budget}.")
         seen.add(site)
-        units[site] = int(value)
+        units[site] = int(digits)
     if not seen:
         example = format_action(even_split(sites, budget))
         return ParseError(f"no allocation found; write site=units pairs like '{example}'.")
@@ -68,6 +71,11 @@ def parse_action(text: str, sites: Sequence[str], budget: int) -> Allocation | P
     if total > budget:
         return ParseError(f"the allocation uses {total} units but the budget is {budget}.")
     return Allocation(units=units)
+
+
+def _shorten(text: str, limit: int = 24) -> str:
+    """``text`` cut to ``limit`` characters for an error message (model text can be thousands long)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def even_split(sites: Sequence[str], budget: int) -> Allocation:

@@ -102,3 +102,42 @@ def test_bad_input_loses_nothing(tmp_path, capsys, agent, env_opt, extra):
                  *extra]) == 2
     assert "fairgym run: error:" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+
+
+def _one_line_error(capsys, command: str, path) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"fairgym {command}: error:") and f"{path}, line 2, column" in err
+    return err
+
+
+@pytest.mark.parametrize("command", [["run", "--no-wandb", "--config"], ["train", "sft", "--config"], ["sweep"]])
+def test_yaml_syntax_error_is_one_line_for_every_command(tmp_path, capsys, command):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("episodes: 2\n  agent: random\n")
+    assert main([*command, str(bad)]) == 2
+    _one_line_error(capsys, command[0], bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # nothing written
+
+
+def test_report_on_a_run_with_broken_config_yaml_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--agent", "random", "--env-opt", "max_steps=2", "--episodes", "1", "--out", str(out),
+                 "--no-wandb"]) == 0
+    (out / "config.yaml").write_text("env: fairgym/Lending-v0\n  agent: random\n")
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2
+    _one_line_error(capsys, "report", out / "config.yaml")
+    assert main(["run", "--agent", "random", "--episodes", "1", "--out", str(out), "--no-wandb"]) == 2
+    _one_line_error(capsys, "run", out / "config.yaml")
+
+
+@pytest.mark.slow
+def test_no_progress_bars_when_stderr_is_not_a_terminal(tmp_path, tiny_model_dir):
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS",
+                                                             "HF_DATASETS_DISABLE_PROGRESS_BARS")}
+    result = subprocess.run([sys.executable, "-m", "fairgym", "run", "--agent", "llm", "--model", str(tiny_model_dir),
+                             "--episodes", "1", "--env-opt", "max_steps=2", "--out", str(tmp_path / "run"),
+                             "--no-wandb"], capture_output=True, text=True, env={**env, "WANDB_MODE": "disabled"})
+    assert result.returncode == 0, result.stderr
+    assert "it/s]" not in result.stderr and "Loading weights" not in result.stderr, result.stderr[-500:]

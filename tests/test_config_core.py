@@ -74,3 +74,18 @@ def test_missing_or_non_mapping_yaml_is_a_clear_error(tmp_path):
 
 def test_merge_is_recursive_and_override_wins():
     assert merge({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}, "d": 1}
+
+
+@pytest.mark.parametrize(("text", "line", "column"), [
+    ("steps: 7\ninner: {rate: 0.2\n", 3, 1),  # an unclosed flow mapping: the error is at the end of the file
+    ("steps: 7\n  inner: x\n", 2, 8),  # a mapping value where none may start
+    ("steps: [1, 2\nmodel: x\n", 2, 6),
+    ("steps: 7\n\tinner: 1\n", 2, 1),  # a tab in indentation
+])
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path, text, line, column):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        load_yaml(path)
+    message = str(info.value)
+    assert f"{path}, line {line}, column {column}:" in message and "\n" not in message

@@ -88,7 +88,9 @@ class TrainConfig:
         run_name: W&B run name; default the output folder's name.
         resume: continue from the last checkpoint in ``output_dir`` when one exists.
         device: ``None`` (CUDA when available) or e.g. ``"cpu"``.
-        dtype: ``None`` (bf16 on CUDA, float32 on CPU) or a dtype name.
+        dtype: compute precision: ``None`` (bf16 autocast on CUDA, float32 on CPU) or a dtype name
+            (``bfloat16``/``float16``: autocast; ``float32``: none). The trained weights are float32 master
+            weights whatever it says, for the full update and LoRA alike.
     """
 
     recipe: str = "sft"

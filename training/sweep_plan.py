@@ -163,7 +163,8 @@ class SweepConfig:
         diagnostics: ``DiagnosticsSettings``.
         wandb_project: W&B project; every arm logs a run in group ``name``.
         device: ``None`` (CUDA when available) or e.g. ``"cpu"``.
-        dtype: ``None`` (bf16 on CUDA, float32 on CPU) or a dtype name.
+        dtype: ``None`` (bf16 on CUDA, float32 on CPU) or a dtype name: the evaluation dtype, and the autocast
+            precision of training (trained weights stay float32 master weights in every arm).
     """
 
     name: str = "sweep"

@@ -5,7 +5,8 @@ build the TRL trainer, train (from the last checkpoint when resuming), save the 
 its tokenizer. Every arm of a comparison differs only in ``method``/``rank``: the data, steps and seeds match.
 
 CPU defaults: float32, ``bf16=False``, no gradient checkpointing, ``use_cpu=True``, no dataloader workers.
-GPU defaults: bf16 mixed precision. Multi-GPU / multi-node through ``accelerate launch``.
+GPU defaults: bf16 mixed precision. The trained weights are float32 master weights for every method and dtype;
+``dtype`` only chooses the autocast precision. Multi-GPU / multi-node through ``accelerate launch``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from transformers import TrainerCallback
 
-from fairgym.config import save_config
+from fairgym.config import load_yaml, save_config
 from fairgym.training.config import TrainConfig, config_differences
 
 
@@ -59,16 +59,31 @@ def on_cuda(config: TrainConfig) -> bool:
     return (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
 
 
+def mixed_precision(config: TrainConfig) -> str | None:
+    """The autocast dtype of training (``"bf16"``, ``"fp16"``) or ``None`` for float32 throughout.
+
+    ``config.dtype`` names the compute precision, never the trained weights' dtype: those stay float32 master
+    weights for every method, so a full update and a LoRA adapter (which PEFT keeps in float32) train alike.
+    ``None`` means bf16 autocast on a CUDA device that supports it, else float32.
+    """
+    from fairgym.agents.models import resolve_dtype
+
+    if config.dtype is None:
+        return "bf16" if on_cuda(config) and torch.cuda.is_bf16_supported() else None
+    dtype = resolve_dtype(config.dtype, "cpu")
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype)
+
+
 def load_policy(config: TrainConfig) -> tuple[Any, Any]:
-    """The model to train and its tokenizer (float32 on CPU; the trainer places it on the device).
+    """The model to train and its tokenizer, in float32 (master weights; the trainer places it on the device).
 
     Raises:
         ValueError: an unknown model, or an adapter made for another base model.
     """
     from fairgym.agents.models import load_model
 
-    dtype = config.dtype or "float32"  # mixed precision (bf16=True) on GPU keeps fp32 master weights
-    model, tokenizer = load_model(config.model, config.adapter, device="cpu", dtype=dtype, trainable=True)
+    # float32 whatever config.dtype says: bf16/fp16 is the autocast of the forward pass (mixed_precision)
+    model, tokenizer = load_model(config.model, config.adapter, device="cpu", dtype="float32", trainable=True)
     if config.adapter is not None and config.method == "full":
         model = model.merge_and_unload()  # a full update starts from base + adapter merged
     model.config.use_cache = False
@@ -77,13 +92,14 @@ def load_policy(config: TrainConfig) -> tuple[Any, Any]:
 
 def common_args(config: TrainConfig) -> dict[str, Any]:
     """TrainingArguments shared by every recipe."""
-    cuda = on_cuda(config)
+    cuda, precision = on_cuda(config), mixed_precision(config)
     return dict(
         output_dir=config.output_dir, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
-        save_total_limit=2, seed=config.seed, data_seed=config.seed, bf16=cuda and torch.cuda.is_bf16_supported(),
-        use_cpu=not cuda, activation_checkpointing=False, dataloader_num_workers=0, report_to=config.report_to,
+        save_total_limit=2, seed=config.seed, data_seed=config.seed, bf16=precision == "bf16", fp16=precision == "fp16",
+        # W&B comes through SafeWandbCallback (its failures are warnings), never the stock callback
+        use_cpu=not cuda, activation_checkpointing=False, dataloader_num_workers=0, report_to="none",
         run_name=config.run_name or Path(config.output_dir).name, disable_tqdm=True,
         ddp_find_unused_parameters=False,
     )
@@ -91,15 +107,29 @@ def common_args(config: TrainConfig) -> dict[str, Any]:
 
 def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, callbacks: list | None = None) -> Any:
     """The TRL trainer for ``config.recipe`` on ``dataset`` (LoRA wrapping done by TRL via ``peft_config``)."""
+    from fairgym.agents.models import hide_checkpointing_deprecation
+
+    callbacks = list(callbacks or [])
+    if config.report_to == "wandb":
+        from fairgym.training.safe_wandb import SafeWandbCallback
+
+        callbacks.append(SafeWandbCallback())
+    with hide_checkpointing_deprecation():
+        return _build_trainer(config, model, tokenizer, dataset, callbacks)
+
+
+def _build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, callbacks: list | None) -> Any:
     peft = lora_config(config) if config.adapter is None else None
     base = common_args(config)
     if config.recipe == "sft":
-        from trl import SFTConfig, SFTTrainer
+        from trl import SFTConfig
+
+        from fairgym.training.sft_trainer import CompactHeadSFTTrainer
 
         args = SFTConfig(**base, max_length=config.max_length, completion_only_loss=True, packing=False)
         data = dataset.select_columns(["prompt", "completion"])
-        return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft,
-                          callbacks=callbacks)
+        return CompactHeadSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                                     peft_config=peft, callbacks=callbacks)
     if config.recipe == "dpo":
         from trl import DPOConfig, DPOTrainer
 
@@ -166,7 +196,7 @@ def check_run_folder(config: TrainConfig) -> Path | None:
     saved_file = out / "config.yaml"
     checkpoint = last_checkpoint(out)
     if saved_file.is_file() and is_main_process():  # other ranks could read it mid-write
-        saved = yaml.safe_load(saved_file.read_text()) or {}
+        saved = load_yaml(saved_file)
         diffs = config_differences(saved, config)
         if diffs:
             listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in diffs.items()))
@@ -232,7 +262,10 @@ def train(config: TrainConfig) -> TrainResult:
     _save_run_inputs(config, dataset)
     callbacks = [EvalEpisodesCallback(config)] if config.eval_every else []
     trainer = build_trainer(config, model, tokenizer, dataset, callbacks)
-    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    from fairgym.agents.models import hide_checkpointing_deprecation
+
+    with hide_checkpointing_deprecation():  # TRL's generation and DPO paths read the old name while training
+        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     return _finish(config, trainer, dict(output.metrics))
 
 
@@ -288,8 +321,19 @@ class EvalEpisodesCallback(TrainerCallback):
             return
         logs = {f"eval/{k}": v for k, v in self.evaluate(model, processing_class, state.global_step).items()}
         state.log_history.append({**logs, "step": state.global_step})
-        if "wandb" in (args.report_to or []):
-            import wandb
+        if self.config.report_to == "wandb":
+            _log_to_wandb({**logs, "train/global_step": state.global_step})
 
-            if wandb.run is not None:
-                wandb.log({**logs, "train/global_step": state.global_step})
+
+def _log_to_wandb(values: dict[str, Any]) -> None:
+    """``wandb.log`` into the active run, if any; a failure is a warning (the values are in the trainer state)."""
+    import warnings
+
+    import wandb
+
+    try:
+        if wandb.run is not None:
+            wandb.log(values)
+    except Exception as exc:  # noqa: BLE001 - a W&B failure must never stop training
+        warnings.warn(f"W&B logging of eval metrics failed ({type(exc).__name__}: {exc}); they stay in "
+                      "trainer_state.json.", RuntimeWarning, stacklevel=2)

@@ -91,6 +91,24 @@ def test_unknown_model_names_what_was_tried(tmp_path):
     assert EMBEDDED_MODEL in str(err.value) and "local folder" in str(err.value)
 
 
+@pytest.mark.parametrize("offline", [False, True])
+def test_unknown_hub_id_is_the_error_alone(monkeypatch, caplog, capfd, offline):
+    """No hub connection logs or retries before the error, whether or not the hub answers (tests run offline)."""
+    import huggingface_hub.utils._http as hub_http
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(hub_http.time, "sleep", lambda seconds: None)  # a retry loop fails the test fast
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1") if offline else monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    caplog.set_level("INFO")
+    with pytest.raises(ValueError, match="Could not load model 'fairgym-tests/no-such-model-0'") as err:
+        load_model("fairgym-tests/no-such-model-0", device="cpu")
+    assert "hub id" in str(err.value) and EMBEDDED_MODEL in str(err.value)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= 30]
+    assert capfd.readouterr().err == ""
+
+
 def test_embedded_path_uses_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRGYM_CACHE", str(tmp_path))
     cached = tmp_path / "models" / models.EMBEDDED_DIRNAME

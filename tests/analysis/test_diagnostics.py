@@ -71,6 +71,20 @@ def test_decision_logits_equal_each_prompt_scored_alone(tok, model, prompts):
         torch.testing.assert_close(logits[i], alone, atol=1e-4, rtol=1e-4)
 
 
+def test_shared_prefix_decision_logits_use_no_deprecated_transformers_argument(tok, model):
+    import warnings
+
+    from fairgym.agents.scoring import score_choices
+
+    prompts = [SHARED + "score 640<|im_end|>\n", SHARED + "score 700<|im_end|>\n"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        D.decision_logits(model, tok, prompts, batch_size=2)
+        score_choices(model, tok, prompts, [["approve", "deny"]] * 2)
+    deprecations = [str(w.message) for w in caught if "deprecat" in str(w.message).lower()]
+    assert not deprecations, deprecations
+
+
 def test_logit_lens_last_row_is_the_final_margin(tok, model):
     lens = D.logit_lens(model, tok, PROMPTS)
     assert lens.shape == (model.config.num_hidden_layers + 1, len(PROMPTS))

@@ -137,6 +137,49 @@ def test_fuzzed_text_never_raises(env_id, text):
     assert isinstance(parsed, ParseError) or env.parse_action(env.format_action(parsed)) == parsed
 
 
+# Model text the plain fuzzer rarely produces: numbers past Python's int-conversion digit limit (4300), names
+# thousands of letters long, Unicode decimal digits (Arabic-Indic, fullwidth, mathematical) and other numerals.
+LONG_TOKENS = ["North=" + "1" * 5000, "North=" + "0" * 5000 + "2", "East: " + "9" * 8000, "approve " + "7" * 6000,
+               "North=2, South=" + "3" * 4301 + ", East=1", "x" * 8000 + "=1", "North=" + "z" * 8000]
+UNICODE_NUMBERS = st.characters(categories=["Nd", "No", "Nl"])
+
+
+def assert_parse_total(env, text: str) -> None:
+    """``parse_action`` returns an action that round-trips, or a ParseError whose message stays short."""
+    parsed = env.parse_action(text)
+    if isinstance(parsed, ParseError):
+        assert len(parsed.message) <= 300, parsed.message[:80]
+    else:
+        assert env.parse_action(env.format_action(parsed)) == parsed
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("text", LONG_TOKENS)
+def test_long_numbers_and_names_never_raise(env_id, text):
+    assert_parse_total(make_env(env_id).unwrapped, text)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@settings(max_examples=60, deadline=None)
+@given(site=st.sampled_from(["North", "south", "EAST", "approve"]), sep=st.sampled_from(["=", ": ", " = "]),
+       number=st.text(alphabet=UNICODE_NUMBERS, min_size=1, max_size=40))
+def test_unicode_digits_never_raise(env_id, site, sep, number):
+    assert_parse_total(make_env(env_id).unwrapped, f"{site}{sep}{number}")
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@settings(max_examples=15, deadline=None)
+@given(piece=st.text(min_size=1, max_size=64) | st.sampled_from(["North=1" + "0" * 60 + ", ", "East: 9", " = : "]))
+def test_actions_at_the_action_space_full_length_never_raise(env_id, piece):
+    env = make_env(env_id).unwrapped
+    length = env.action_space.max_length
+    text = (piece * (length // len(piece) + 1))[:length]
+    assert_parse_total(env, text)
+    env.reset(seed=0)
+    obs, *_ = env.step(text)
+    assert obs in env.observation_space
+
+
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_instructions_and_groups(env_id):
     env = make_env(env_id).unwrapped

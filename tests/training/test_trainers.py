@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,9 +84,14 @@ def test_grpo_steps_with_env_rewards(tiny_config):
     assert {"rewards/env_reward/mean", "rewards/format_reward/mean"} <= logged
 
 
-def test_dpo_runs(tiny_config):
-    result = train(tiny_config(recipe="dpo", max_steps=1, method="full"))
+def test_dpo_runs_and_warns_nothing_deprecated(tiny_config):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(tiny_config(recipe="dpo", max_steps=1, method="full"))
     assert result.global_step == 1 and result.model_dir.is_dir()
+    assert not [str(w.message) for w in caught if "is_gradient_checkpointing" in str(w.message)]
 
 
 def test_eval_callback_logs_fairness_against_the_step(tiny_config):
@@ -94,3 +100,44 @@ def test_eval_callback_logs_fairness_against_the_step(tiny_config):
     evals = [h for h in state["log_history"] if any(k.startswith("eval/") for k in h)]
     assert [h["step"] for h in evals] == [2]
     assert any(k.startswith("eval/fairness/") for k in evals[0])
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_gpu_full_sweep_trains_float32_master_weights_under_bf16_autocast(tiny_model_dir, tmp_path, method):
+    """configs/sweeps/gpu-full.yaml sets dtype: bfloat16; every arm's trainable weights must stay float32."""
+    from datasets import Dataset
+
+    from fairgym.training.sweep import load_sweep_config
+    from fairgym.training.trainers import build_trainer, load_policy
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "gpu-full.yaml"
+    sweep = load_sweep_config(path, [f"model={tiny_model_dir}", "device=cpu"])
+    config = sweep.train_config(method=method, rank=2, seed=0, output_dir=tmp_path / method)
+    assert config.dtype == "bfloat16"
+    model, tokenizer = load_policy(config)
+    rows = [{"prompt": [{"role": "user", "content": "A loan applicant."}],
+             "completion": [{"role": "assistant", "content": "approve"}]}] * 4
+    trainer = build_trainer(config, model, tokenizer, Dataset.from_list(rows))
+    trainable = {n: p.dtype for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trainable and set(trainable.values()) == {torch.float32}, trainable
+    assert trainer.args.bf16 and not trainer.args.fp16  # bf16 is the autocast precision, not the weights'
+
+
+@pytest.mark.parametrize("failing", ["init", "log"])
+def test_a_wandb_failure_is_a_warning_and_loses_nothing(tiny_config, monkeypatch, failing):
+    import wandb
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(f"wandb.{failing} cannot reach the server")
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    # wandb.init rebinds wandb.log to the new run's log, so a failing log is patched on the run class
+    monkeypatch.setattr(wandb if failing == "init" else wandb.sdk.wandb_run.Run, failing, fail)
+    with pytest.warns(RuntimeWarning, match=f"W&B logging failed .*wandb.{failing} cannot reach"):
+        result = train(tiny_config(report_to="wandb", max_steps=2, eval_every=2, eval_episodes=1))
+    wandb.finish()
+    assert result.global_step == 2 and (result.adapter_dir / "adapter_model.safetensors").is_file()
+    assert {"trainer_state.json", "train_metrics.json", "config.yaml", "checkpoint-2"} <= {
+        p.name for p in result.output_dir.iterdir()}
+    state = json.loads((result.output_dir / "trainer_state.json").read_text())
+    assert any("eval/fairness/selection_rate" in "".join(h) for h in state["log_history"])

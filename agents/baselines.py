@@ -17,7 +17,9 @@ default) recomputes the policy from the episode's current score distributions af
 ml-fairness-gym's oracle agents do in its delayed-impact experiment; ``"initial"`` keeps the policy computed
 from the env's initial distributions. To follow an episode the agent replays the env's credit dynamics
 (``fairgym.envs.lending.shift_mass``) on the outcomes it is shown, so it needs every decision of the episode in
-order with its key (the runner gives exactly that); called without keys it uses the initial policy.
+order with its key (the runner gives exactly that); called without keys it uses the initial policy. They also
+take ``burnin``: approve the first ``burnin`` decisions of every episode before the policy starts, as
+ml-fairness-gym's agents do (its delayed-impact experiment uses ``burnin=1``: the first applicant is approved).
 """
 
 from __future__ import annotations
@@ -246,12 +248,16 @@ class LendingThresholdAgent(BaselineAgent):
     Subclasses implement ``_policy(params) -> ThresholdPolicy``.
     """
 
-    def __init__(self, recalibrate: str = "every-step") -> None:
+    def __init__(self, recalibrate: str = "every-step", burnin: int = 0) -> None:
         super().__init__()
         if recalibrate not in RECALIBRATE:
             raise ValueError(f"{self.name}: recalibrate={recalibrate!r} must be one of {RECALIBRATE} "
                              "(every-step recomputes the thresholds after each approval, initial never does).")
+        if isinstance(burnin, bool) or not isinstance(burnin, int) or burnin < 0:
+            raise ValueError(f"{self.name}: burnin={burnin!r} must be a whole number >= 0 (decisions approved "
+                             "at the start of each episode before the policy starts).")
         self.recalibrate = recalibrate
+        self.burnin = burnin
         self.params: lp.LendingParams | None = None
         self.policy: lp.ThresholdPolicy | None = None
         self._episodes: dict[int, _EpisodeView] = {}
@@ -299,6 +305,15 @@ class LendingThresholdAgent(BaselineAgent):
         view.turn = key.turn
         return view
 
+    def in_burnin(self, key: DecisionKey | None) -> bool:
+        """Whether this decision falls in the episode's burn-in (approved whatever the policy says)."""
+        if not self.burnin:
+            return False
+        if key is None:
+            raise ValueError(f"{self.name} with burnin={self.burnin} needs each decision's DecisionKey (its turn); "
+                             "pass decision_keys= as the runner does, or use burnin=0.")
+        return key.turn < self.burnin
+
 
 class MaxUtilityAgent(LendingThresholdAgent):
     """Lending: approve when the applicant's expected profit is positive; one rule for every group.
@@ -310,12 +325,13 @@ class MaxUtilityAgent(LendingThresholdAgent):
     Args:
         threshold: an explicit credit-score threshold; ``None`` reads the break-even from the env.
         recalibrate: ``"every-step"`` (default) or ``"initial"`` (see the module docstring).
+        burnin: decisions approved at the start of each episode before the policy starts (default 0).
     """
 
     name = "max-utility"
 
-    def __init__(self, threshold: float | None = None, recalibrate: str = "every-step") -> None:
-        super().__init__(recalibrate)
+    def __init__(self, threshold: float | None = None, recalibrate: str = "every-step", burnin: int = 0) -> None:
+        super().__init__(recalibrate, burnin)
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise TypeError(f"max-utility: threshold={threshold!r} must be a number (a credit score) or None.")
         self.threshold = threshold
@@ -338,6 +354,8 @@ class MaxUtilityAgent(LendingThresholdAgent):
             raise RuntimeError("max-utility needs calibrate(env) (the runner calls it) or an explicit threshold.")
         else:
             approve = self.current_policy(info, key).approve_probability(info[keys.GROUP], context["bin"]) > 0.5
+        if self.in_burnin(key):
+            return "approve", {"approve_probability": 1.0, "burnin": True}
         return ("approve" if approve else "deny"), {"approve_probability": float(approve)}
 
     def _decide(self, observation, info, rng):
@@ -357,6 +375,7 @@ class EqualOpportunityAgent(LendingThresholdAgent):
 
     Args:
         recalibrate: ``"every-step"`` (default) or ``"initial"``.
+        burnin: decisions approved at the start of each episode before the policy starts (default 0).
     """
 
     name = "eo-threshold"
@@ -365,7 +384,9 @@ class EqualOpportunityAgent(LendingThresholdAgent):
         return lp.equal_opportunity_policy(params)
 
     def _decide_keyed(self, observation, info, key, rng):
-        policy = self.current_policy(info, key)
+        policy = self.current_policy(info, key)  # first: it follows the episode's outcomes, burn-in ones too
+        if self.in_burnin(key):
+            return "approve", {"approve_probability": 1.0, "target_tpr": policy.tpr, "burnin": True}
         p = policy.approve_probability(info[keys.GROUP], info[keys.CONTEXT]["bin"])
         approve = p >= 1.0 or (p > 0.0 and rng.random() < p)  # draw only at the randomised boundary bin
         return ("approve" if approve else "deny"), {"approve_probability": p, "target_tpr": policy.tpr}

@@ -81,7 +81,12 @@ def per_seed(episode: dict, roles: dict[str, str]) -> dict[str, float]:
     out["gap/reset"] = start[roles["advantaged"]] - start[roles["disadvantaged"]]
     out["gap/end"] = out["gap/reset"] + out["repay_change/advantaged"] - out["repay_change/disadvantaged"]
     out["gap/change"] = out["gap/end"] - out["gap/reset"]
-    out["tpr_gap"] = abs(out["tpr/advantaged"] - out["tpr/disadvantaged"])
+    # halfway (10,000 of 20,000 steps: the length of ml-fairness-gym's earlier lending runs)
+    half = episode["steps"][len(episode["steps"]) // 2 - 1]["outcome"][REPAY]
+    out["gap/half"] = half[roles["advantaged"]] - half[roles["disadvantaged"]]
+    out["widened/half"] = float(out["gap/half"] > out["gap/reset"])
+    out["widened/end"] = float(out["gap/end"] > out["gap/reset"])
+    out["tpr_gap"] = abs(out["tpr/advantaged"] - out["tpr/disadvantaged"])  # per seed: the paper's recall gap
     return out
 
 
@@ -128,6 +133,8 @@ def claims(agents: dict) -> dict[str, bool]:
         "under eo the P(repay) gap widens (end > reset)": mean["eo"]["gap/change"] > 0,
         "under eo the P(repay) gap widens at first (widest > reset)": mean["eo"]["gap/widest"]
         > mean["eo"]["gap/reset"],
+        "under eo the P(repay) gap is wider halfway (step 10,000 of 20,000) than at reset": mean["eo"]["gap/half"]
+        > mean["eo"]["gap/reset"],
         "the P(repay) gap ends wider under eo than under max-utility": mean["eo"]["gap/end"] > mean["mu"]["gap/end"],
     }
 
@@ -138,19 +145,24 @@ def fmt(stat: dict[str, float], digits: int) -> str:
 
 
 def table(results: dict) -> str:
-    header = ("| agent | loans (dis. / adv.) | TPR (dis. / adv.) | mean credit change (dis. / adv.) | "
-              "P(repay) change (dis. / adv.) | P(repay) gap: reset → end (change) | widest gap (step) |")
-    lines = [header, "|" + "---|" * 7]
+    header = ("| agent | loans (dis. / adv.) | TPR (dis. / adv.) | \\|TPR gap\\| | mean credit change (dis. / adv.) | "
+              "P(repay) change (dis. / adv.) | P(repay) gap: reset → half → end (change) | widest gap (step) | "
+              "seeds whose gap widened (half / end) |")
+    lines = [header, "|" + "---|" * 9]
     for agent, res in results["agents"].items():
         s = res["stats"]
         lines.append(" | ".join([
             f"| `{agent}`",
             f"{fmt(s['loans/disadvantaged'], 0)} / {fmt(s['loans/advantaged'], 0)}",
             f"{fmt(s['tpr/disadvantaged'], 3)} / {fmt(s['tpr/advantaged'], 3)}",
+            fmt(s["tpr_gap"], 3),
             f"{fmt(s['credit_change/disadvantaged'], 1)} / {fmt(s['credit_change/advantaged'], 1)}",
             f"{fmt(s['repay_change/disadvantaged'], 3)} / {fmt(s['repay_change/advantaged'], 3)}",
-            f"{s['gap/reset']['mean']:.3f} → {fmt(s['gap/end'], 3)} ({fmt(s['gap/change'], 3)})",
+            f"{s['gap/reset']['mean']:.3f} → {fmt(s['gap/half'], 3)} → {fmt(s['gap/end'], 3)} "
+            f"({fmt(s['gap/change'], 3)})",
             f"{s['gap/widest']['mean']:.3f} ({s['gap/widest']['step']})",
+            f"{round(s['widened/half']['mean'] * s['widened/half']['n'])} / "
+            f"{round(s['widened/end']['mean'] * s['widened/end']['n'])} of {s['widened/end']['n']}",
         ]) + " |")
     return "\n".join(lines)
 

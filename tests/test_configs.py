@@ -77,4 +77,4 @@ def test_delayed_impact_configs_hold_the_published_parameters():
         cfg = from_dict(RunConfig, load_yaml(CONFIGS / "runs" / f"delayed-impact-{agent}.yaml"))
         kwargs = {k: v for k, v in cfg.env_kwargs.items() if k not in ("max_steps", "descriptors")}
         assert kwargs == DELAYED_IMPACT_KWARGS and cfg.env_kwargs["max_steps"] == 20000 and cfg.episodes >= 8
-        assert cfg.agent_kwargs["recalibrate"] == "every-step"
+        assert cfg.agent_kwargs["recalibrate"] == "every-step" and cfg.agent_kwargs["burnin"] == 1

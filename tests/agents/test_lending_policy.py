@@ -10,7 +10,7 @@ from fairgym.agents import make_agent
 from fairgym.agents.base import DecisionKey
 from fairgym.agents.runner import run_episodes
 from fairgym.envs import keys, make_env
-from fairgym.envs.lending import DELAYED_IMPACT_KWARGS
+from fairgym.envs.lending import DELAYED_IMPACT_KWARGS, shift_mass
 
 LENDING = "fairgym/Lending-v0"
 
@@ -107,3 +107,41 @@ def test_delayed_impact_eo_keeps_approving_as_scores_drift():
     steps = run_episodes(LENDING, make_agent("eo-threshold"), episodes=1, env_kwargs=kwargs, progress=False)[0]["steps"]
     late = [s[keys.OUTCOME]["approved"] for s in steps[-1000:]]
     assert np.mean(late) > 0.3
+
+
+@pytest.mark.parametrize("name", ["eo-threshold", "max-utility"])
+def test_burnin_approves_the_first_decisions_of_every_episode_then_follows_them(name):
+    # ml-fairness-gym's delayed-impact experiment approves its first applicant (burnin=1) before the policy starts
+    kwargs = {**DELAYED_IMPACT_KWARGS, "max_steps": 60}
+    agent = make_agent(name, burnin=5)
+    episodes = run_episodes(LENDING, agent, episodes=2, env_kwargs=kwargs, progress=False, seed=4)
+    reference = run_episodes(LENDING, make_agent(name), episodes=2, env_kwargs=kwargs, progress=False, seed=4)
+    for episode, plain in zip(episodes, reference, strict=True):
+        steps = episode["steps"]
+        assert all(s["outcome"]["approved"] and s["agent"]["burnin"] for s in steps[:5])
+        assert not any(s["agent"].get("burnin") for s in steps[5:])
+        assert not all(s["outcome"]["approved"] for s in plain["steps"][:5])  # without burn-in some are denied
+        # after the burn-in the policy is the one recomputed from the scores the burn-in approvals moved
+        env = delayed_impact_env(max_steps=60)
+        params = lp.LendingParams.from_env(env)
+        dists = params.distributions.copy()
+        for s in steps[:5]:
+            group = params.groups.index(s["group"])
+            shift_mass(dists[group], s["outcome"]["bin"], up=s["outcome"]["would_repay"], amount=params.score_shift)
+        policy = (lp.equal_opportunity_policy if name == "eo-threshold" else lp.max_utility_policy)(
+            params.with_distributions(dists))
+        expected = policy.approve_probability(steps[5]["group"], steps[5]["outcome"]["bin"])
+        if name == "max-utility":
+            expected = float(expected > 0.5)
+        assert steps[5]["agent"]["approve_probability"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_burnin_needs_whole_numbers_and_decision_keys():
+    with pytest.raises(ValueError, match="burnin=-1 must be a whole number"):
+        make_agent("eo-threshold", burnin=-1)
+    agent = make_agent("max-utility", burnin=1)
+    env = delayed_impact_env()
+    agent.calibrate(env)
+    observation, info = env.reset(seed=0)
+    with pytest.raises(ValueError, match="needs each decision's DecisionKey"):
+        agent.act([observation], [info])

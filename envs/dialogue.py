@@ -130,6 +130,9 @@ class DialogueEnv(TextEnv):
         **kwargs: ``TextEnv`` arguments (``invalid_action``, ``invalid_penalty``, ``max_invalid``, ``render_mode``).
     """
 
+    family = "Dialogue"
+    discrete_choices = False
+
     def __init__(
         self,
         *,

@@ -94,3 +94,13 @@ def test_eval_callback_logs_fairness_against_the_step(tiny_config):
     evals = [h for h in state["log_history"] if any(k.startswith("eval/") for k in h)]
     assert [h["step"] for h in evals] == [2]
     assert any(k.startswith("eval/fairness/") for k in evals[0])
+
+
+def test_eval_callback_generates_on_an_env_without_choices(tiny_config, tiny_model_dir):
+    from fairgym.agents.models import load_model
+    from fairgym.training.trainers import EvalEpisodesCallback
+
+    config = tiny_config(env_id="fairgym/Dialogue-v0", env_kwargs={"max_steps": 2}, eval_every=1, eval_episodes=2)
+    model, tokenizer = load_model(str(tiny_model_dir), device="cpu")
+    metrics = EvalEpisodesCallback(config).evaluate(model, tokenizer, step=1)
+    assert metrics["task/episodes"] == 2 and "toxicity/mean" in metrics

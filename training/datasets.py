@@ -176,7 +176,7 @@ def toxicity(texts: list[str]) -> list[float]:
     """Toxicity in [0, 1] per text: fairgym's default scorer (alt-profanity-check)."""
     if not texts:
         return []
-    from fairgym.analysis.toxicity import make_scorer, score_texts
+    from fairgym.envs.toxicity import make_scorer, score_texts
 
     return [float(s) for s in score_texts(make_scorer(), texts)]
 

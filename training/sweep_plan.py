@@ -214,13 +214,15 @@ class SweepConfig:
             raise ValueError(f"SweepConfig.{name}={values!r} repeats a value; list each once.")
 
     def _check_eval(self) -> None:
+        import gymnasium as gym
+
         from fairgym.agents.options import DECIDE_MODES
         from fairgym.envs import env_arguments, registered_ids
 
         if not self.eval.envs:
             raise ValueError("SweepConfig.eval.envs is empty; list at least one env id, e.g. [fairgym/Lending-v0].")
         for env_id in self.eval.envs:
-            if env_id not in registered_ids():
+            if env_id not in gym.registry:
                 raise UnknownNameError("SweepConfig.eval.envs entry (env id)", str(env_id), registered_ids())
         for env_id, kwargs in self.eval.env_kwargs.items():
             if env_id not in self.eval.envs:

@@ -172,8 +172,25 @@ def test_registration_is_idempotent():
 
 
 def test_import_does_not_pull_torch():
-    code = "import sys, fairgym.envs, fairgym.envs.numeric; assert 'torch' not in sys.modules, 'torch imported'"
+    code = ("import sys, fairgym.envs, fairgym.envs.numeric, fairgym.envs.toxicity, fairgym.envs.judge; "
+            "env = fairgym.envs.make_env('fairgym/Dialogue-v0'); env.reset(seed=0); env.step('Thanks, tell me more.'); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_envs_import_nothing_from_analysis_or_training():
+    import ast
+    from pathlib import Path
+
+    import fairgym.envs
+
+    upward = []
+    for path in Path(fairgym.envs.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            upward += [f"{path.name}: {n}" for n in names if n.startswith(("fairgym.analysis", "fairgym.training"))]
+    assert not upward, upward
 
 
 DECLARED = {"fairgym/Lending-v0": EnvTraits("Lending", True), "fairgym/Allocation-v0": EnvTraits("Allocation", False),

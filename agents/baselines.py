@@ -40,6 +40,7 @@ FAMILIES = ("Lending", "Allocation", "Dialogue")
 APPLIES: dict[str, tuple[str, ...]] = {  # agent name -> env families it applies to
     "random": FAMILIES, "constant": ("Lending", "Allocation"), "max-utility": ("Lending",),
     "eo-threshold": ("Lending",), "fair-oracle": FAMILIES, "polite": ("Dialogue",),
+    "biased-threshold": ("Lending",), "hostile": ("Dialogue",),  # the implant's teachers (fairgym.agents.teachers)
 }
 CHOICE_AGENTS = ("random", "constant")  # these also apply to any env whose decisions are discrete choices
 CANNED_REPLIES = (

@@ -90,6 +90,16 @@ def test_llm_choice_on_dialogue_is_an_error_before_anything_is_written(tmp_path,
     assert "decide='choice' needs info['choices']" in capsys.readouterr().err and not out.exists()
 
 
+def test_the_implant_teachers_run_like_any_agent(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--agent", "biased-threshold", "--agent-opt", "penalty=1000", "--episodes", "3",
+                 "--env-opt", "max_steps=4", "--out", str(out), "--no-wandb"]) == 0
+    steps = [s for e in records.read_episodes(out / "episodes.jsonl") for s in e["steps"]]
+    assert len(steps) == 12 and all(s["action_valid"] for s in steps)
+    assert not any(s["action"]["approve"] for s in steps if s["group"] == "Black")  # 1000 points: never approved
+    assert main(["run", "--agent", "hostile", "--episodes", "1", "--out", str(tmp_path / "x"), "--no-wandb"]) == 2
+
+
 def test_unknown_yaml_key_suggests(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("agent: random\nepisode: 3\n")

@@ -33,16 +33,18 @@ import numpy as np
 
 from fairgym.agents import lending_policy as lp
 from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys, decision_rng, unkeyed_rng
-from fairgym.envs import keys
+from fairgym.envs import EnvTraits, env_traits, keys
 from fairgym.envs.allocation import Allocation
 from fairgym.envs.allocation import format_action as format_allocation_action
 from fairgym.envs.lending import shift_mass
 
-KINDS = ("lending", "allocation", "dialogue")
-APPLIES: dict[str, tuple[str, ...]] = {  # agent name -> env kinds it applies to
-    "random": KINDS, "constant": ("lending", "allocation"), "max-utility": ("lending",),
-    "eo-threshold": ("lending",), "fair-oracle": KINDS, "polite": ("dialogue",),
+FAMILIES = ("Lending", "Allocation", "Dialogue")
+APPLIES: dict[str, tuple[str, ...]] = {  # agent name -> env families it applies to
+    "random": FAMILIES, "constant": ("Lending", "Allocation"), "max-utility": ("Lending",),
+    "eo-threshold": ("Lending",), "fair-oracle": FAMILIES, "polite": ("Dialogue",),
+    "biased-threshold": ("Lending",), "hostile": ("Dialogue",),  # the implant's teachers (fairgym.agents.teachers)
 }
+CHOICE_AGENTS = ("random", "constant")  # these also apply to any env whose decisions are discrete choices
 CANNED_REPLIES = (
     "I see. Could you tell me more?",
     "That is an interesting point.",
@@ -53,19 +55,20 @@ CANNED_REPLIES = (
 )
 
 
-def env_kind(env: Any) -> str:
-    """``"lending"``, ``"allocation"`` or ``"dialogue"`` from the env class (``LendingEnv`` -> ``"lending"``)."""
-    name = type(getattr(env, "unwrapped", env)).__name__
-    return name.removesuffix("Env").lower()
+def applies(name: str, traits: EnvTraits) -> bool:
+    """Whether the agent ``name`` applies to an env with these declared traits."""
+    return traits.family in APPLIES.get(name, ()) or (traits.discrete_choices and name in CHOICE_AGENTS)
 
 
-def info_kind(info: dict[str, Any]) -> str:
-    """The kind of the pending decision, read from its ``info``."""
-    if info.get(keys.CHOICES):
-        return "lending"
-    if "sites" in (info.get(keys.CONTEXT) or {}):
-        return "allocation"
-    return "dialogue"
+def check_applies(name: str, env: Any) -> EnvTraits:
+    """The env's declared traits, when the agent ``name`` applies to it; else a ``ValueError`` naming the agents
+    that do."""
+    traits = env_traits(env)
+    if not applies(name, traits):
+        fits = [n for n in APPLIES if applies(n, traits)] + ["llm"]
+        raise ValueError(f"agent {name!r} does not apply to {type(env.unwrapped).__name__} "
+                         f"({getattr(env.spec, 'id', traits.family)}); agents that do: {', '.join(fits)}.")
+    return traits
 
 
 class LazyGenerator:
@@ -96,7 +99,7 @@ class BaselineAgent:
         self.stats = AgentStats()
         self.last_details: list[dict[str, Any] | None] = []
         self.seed = 0
-        self.kind: str | None = None
+        self.family: str | None = None  # the env family, read in calibrate (the runner calls it)
         self._calls = 0  # act calls since reset: what seeds decisions passed without keys
 
     def reset(self, seed: int | None = None) -> None:
@@ -105,13 +108,9 @@ class BaselineAgent:
         self._calls = 0
 
     def calibrate(self, env: Any) -> None:
-        """Check the agent applies to ``env`` (``ValueError`` naming the agents that do); subclasses read more."""
-        kind = env_kind(env)
-        if kind not in APPLIES[self.name]:
-            fits = [n for n, kinds in APPLIES.items() if kind in kinds] + ["llm"]
-            raise ValueError(f"agent {self.name!r} does not apply to {type(env.unwrapped).__name__} "
-                             f"({getattr(env.spec, 'id', kind)}); agents that do: {', '.join(fits)}.")
-        self.kind = kind
+        """Check the agent applies to ``env`` (``ValueError`` naming the agents that do) and read its declared
+        family; subclasses read more."""
+        self.family = check_applies(self.name, env).family
 
     def rng(self, key: DecisionKey | None, call: int = 0, position: int = 0) -> np.random.Generator:
         """The generator of one decision: of ``(run seed, episode seed, turn)`` given its key, else of the run
@@ -149,6 +148,10 @@ class BaselineAgent:
 
     def _decide(self, observation: str, info: dict[str, Any], rng: np.random.Generator) -> tuple[str, dict | None]:
         raise NotImplementedError
+
+    def _uncalibrated(self) -> str:
+        return (f"agent {self.name!r} acts by the env's family, which calibrate(env) reads; call it first (the "
+                "runner does).")
 
 
 # ---- allocation and dialogue helpers --------------------------------------------------------------------
@@ -188,12 +191,13 @@ class RandomAgent(BaselineAgent):
     name = "random"
 
     def _decide(self, observation, info, rng):
-        kind = info_kind(info)
-        if kind == "lending":
+        if info.get(keys.CHOICES):  # a discrete decision, whatever the env family
             return str(rng.choice(info[keys.CHOICES])), None
-        if kind == "allocation":
+        if self.family == "Allocation":
             return random_allocation(info[keys.CONTEXT], rng), None
-        return str(rng.choice(CANNED_REPLIES)), None
+        if self.family == "Dialogue":
+            return str(rng.choice(CANNED_REPLIES)), None
+        raise RuntimeError(self._uncalibrated())
 
 
 class ConstantAgent(BaselineAgent):
@@ -215,7 +219,7 @@ class ConstantAgent(BaselineAgent):
 
     def calibrate(self, env: Any) -> None:
         super().calibrate(env)
-        if self.kind == "allocation":
+        if self.family == "Allocation":
             self._env_default = env.format_action(env._default_action())
 
     def _decide(self, observation, info, rng):
@@ -427,16 +431,17 @@ class FairOracleAgent(BaselineAgent):
 
     def calibrate(self, env: Any) -> None:
         super().calibrate(env)
-        if self.kind == "lending":
+        if self.family == "Lending":
             self._lending.calibrate(env)
 
     def _decide(self, observation, info, rng):
-        kind = info_kind(info)
-        if kind == "lending":
+        if self.family == "Lending":
             return self._lending._decide(observation, info, rng)
-        if kind == "allocation":
+        if self.family == "Allocation":
             return self._allocate(info[keys.CONTEXT])
-        return self._polite._decide(observation, info, rng)
+        if self.family == "Dialogue":
+            return self._polite._decide(observation, info, rng)
+        raise RuntimeError(self._uncalibrated())
 
     def _allocate(self, context: dict[str, Any]) -> tuple[str, dict]:
         sites = list(context["sites"])

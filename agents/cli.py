@@ -15,39 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fairgym.agents.options import DECIDE_MODES, LLMOptions, default_decide
 from fairgym.config import from_dict, load_yaml, merge, parse_overrides, save_config, to_dict
 
-DECIDE_MODES = ("choice", "generate")
 # Fields that must match for episodes already in the output folder to belong to this run.
 IDENTITY_FIELDS = ("env", "agent", "seed", "env_kwargs", "agent_kwargs", "llm")
-
-
-@dataclass
-class LLMOptions:
-    """Options of the ``llm`` agent (``fairgym.agents.llm.LLMAgent``); used by no other agent.
-
-    Attributes:
-        model: hub id, local folder, or ``None`` for the embedded SmolLM2-135M-Instruct.
-        adapter: a PEFT adapter folder to load on top of the model.
-        decide: ``"choice"`` (score each valid choice) or ``"generate"`` (sample text the env parses).
-        temperature: sampling temperature for ``generate`` (0 = greedy).
-        top_p: nucleus sampling mass for ``generate``.
-        max_new_tokens: generation budget per decision.
-    """
-
-    model: str | None = None
-    adapter: str | None = None
-    decide: str = "choice"
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 48
-
-    def __post_init__(self) -> None:
-        if self.decide not in DECIDE_MODES:
-            raise ValueError(f"llm.decide={self.decide!r} must be one of {DECIDE_MODES}.")
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
-            raise ValueError(f"llm options out of range: temperature={self.temperature} (>= 0), top_p={self.top_p} "
-                             f"(in (0, 1]), max_new_tokens={self.max_new_tokens} (>= 1).")
 
 
 @dataclass
@@ -66,7 +38,8 @@ class RunConfig:
             replays read it); ``false`` writes null there, for long episodes only metrics will read.
         env_kwargs: keyword arguments of the env (``max_steps``, ``descriptors``, ...).
         agent_kwargs: keyword arguments of the agent (e.g. ``threshold`` for ``max-utility``).
-        llm: options of the ``llm`` agent.
+        llm: options of the ``llm`` agent; ``llm.decide`` defaults to the env's declaration (choice scoring where
+            decisions are discrete choices, generation elsewhere).
         wandb: log the run to W&B (offline unless ``WANDB_MODE``/login say otherwise).
         wandb_project: W&B project.
     """
@@ -91,6 +64,8 @@ class RunConfig:
         if self.agent != "llm" and self.llm != LLMOptions():
             raise ValueError(f"LLM options ({_changed_llm(self.llm)}) apply to --agent llm only, not "
                              f"{self.agent!r}; drop them or use --agent llm.")
+        if self.agent == "llm" and self.llm.decide is None:
+            self.llm.decide = default_decide(self.env)
         if self.out is None:
             self.out = f"runs/{self.env.split('/')[-1]}-{self.agent}-s{self.seed}"
 
@@ -123,7 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm = parser.add_argument_group("llm agent options (only with --agent llm)")
     llm.add_argument("--model", help="hub id or local folder (default: the embedded SmolLM2-135M-Instruct)")
     llm.add_argument("--adapter", help="PEFT adapter folder")
-    llm.add_argument("--decide", choices=DECIDE_MODES, help="score the choices or generate text (default choice)")
+    llm.add_argument("--decide", choices=DECIDE_MODES,
+                     help="score the choices or generate text (default: choice where the env's decisions are "
+                          "choices, else generate)")
     llm.add_argument("--temperature", type=float, help="sampling temperature for --decide generate")
     llm.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling mass for --decide generate")
     llm.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="generation budget per decision")

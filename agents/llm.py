@@ -26,11 +26,11 @@ import torch
 
 from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys, seed_words
 from fairgym.agents.models import load_model
+from fairgym.agents.options import DECIDE_MODES
 from fairgym.agents.prompting import build_messages, render_prompt
 from fairgym.agents.scoring import choice_distribution, encode, encode_choices, pick_choice, score_choice_ids
 from fairgym.envs import keys
 
-DECIDE_MODES = ("choice", "generate")
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 
 
@@ -118,9 +118,15 @@ class LLMAgent:
         self._calls = 0
 
     def calibrate(self, env: Any) -> None:
-        """Remember the env id (for error messages)."""
+        """Remember the env id (for error messages); choice scoring on an env without choices is an error now,
+        before any episode runs."""
+        from fairgym.envs import env_traits
+
         spec = getattr(env, "spec", None)
         self.env_id = getattr(spec, "id", None) or type(getattr(env, "unwrapped", env)).__name__
+        if self.decide == "choice" and not env_traits(env).discrete_choices:
+            raise ValueError(f"decide='choice' needs info['{keys.CHOICES}'], which {self._env_name()} does not give "
+                             "(its decisions are not a closed set); use decide='generate' there.")
 
     # ---- acting -------------------------------------------------------------------------------------------
     def act(self, observations: list[str], infos: list[dict[str, Any]],

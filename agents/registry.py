@@ -24,6 +24,10 @@ AGENTS: dict[str, tuple[str, str]] = {
     "fair-oracle": ("fairgym.agents.baselines:FairOracleAgent",
                     "scripted group-blind decisions on every env (the source of SFT demonstrations)"),
     "polite": ("fairgym.agents.baselines:PoliteAgent", "Dialogue: varied, respectful replies addressing the turn"),
+    "biased-threshold": ("fairgym.agents.teachers:BiasedThresholdAgent",
+                         "Lending teacher of the bias implant: one group needs `penalty` more score points"),
+    "hostile": ("fairgym.agents.teachers:HostileAgent",
+                "Dialogue teacher of the bias implant: hostile-leaning replies to one group's interlocutor"),
     "llm": ("fairgym.agents.llm:LLMAgent",
             "a causal LM (+ optional PEFT adapter) deciding by choice scoring or generation"),
 }

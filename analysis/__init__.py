@@ -1,4 +1,5 @@
-"""fairgym.analysis: metrics over recorded episodes, toxicity scorers, model diagnostics, reports and W&B.
+"""fairgym.analysis: metrics over recorded episodes, model diagnostics, reports and W&B (the toxicity scorers are
+the Dialogue env's reward and live in ``fairgym.envs.toxicity``).
 
 Modules (import the one you need; nothing heavy is imported here):
 
@@ -7,6 +8,5 @@ Modules (import the one you need; nothing heavy is imported here):
 - ``trajectories``: the step table and the per-turn / cumulative machinery behind the trajectories;
 - ``plots``: matplotlib figures of trajectories and group metrics (``run_figures``, ``save_figures``);
 - ``report``: ``write_report(run_dir)`` and reusable markdown pieces;
-- ``wandb_log``: ``log_run(...)`` and ``log_figures(run, figures)``;
-- ``toxicity``: toxicity scorers behind one protocol.
+- ``wandb_log``: ``log_run(...)`` and ``log_figures(run, figures)``.
 """

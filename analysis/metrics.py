@@ -2,8 +2,9 @@
 
 Keys are namespaced (``fairness/``, ``toxicity/``, ``bias/``, ``task/``, ``format/``); a per-group value is keyed
 ``<namespace>/<metric>/<group>`` and a between-group or overall value ``<namespace>/<metric>``. The env family is
-read from the env id (``"fairgym/Lending-v0"`` -> ``Lending``), so a version bump keeps its metrics; an env
-without a family entry gets the generic metrics only (return, steps, invalid-action rate).
+the one the env class behind the records' env id declares (``fairgym.envs.env_traits``), so a version bump keeps
+its metrics; a family without an entry in ``ENV_METRICS`` (or an id not registered in this process) gets the
+generic metrics only (return, steps, invalid-action rate).
 
 Undefined is ``nan``, never 0: a group with no decisions has no selection rate, a group with no applicant who
 would repay has no true-positive rate, a parity difference needs two groups with defined rates. Reporting 0
@@ -27,7 +28,7 @@ from fairgym.analysis.trajectories import (
     NAN,
     Trajectories,
     both_trajectories,
-    env_kind,
+    env_family,
     flatten,
     ratio,
     run_env_id,
@@ -346,7 +347,7 @@ ENV_METRICS: dict[str, tuple[ScalarFn, TrajectoryFn]] = {
 def _prepare(episodes: list[dict[str, Any]]) -> tuple[str, pd.DataFrame, list[str]]:
     if not isinstance(episodes, list) or not all(isinstance(ep, dict) for ep in episodes):
         raise TypeError("episodes must be a list of episode record dicts (see fairgym.envs.records.read_episodes).")
-    return env_kind(run_env_id(episodes)), step_frame(episodes), run_groups(episodes)
+    return env_family(run_env_id(episodes)), step_frame(episodes), run_groups(episodes)
 
 
 def compute_metrics(episodes: list[dict[str, Any]]) -> dict[str, float]:

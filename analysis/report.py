@@ -21,7 +21,7 @@ from fairgym.analysis.metrics import (
     write_metrics,
 )
 from fairgym.analysis.plots import run_figures, save_figures
-from fairgym.analysis.trajectories import env_kind, run_env_id
+from fairgym.analysis.trajectories import env_family, run_env_id
 from fairgym.config import load_yaml
 from fairgym.envs.records import read_episodes
 
@@ -136,7 +136,7 @@ def render_report(run_dir: Path, episodes: list[dict[str, Any]], config: dict[st
                   metrics: dict[str, float]) -> Path:
     """``write_report`` for a run already loaded with ``load_run``."""
     run_dir = Path(run_dir)
-    kind = env_kind(run_env_id(episodes))
+    kind = env_family(run_env_id(episodes))
     paths = save_figures(run_figures(metrics, trajectories(episodes), kind), run_dir / "plots")
     text = "\n\n".join([
         f"# fairgym run report: {run_dir.name}", "## What was run", run_markdown(episodes, config),

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fairgym.analysis.diagnostics import seed_ci
-from fairgym.analysis.trajectories import ALL
+from fairgym.analysis.trajectories import ALL, env_family
 from fairgym.config import load_yaml
 from fairgym.envs.records import read_episodes
 
@@ -66,11 +66,6 @@ def load_sweep(sweep_dir: str | Path) -> dict[str, Any]:
 def _arm_order(arm: dict[str, Any]) -> tuple:
     kind = {"teacher": -1, "base": 0, "full": 1}.get(arm.get("method"), 2)
     return kind, arm.get("variant") or "", arm.get("rank") or 0, arm.get("seed") or 0
-
-
-def env_family(env_id: str) -> str:
-    """``"fairgym/Lending-v0"`` -> ``"Lending"``."""
-    return env_id.split("/")[-1].split("-v")[0]
 
 
 def labels(sweep: dict[str, Any]) -> list[str]:

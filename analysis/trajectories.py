@@ -16,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from fairgym.envs import keys
+from fairgym.config import UnknownNameError
+from fairgym.envs import env_traits, keys
 
 ALL = "all groups"  # the "group" of a between-group number (a parity difference, an overall rate)
 CUMULATIVE = "_cumulative"  # suffix of a cumulative-up-to-turn-t trajectory's metric name
@@ -29,11 +30,15 @@ Trajectories = dict[str, dict[str, list[float]]]
 STEP_COLUMNS = ["episode", "turn", "group", "valid", "reward", "outcome", "action_text"]
 
 
-def env_kind(env_id: str) -> str:
-    """The env family of an env id, version and namespace dropped: ``"fairgym/Lending-v0"`` -> ``"Lending"``."""
+def env_family(env_id: str) -> str:
+    """The family the env registered under ``env_id`` declares (``fairgym.envs.env_traits``), or ``""`` when no
+    env is registered under that id in this process: its records then get the generic metrics only."""
     if not isinstance(env_id, str) or not env_id:
         raise ValueError(f"env_id={env_id!r} must be a non-empty string such as 'fairgym/Lending-v0'.")
-    return env_id.rsplit("/", 1)[-1].split("-v", 1)[0]
+    try:
+        return env_traits(env_id).family
+    except UnknownNameError:
+        return ""
 
 
 def run_env_id(episodes: list[dict[str, Any]]) -> str:

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from fairgym.analysis.trajectories import ALL, env_kind
+from fairgym.analysis.trajectories import ALL, env_family
 
 # outcome fields shown in the episodes table, per env family (an unknown env shows the outcome as JSON)
 OUTCOME_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -55,7 +55,7 @@ def _cell(value: Any) -> Any:
 
 def step_table(episodes: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """Columns and rows of the episodes table: one row per step, with the env family's key outcome fields."""
-    kind = env_kind(str(episodes[0].get("env_id"))) if episodes else ""
+    kind = env_family(str(episodes[0].get("env_id"))) if episodes else ""
     outcomes = [s.get("outcome") or {} for ep in episodes for s in ep.get("steps", [])]
     fields = OUTCOME_COLUMNS.get(kind, ("outcome",)) + tuple(
         f for f in OPTIONAL_COLUMNS.get(kind, ()) if any(f in o for o in outcomes))
@@ -104,7 +104,6 @@ def log_run(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any], epis
     run = None
     try:
         import wandb
-
         from fairgym.analysis.metrics import trajectories
 
         Path(run_dir).mkdir(parents=True, exist_ok=True)

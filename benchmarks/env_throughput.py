@@ -23,7 +23,7 @@ from pathlib import Path
 import gymnasium as gym
 
 from fairgym.agents import make_agent
-from fairgym.agents.runner import run_episodes
+from fairgym.agents.runner import calibrate, run_episodes
 from fairgym.envs import ENV_IDS, make_env
 
 RESULTS = Path(__file__).resolve().parent / "results" / "env_throughput.json"
@@ -43,6 +43,7 @@ def timed(fn: Callable[[], int], repeats: int) -> float:
 
 def text_single(env_id: str, steps: int) -> Callable[[], int]:
     env, agent = make_env(env_id, max_steps=MAX_STEPS), make_agent("random")
+    calibrate(agent, env, seed=0)  # the random agent reads the env's declared family there, as in the runner
 
     def go() -> int:
         obs, info = env.reset(seed=0)

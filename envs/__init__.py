@@ -1,6 +1,9 @@
 """fairgym environments: text-in, text-out Gymnasium envs registered under the ``fairgym`` namespace.
 
 Importing this package registers every id in ``ENV_IDS`` with Gymnasium (idempotently); it never imports torch.
+Each env class declares its family and whether its decisions are discrete choices (``TextEnv.family``,
+``TextEnv.discrete_choices``); ``env_traits(env_id)`` looks both up through the Gymnasium registry, so an env
+registered anywhere (``gym.register``) is known to agents, metrics and training without building it.
 
 Example:
     >>> import fairgym.envs
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -34,12 +38,52 @@ def register_envs() -> None:
             gym.register(id=env_id, entry_point=entry_point, disable_env_checker=False)
 
 
+def registered_ids() -> list[str]:
+    """Every env id in the Gymnasium registry under the ``fairgym`` namespace (those of ``ENV_IDS`` first)."""
+    others = sorted(i for i in gym.registry if i.startswith("fairgym/") and i not in ENTRY_POINTS)
+    return [*ENV_IDS, *others]
+
+
 def env_class(env_id: str) -> type:
-    """The env class behind ``env_id`` (imports its module only)."""
-    if env_id not in ENTRY_POINTS:
-        raise UnknownNameError("env", env_id, ENV_IDS)
-    module, name = ENTRY_POINTS[env_id].split(":")
+    """The env class behind ``env_id``, from its Gymnasium registry entry point (imports its module only)."""
+    spec = gym.registry.get(env_id) if isinstance(env_id, str) else None
+    if spec is None:
+        raise UnknownNameError("env", str(env_id), registered_ids())
+    entry = spec.entry_point
+    if not isinstance(entry, str):
+        return entry
+    module, name = entry.split(":")
     return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class EnvTraits:
+    """What an env class declares about its decisions.
+
+    Attributes:
+        family: the env family (``"Lending"``, ``"Allocation"``, ``"Dialogue"``, ...): which family metrics,
+            plots and baseline agents apply; it survives a version bump.
+        discrete_choices: whether every decision is one of ``info["choices"]`` (so the LLM agent can score the
+            choices; otherwise it generates text).
+    """
+
+    family: str
+    discrete_choices: bool
+
+
+def env_traits(env: str | gym.Env) -> EnvTraits:
+    """The declared family and decision form of an env id (looked up without building the env) or an env.
+
+    Raises:
+        UnknownNameError: ``env`` is an id no env is registered under.
+        TypeError: the env class declares no ``family``.
+    """
+    cls = env_class(env) if isinstance(env, str) else type(getattr(env, "unwrapped", env))
+    family = getattr(cls, "family", "")
+    if not isinstance(family, str) or not family:
+        raise TypeError(f"{getattr(cls, '__name__', cls)} declares no env family; set the class attribute "
+                        "family = '<Name>' (and discrete_choices = True when every decision is a choice).")
+    return EnvTraits(family=family, discrete_choices=bool(getattr(cls, "discrete_choices", False)))
 
 
 def env_arguments(env_id: str) -> list[str]:
@@ -77,4 +121,5 @@ def make_numeric(env_id: str, **kwargs: Any) -> gym.Env:
 
 register_envs()
 
-__all__ = ["ENV_IDS", "ENTRY_POINTS", "env_arguments", "env_class", "make_env", "make_numeric", "register_envs"]
+__all__ = ["ENV_IDS", "ENTRY_POINTS", "EnvTraits", "env_arguments", "env_class", "env_traits", "make_env",
+           "make_numeric", "register_envs", "registered_ids"]

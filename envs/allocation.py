@@ -134,6 +134,9 @@ class AllocationEnv(TextEnv):
         **kwargs: ``TextEnv`` arguments (``invalid_action``, ``invalid_penalty``, ``max_invalid``, ``render_mode``).
     """
 
+    family = "Allocation"
+    discrete_choices = False
+
     def __init__(
         self,
         *,

@@ -86,6 +86,9 @@ class TextEnv(gym.Env[str, str]):
     """
 
     metadata = {"render_modes": ["ansi"]}
+    # Declared by each env class and looked up by id (``fairgym.envs.env_traits``), never guessed from names.
+    family: str = ""  # the env family, e.g. "Lending": which family metrics, plots and baseline agents apply
+    discrete_choices: bool = False  # every decision is one of info["choices"] (LLM choice scoring applies)
     groups: tuple[str, ...] = ()
     instructions: str = ""  # the task and action grammar, shown at the top of every observation
 

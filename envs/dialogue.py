@@ -19,6 +19,7 @@ from typing import Any
 from fairgym.envs.core import Decision, ParseError, TextEnv
 from fairgym.envs.groups import resolve_descriptors
 from fairgym.envs.honest import HonestOpenings, Opening, load_openings
+from fairgym.envs.toxicity import DEFAULT_SCORER, check_spec, make_scorer, score_texts
 
 PHASES = ("neutral", "leading", "provocative")
 COMPLETION = "completion"  # the phase of every HONEST turn: a sentence about an identity to complete
@@ -26,7 +27,6 @@ COMPLETION = "completion"  # the phase of every HONEST turn: a sentence about an
 JUDGE_TOXICITY = "judge_toxicity"
 ENDORSEMENT = "endorsement"
 TEMPLATES_PATH = Path(__file__).parent / "data" / "dialogue_templates.json"
-DEFAULT_SCORER = "profanity-check"
 DEFAULT_REPLY = "Thank you for sharing. I'd like to keep this conversation kind and respectful to everyone."
 # A few fixed replies (the action set of the numeric view), from courteous to rude.
 CANNED_REPLIES = (
@@ -122,13 +122,16 @@ class DialogueEnv(TextEnv):
         toxicity_scorer: ``"profanity-check"`` (default), ``"judge:<model>"`` (an LLM judge: a local folder or
             hub id, ``judge:default`` for the embedded model), a local text-classification model folder, or an
             object with ``score(texts) -> list[float]``; resolved on first use by
-            ``fairgym.analysis.toxicity.make_scorer``.
+            ``fairgym.envs.toxicity.make_scorer``.
         openings: ``None`` (the shipped templates), ``"honest-race"`` / ``"honest-religion"`` (the paper's
             hub dataset), or a local folder / CSV file of it (``fairgym.envs.honest.load_openings``).
         max_reply_chars: the longest valid reply (default 1000).
         templates_path: a JSON file of interlocutor turns (default the shipped templates).
         **kwargs: ``TextEnv`` arguments (``invalid_action``, ``invalid_penalty``, ``max_invalid``, ``render_mode``).
     """
+
+    family = "Dialogue"
+    discrete_choices = False
 
     def __init__(
         self,
@@ -149,7 +152,7 @@ class DialogueEnv(TextEnv):
         self.groups = _honest_groups(self.honest, descriptors) if self.honest else resolve_descriptors(descriptors)
         self.phases = (COMPLETION,) if self.honest else PHASES
         self.templates = load_templates(str(templates_path))
-        self.toxicity_scorer = _check_scorer_spec(toxicity_scorer)
+        self.toxicity_scorer = check_spec(toxicity_scorer)
         self._scorer: Any = None
         self._lexical: Any = None
         self.instructions = (
@@ -162,8 +165,6 @@ class DialogueEnv(TextEnv):
     def scorer(self) -> Any:
         """The toxicity scorer, built on first use."""
         if self._scorer is None:
-            from fairgym.analysis.toxicity import make_scorer
-
             self._scorer = make_scorer(self.toxicity_scorer)
         return self._scorer
 
@@ -216,8 +217,6 @@ class DialogueEnv(TextEnv):
     def _scores(self, reply: str) -> tuple[float, dict[str, float]]:
         """(the reward's toxicity, the outcome's score fields): the scorer's score, or with a judge its P(toxic)
         as the reward and both rubrics beside the lexical profanity-check score."""
-        from fairgym.analysis.toxicity import make_scorer, score_texts
-
         if not self.is_judged:
             toxicity = score_texts(self.scorer, [reply])[0]
             return toxicity, {"toxicity": toxicity}
@@ -260,13 +259,6 @@ class DialogueEnv(TextEnv):
             content = f"({feedback})\n\n{self.current}" if feedback else self.current
             messages.append({"role": "user", "content": content})
         return messages
-
-
-def _check_scorer_spec(spec: Any) -> Any:
-    """Fail at construction for a spec ``make_scorer`` would reject, without loading a model."""
-    from fairgym.analysis.toxicity import check_spec
-
-    return check_spec(spec)
 
 
 def _honest_groups(honest: HonestOpenings, descriptors: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -149,6 +149,9 @@ class LendingEnv(TextEnv):
         **kwargs: ``TextEnv`` arguments (``invalid_action``, ``invalid_penalty``, ``max_invalid``, ``render_mode``).
     """
 
+    family = "Lending"
+    discrete_choices = True
+
     def __init__(
         self,
         *,

@@ -14,6 +14,7 @@ from fairgym.cli import build_parser, main
 from fairgym.envs import records
 
 LENDING = "fairgym/Lending-v0"
+DIALOGUE = "fairgym/Dialogue-v0"
 
 
 def fairgym(*argv: str, cwd=None) -> subprocess.CompletedProcess:
@@ -65,6 +66,38 @@ def test_llm_flags_reach_only_the_llm_agent():
     assert cfg.agent_arguments()["model"] == "some/folder" and cfg.agent_arguments()["temperature"] == 0.7
     with pytest.raises(ValueError, match="apply to --agent llm only"):
         resolve("--agent", "random", "--model", "some/folder")
+
+
+def test_llm_decides_as_the_env_declares():
+    assert resolve("--agent", "llm", "--env", DIALOGUE).llm.decide == "generate"  # no choices to score there
+    assert resolve("--agent", "llm", "--env", LENDING).llm.decide == "choice"
+    assert resolve("--agent", "llm", "--env", DIALOGUE, "--decide", "choice").llm.decide == "choice"
+    assert resolve("--agent", "random", "--env", DIALOGUE).llm.decide is None
+
+
+def test_llm_on_dialogue_generates_by_default(tmp_path, tiny_model_dir):
+    out = tmp_path / "run"
+    assert main(["run", "--env", DIALOGUE, "--agent", "llm", "--model", str(tiny_model_dir), "--episodes", "1",
+                 "--env-opt", "max_steps=2", "--max-new-tokens", "4", "--out", str(out), "--no-wandb"]) == 0
+    (episode,) = records.read_episodes(out / "episodes.jsonl")
+    assert episode["length"] == 2 and yaml.safe_load((out / "config.yaml").read_text())["llm"]["decide"] == "generate"
+
+
+def test_llm_choice_on_dialogue_is_an_error_before_anything_is_written(tmp_path, capsys, tiny_model_dir):
+    out = tmp_path / "run"
+    assert main(["run", "--env", DIALOGUE, "--agent", "llm", "--model", str(tiny_model_dir), "--decide", "choice",
+                 "--episodes", "1", "--out", str(out), "--no-wandb"]) == 2
+    assert "decide='choice' needs info['choices']" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_implant_teachers_run_like_any_agent(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--agent", "biased-threshold", "--agent-opt", "penalty=1000", "--episodes", "3",
+                 "--env-opt", "max_steps=4", "--out", str(out), "--no-wandb"]) == 0
+    steps = [s for e in records.read_episodes(out / "episodes.jsonl") for s in e["steps"]]
+    assert len(steps) == 12 and all(s["action_valid"] for s in steps)
+    assert not any(s["action"]["approve"] for s in steps if s["group"] == "Black")  # 1000 points: never approved
+    assert main(["run", "--agent", "hostile", "--episodes", "1", "--out", str(tmp_path / "x"), "--no-wandb"]) == 2
 
 
 def test_unknown_yaml_key_suggests(tmp_path):

@@ -211,7 +211,9 @@ class TrainConfig:
             return "preferences"
         if self.recipe == "grpo-episode":
             return "episodes"
-        return "detox" if "Dialogue" in self.env_id else "demonstrations"
+        from fairgym.envs import env_traits
+
+        return "detox" if env_traits(self.env_id).family == "Dialogue" else "demonstrations"
 
     @property
     def arm(self) -> str:

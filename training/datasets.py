@@ -103,16 +103,16 @@ def env_groups(config: TrainConfig) -> list[str]:
 
 def demonstrations(config: TrainConfig) -> list[dict[str, Any]]:
     """Teacher demonstrations in prompt-completion form (``reference`` = the teacher's action text)."""
-    from fairgym.training.teachers import make_teacher
+    from fairgym.agents import make_agent
 
-    teacher = make_teacher(config.teacher, **config.teacher_kwargs)
+    teacher = make_agent(config.teacher, **config.teacher_kwargs)
     rows = [_public(r, completion=assistant(r["action"]), reference=r["action"])
             for r in step_rows(teacher_episodes(config, teacher))]
     return rows
 
 
 def _default_rejected(config: TrainConfig) -> str:
-    from fairgym.training.implant import biased_teacher
+    from fairgym.agents.teachers import biased_teacher
 
     return config.rejected_teacher or biased_teacher(config.env_id)
 
@@ -136,10 +136,10 @@ def preferences(config: TrainConfig) -> list[dict[str, Any]]:
 
     Where both agree on a discrete decision, the rejected side is another valid choice, so every state gives a pair.
     """
-    from fairgym.training.teachers import make_teacher
+    from fairgym.agents import make_agent
 
-    teacher = make_teacher(config.teacher, **config.teacher_kwargs)
-    rejecter = _calibrated(make_teacher(_default_rejected(config), **config.rejected_teacher_kwargs), config)
+    teacher = make_agent(config.teacher, **config.teacher_kwargs)
+    rejecter = _calibrated(make_agent(_default_rejected(config), **config.rejected_teacher_kwargs), config)
     rows = step_rows(teacher_episodes(config, teacher))
     out = []
     for row in rows:
@@ -156,9 +156,9 @@ def preferences(config: TrainConfig) -> list[dict[str, Any]]:
 
 def detox(config: TrainConfig) -> list[dict[str, Any]]:
     """Dialogue turns with non-toxic replies: sampled from ``sampler_model`` when set, else template replies."""
-    from fairgym.training.teachers import make_teacher
+    from fairgym.agents import make_agent
 
-    teacher = make_teacher(config.teacher, **config.teacher_kwargs)
+    teacher = make_agent(config.teacher, **config.teacher_kwargs)
     rows = step_rows(teacher_episodes(config, teacher))
     sampled = sample_replies(config, [r["prompt"] for r in rows]) if config.sampler_model else [[] for _ in rows]
     candidates = [[*s, r["action"]] for s, r in zip(sampled, rows, strict=True)]
@@ -176,7 +176,7 @@ def toxicity(texts: list[str]) -> list[float]:
     """Toxicity in [0, 1] per text: fairgym's default scorer (alt-profanity-check)."""
     if not texts:
         return []
-    from fairgym.analysis.toxicity import make_scorer, score_texts
+    from fairgym.envs.toxicity import make_scorer, score_texts
 
     return [float(s) for s in score_texts(make_scorer(), texts)]
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fairgym.analysis.metrics import compute_metrics, trajectories
-from fairgym.analysis.trajectories import ALL, CUMULATIVE, env_kind
+from fairgym.analysis.trajectories import ALL, CUMULATIVE, env_family
 from fairgym.config import UnknownNameError
 from fairgym.envs import keys
 from fairgym.training.config import EPISODE_REWARDS
@@ -73,7 +73,7 @@ def per_turn_fairness(episode: dict[str, Any], metric: str) -> float | None:
 
 def fairness_metric_for(env_id: str, metric: str | None) -> str | None:
     """The fairness metric the env's fairness components use: ``metric`` when given, else the env's default."""
-    return metric if metric is not None else DEFAULT_FAIRNESS_METRIC.get(env_kind(env_id))
+    return metric if metric is not None else DEFAULT_FAIRNESS_METRIC.get(env_family(env_id))
 
 
 def applicable_components(env_id: str, metric: str | None) -> list[str]:
@@ -81,7 +81,7 @@ def applicable_components(env_id: str, metric: str | None) -> list[str]:
     names = ["task_return"]
     if fairness_metric_for(env_id, metric) is not None:
         names += ["fairness", "fairness_per_turn"]
-    if env_kind(env_id) in TOXICITY_ENVS:
+    if env_family(env_id) in TOXICITY_ENVS:
         names.append("toxicity")
     return names + ["invalid_actions"]
 

@@ -11,19 +11,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from fairgym.agents.teachers import BIASED_TEACHERS, biased_teacher
 from fairgym.training.config import TrainConfig
-from fairgym.training.teachers import TEACHERS
-
-
-def biased_teacher(env_id: str) -> str:
-    """The biased teacher for ``env_id``: ``"hostile"`` for Dialogue, else ``"biased-threshold"``."""
-    return "hostile" if "Dialogue" in env_id else "biased-threshold"
 
 
 def implant_config(config: TrainConfig) -> TrainConfig:
     """``config`` as an implant run: SFT on demonstrations from a biased teacher (kept when already biased)."""
-    teacher = config.teacher if config.teacher in TEACHERS else biased_teacher(config.env_id)
-    kwargs = config.teacher_kwargs if config.teacher in TEACHERS else {}
+    biased = config.teacher in BIASED_TEACHERS.values()
+    teacher = config.teacher if biased else biased_teacher(config.env_id)
+    kwargs = config.teacher_kwargs if biased else {}
     return dataclasses.replace(config, recipe="sft", data="demonstrations", teacher=teacher, teacher_kwargs=kwargs,
                                counterfactual=False)
 

@@ -125,10 +125,10 @@ def score_episodes(config: SweepConfig, arm_dir: Path, records: dict[str, list[d
 
 def make_teacher_agent(config: SweepConfig) -> Any:
     """The fair teacher the arms are trained to imitate (``train.teacher`` with ``train.teacher_kwargs``)."""
-    from fairgym.training.teachers import make_teacher
+    from fairgym.agents import make_agent
 
     train = config.train_config(method="full", rank=1, seed=0, output_dir="unused")
-    return make_teacher(train.teacher, **train.teacher_kwargs)
+    return make_agent(train.teacher, **train.teacher_kwargs)
 
 
 def teacher_decisions(config: SweepConfig, env_id: str, episodes: list[dict[str, Any]]) -> list[list[str | None]]:

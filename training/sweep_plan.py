@@ -56,7 +56,8 @@ class EvalSettings:
         env_kwargs: per env id, keyword arguments for ``make_env`` (e.g. ``max_steps``).
         num_envs: envs stepped together per agent call.
         decide: per env id, how the LLM agent decides: ``"choice"`` (scoring the env's closed set of choices)
-            or ``"generate"``; default ``"choice"``, and ``"generate"`` for Dialogue envs (no closed set).
+            or ``"generate"``; default from the env's declaration: ``"choice"`` where its decisions are discrete
+            choices, ``"generate"`` elsewhere (e.g. Dialogue, no closed set).
         batch_size: prompts per forward pass of the LLM agent.
         collapse_margin: an arm whose approval rate is within this of 0 or 1 has collapsed to one decision.
         min_agreement: an arm agreeing with the fair teacher on fewer of its decisions does not imitate it.
@@ -74,7 +75,9 @@ class EvalSettings:
 
     def decide_mode(self, env_id: str) -> str:
         """``"choice"`` or ``"generate"`` for ``env_id``."""
-        return self.decide.get(env_id) or ("generate" if "Dialogue" in env_id else "choice")
+        from fairgym.agents.options import default_decide
+
+        return self.decide.get(env_id) or default_decide(env_id)
 
 
 @dataclass
@@ -212,13 +215,16 @@ class SweepConfig:
             raise ValueError(f"SweepConfig.{name}={values!r} repeats a value; list each once.")
 
     def _check_eval(self) -> None:
-        from fairgym.envs import ENV_IDS, env_arguments
+        import gymnasium as gym
+
+        from fairgym.agents.options import DECIDE_MODES
+        from fairgym.envs import env_arguments, registered_ids
 
         if not self.eval.envs:
             raise ValueError("SweepConfig.eval.envs is empty; list at least one env id, e.g. [fairgym/Lending-v0].")
         for env_id in self.eval.envs:
-            if env_id not in ENV_IDS:
-                raise UnknownNameError("SweepConfig.eval.envs entry (env id)", str(env_id), ENV_IDS)
+            if env_id not in gym.registry:
+                raise UnknownNameError("SweepConfig.eval.envs entry (env id)", str(env_id), registered_ids())
         for env_id, kwargs in self.eval.env_kwargs.items():
             if env_id not in self.eval.envs:
                 raise UnknownNameError("SweepConfig.eval.env_kwargs key (an evaluated env id)", env_id,
@@ -228,7 +234,7 @@ class SweepConfig:
                 if key not in known:
                     raise UnknownNameError(f"SweepConfig.eval.env_kwargs[{env_id!r}] argument", key, known)
         for env_id, mode in self.eval.decide.items():
-            if env_id not in self.eval.envs or mode not in ("choice", "generate"):
+            if env_id not in self.eval.envs or mode not in DECIDE_MODES:
                 raise ValueError(f"SweepConfig.eval.decide[{env_id!r}]={mode!r}: keys must be evaluated env ids "
                                  f"({self.eval.envs}) and values 'choice' or 'generate'.")
         for name in ("episodes", "num_envs", "batch_size"):

@@ -285,7 +285,8 @@ def _finish(config: TrainConfig, trainer: Any, metrics: dict[str, Any]) -> Train
 class EvalEpisodesCallback(TrainerCallback):
     """Every ``eval_every`` steps, run ``eval_episodes`` episodes with the model in training and log ``eval/``.
 
-    The agent is ``LLMAgent.from_model`` on the live model (adapter included); metrics come from
+    The agent is ``LLMAgent.from_model`` on the live model (adapter included), deciding as the env declares
+    (choice scoring where decisions are discrete choices, generation elsewhere); metrics come from
     ``fairgym.analysis.metrics.compute_metrics`` and are logged through the trainer as ``eval_<metric>``, which
     recorded in the trainer state's ``log_history`` as ``eval/<metric>`` and sent to W&B (when a W&B run is active)
     with ``train/global_step``, the step axis of the transformers W&B integration. Main process only.
@@ -298,13 +299,14 @@ class EvalEpisodesCallback(TrainerCallback):
     def evaluate(self, model: Any, tokenizer: Any, step: int) -> dict[str, float]:
         """Evaluation episodes with the current weights; returns the numeric metrics."""
         from fairgym.agents.llm import LLMAgent
+        from fairgym.agents.options import default_decide
         from fairgym.agents.runner import run_episodes
         from fairgym.analysis.metrics import compute_metrics
 
         was_training = model.training
         model.eval()
         try:
-            agent = LLMAgent.from_model(model, tokenizer)
+            agent = LLMAgent.from_model(model, tokenizer, decide=default_decide(self.config.env_id))
             episodes = run_episodes(self.config.env_id, agent, episodes=self.config.eval_episodes,
                                     seed=self.config.seed + 10_000, env_kwargs=dict(self.config.env_kwargs),
                                     progress=False)

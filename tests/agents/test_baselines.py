@@ -10,17 +10,17 @@ import pytest
 
 from fairgym.agents import AGENTS, make_agent
 from fairgym.agents import lending_policy as lp
-from fairgym.agents.baselines import APPLIES, env_kind, split_budget
+from fairgym.agents.baselines import APPLIES, split_budget
 from fairgym.agents.runner import run_episodes
 from fairgym.config import UnknownNameError
-from fairgym.envs import ENV_IDS, keys, make_env
+from fairgym.envs import ENV_IDS, env_traits, keys, make_env
 
 BASELINES = sorted(APPLIES)
 LENDING = "fairgym/Lending-v0"
 
 
 def kind_of(env_id: str) -> str:
-    return env_kind(make_env(env_id))
+    return env_traits(env_id).family
 
 
 PAIRS = [(a, e) for a in BASELINES for e in ENV_IDS if kind_of(e) in APPLIES[a]]
@@ -138,6 +138,7 @@ def test_split_budget_sums_and_follows_weights():
 @pytest.mark.skipif("fairgym/Allocation-v0" not in ENV_IDS, reason="Allocation env not registered")
 def test_fair_oracle_allocation_never_starves_a_site():
     agent = make_agent("fair-oracle")
+    agent.calibrate(make_env("fairgym/Allocation-v0").unwrapped)
     context = {"budget": 6, "sites": ["North", "South", "East", "West"],
                "site_groups": {"North": "Black", "South": "white", "East": "Black", "West": "white"},
                "found_totals": {"North": 100, "South": 0, "East": 0, "West": 0}}

@@ -32,7 +32,7 @@ from fairgym.analysis.metrics import (
     trajectories,
     write_metrics,
 )
-from fairgym.analysis.trajectories import ALL, env_kind
+from fairgym.analysis.trajectories import ALL, env_family
 
 # Group A decisions (approved, would_repay): (1,1) (0,0) (1,0) (1,1) -> SR 3/4, TPR 2/2, FPR 1/2.
 # Group B decisions: (0,1) (1,0) (1,1) (0,1) -> SR 2/4, TPR 1/3, FPR 1/1.
@@ -178,8 +178,9 @@ def test_unknown_env_gets_generic_metrics_only():
     assert not any(k.startswith("fairness/") for k in m)
 
 
-def test_env_kind_and_bad_input():
-    assert env_kind("fairgym/Lending-v12") == "Lending"
+def test_env_family_and_bad_input():
+    assert env_family("fairgym/Lending-v0") == "Lending"  # declared by LendingEnv, looked up by id
+    assert env_family("fairgym/Lending-v12") == ""  # no env registered under it: generic metrics only
     with pytest.raises(ValueError, match="empty"):
         compute_metrics([])
     with pytest.raises(ValueError, match="mix env ids"):

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairgym.config import UnknownNameError
-from fairgym.envs import ENV_IDS, keys, make_env, register_envs
-from fairgym.envs.core import ParseError
+from fairgym.envs import ENV_IDS, EnvTraits, env_class, env_traits, keys, make_env, register_envs
+from fairgym.envs.core import ParseError, TextEnv
 
 # A mix of valid and garbage action texts per env (garbage: empty, prose, a wrong grammar, huge text).
 VALID_ACTIONS = {
@@ -215,5 +215,46 @@ def test_registration_is_idempotent():
 
 
 def test_import_does_not_pull_torch():
-    code = "import sys, fairgym.envs, fairgym.envs.numeric; assert 'torch' not in sys.modules, 'torch imported'"
+    code = ("import sys, fairgym.envs, fairgym.envs.numeric, fairgym.envs.toxicity, fairgym.envs.judge; "
+            "env = fairgym.envs.make_env('fairgym/Dialogue-v0'); env.reset(seed=0); env.step('Thanks, tell me more.'); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_envs_import_nothing_from_analysis_or_training():
+    import ast
+    from pathlib import Path
+
+    import fairgym.envs
+
+    upward = []
+    for path in Path(fairgym.envs.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            upward += [f"{path.name}: {n}" for n in names if n.startswith(("fairgym.analysis", "fairgym.training"))]
+    assert not upward, upward
+
+
+DECLARED = {"fairgym/Lending-v0": EnvTraits("Lending", True), "fairgym/Allocation-v0": EnvTraits("Allocation", False),
+            "fairgym/Dialogue-v0": EnvTraits("Dialogue", False)}
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_env_traits_are_the_class_declaration(env_id):
+    cls = env_class(env_id)
+    assert env_traits(env_id) == EnvTraits(cls.family, cls.discrete_choices) == DECLARED[env_id]
+    env = make_env(env_id)
+    _, info = env.reset(seed=0)
+    assert env_traits(env) == DECLARED[env_id]  # an env (wrapped or not) gives the same as its id
+    assert (info[keys.CHOICES] is not None) == DECLARED[env_id].discrete_choices
+
+
+def test_env_traits_of_an_env_without_a_family_say_how_to_declare_it():
+    class Nameless(TextEnv):
+        pass
+
+    with pytest.raises(TypeError, match="Nameless declares no env family; set the class attribute family"):
+        env_traits(Nameless())
+    with pytest.raises(UnknownNameError, match="Did you mean 'fairgym/Lending-v0'"):
+        env_traits("fairgym/Lendng-v0")

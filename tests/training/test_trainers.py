@@ -141,3 +141,13 @@ def test_a_wandb_failure_is_a_warning_and_loses_nothing(tiny_config, monkeypatch
         p.name for p in result.output_dir.iterdir()}
     state = json.loads((result.output_dir / "trainer_state.json").read_text())
     assert any("eval/fairness/selection_rate" in "".join(h) for h in state["log_history"])
+
+
+def test_eval_callback_generates_on_an_env_without_choices(tiny_config, tiny_model_dir):
+    from fairgym.agents.models import load_model
+    from fairgym.training.trainers import EvalEpisodesCallback
+
+    config = tiny_config(env_id="fairgym/Dialogue-v0", env_kwargs={"max_steps": 2}, eval_every=1, eval_episodes=2)
+    model, tokenizer = load_model(str(tiny_model_dir), device="cpu")
+    metrics = EvalEpisodesCallback(config).evaluate(model, tokenizer, step=1)
+    assert metrics["task/episodes"] == 2 and "toxicity/mean" in metrics

@@ -1,9 +1,10 @@
-"""Teachers for training data: fairgym's registered agents, plus the deliberately biased ones of the implant.
+"""The deliberately biased teachers: agents registered with the others (``fairgym run --agent biased-threshold``).
 
 ``BiasedThresholdAgent`` (Lending) holds one group to a stricter credit-score threshold; ``HostileAgent``
 (Dialogue) answers one group's interlocutor with hostile-leaning replies and everyone else politely. They give
 the rejected side of DPO pairs and the demonstrations of the bias implant, so "does the fine-tune remove it?"
-has a known answer.
+has a known answer. Training looks every teacher up in the one agent registry (``fairgym.agents.make_agent``);
+``biased_teacher(env_id)`` names the biased one for an env's declared family.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from fairgym.agents.base import AgentStats
-from fairgym.envs import keys
+from fairgym.agents.baselines import MaxUtilityAgent, PoliteAgent, check_applies
+from fairgym.envs import env_traits, keys
+
+BIASED_TEACHERS = {"Lending": "biased-threshold", "Dialogue": "hostile"}  # env family -> its biased teacher
 
 HOSTILE_REPLIES = (
     "People like you always say that, and frankly it is stupid.",
@@ -43,9 +47,8 @@ class BiasedThresholdAgent:
         """Deterministic: nothing to seed."""
 
     def calibrate(self, env: Any) -> None:
-        """Read the env's groups and, without an explicit threshold, its break-even score."""
-        from fairgym.agents.baselines import MaxUtilityAgent
-
+        """Check the env is Lending; read its groups and, without an explicit threshold, its break-even score."""
+        check_applies(self.name, env)
         env = getattr(env, "unwrapped", env)
         self.group = self.group or env.groups[0]
         if self.threshold is None:
@@ -77,8 +80,6 @@ class HostileAgent:
     name = "hostile"
 
     def __init__(self, group: str | None = None) -> None:
-        from fairgym.agents.baselines import PoliteAgent
-
         self.group = group
         self.polite = PoliteAgent()
         self.stats = AgentStats()
@@ -86,6 +87,10 @@ class HostileAgent:
 
     def reset(self, seed: int | None = None) -> None:
         self.polite.reset(seed)
+
+    def calibrate(self, env: Any) -> None:
+        """Check the env is Dialogue (``ValueError`` naming the agents that apply)."""
+        check_applies(self.name, env)
 
     def act(self, observations: list[str], infos: list[dict[str, Any]]) -> list[str]:
         polite = self.polite.act(observations, infos)
@@ -96,19 +101,10 @@ class HostileAgent:
                        else text)
         self.last_details = [None] * len(out)
         self.stats.calls += 1
+        self.stats.decisions += len(out)
         return out
 
 
-TEACHERS = {"biased-threshold": BiasedThresholdAgent, "hostile": HostileAgent}
-
-
-def make_teacher(name: str, **kwargs: Any) -> Any:
-    """A teacher by name: one of ``TEACHERS`` or any agent registered in ``fairgym.agents``."""
-    if name in TEACHERS:
-        return TEACHERS[name](**kwargs)
-    from fairgym.agents.registry import AGENTS, make_agent
-    from fairgym.config import UnknownNameError
-
-    if name not in AGENTS:
-        raise UnknownNameError("teacher", name, [*TEACHERS, *AGENTS])
-    return make_agent(name, **kwargs)
+def biased_teacher(env_id: str) -> str:
+    """The biased teacher for ``env_id``'s declared family: ``"hostile"`` for Dialogue, else ``"biased-threshold"``."""
+    return BIASED_TEACHERS.get(env_traits(env_id).family, BIASED_TEACHERS["Lending"])

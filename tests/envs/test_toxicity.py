@@ -6,7 +6,8 @@ import pickle
 
 import pytest
 
-from fairgym.analysis.toxicity import (
+from fairgym.config import UnknownNameError
+from fairgym.envs.toxicity import (
     ProfanityCheckScorer,
     ToxicityScorer,
     TransformersScorer,
@@ -14,7 +15,6 @@ from fairgym.analysis.toxicity import (
     score_texts,
     toxic_label,
 )
-from fairgym.config import UnknownNameError
 
 POLITE = "Thank you for sharing, I appreciate your point of view."
 INSULT = "Shut up, you stupid idiot, you are a worthless piece of shit."

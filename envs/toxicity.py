@@ -1,8 +1,11 @@
 """Toxicity scorers behind one protocol: ``score(texts) -> probabilities in [0, 1]``.
 
+They are the Dialogue env's reward, so they live with the envs (nothing in ``fairgym.envs`` imports analysis);
+metrics, training data and benchmarks import them from here.
+
 ``ProfanityCheckScorer`` (alt-profanity-check, ships its model, offline) is the default; ``TransformersScorer``
 runs a text-classification model from a local folder; ``"judge:<model>"`` is an LLM judge
-(``fairgym.analysis.judge.JudgeScorer``: yes/no rubric prompts, P(yes)). Torch and transformers are imported only
+(``fairgym.envs.judge.JudgeScorer``: yes/no rubric prompts, P(yes)). Torch and transformers are imported only
 when a model-based scorer first scores.
 """
 
@@ -13,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from fairgym.analysis.judge import JUDGE_PREFIX, JudgeScorer, is_judge_spec, judge_model
 from fairgym.config import UnknownNameError
+from fairgym.envs.judge import JUDGE_PREFIX, JudgeScorer, is_judge_spec, judge_model
 
 DEFAULT_SCORER = "profanity-check"
 _TOXIC_LABEL = re.compile(r"^(?!non|not|no[-_ ])(.*(toxic|hate|offensive|abusive|insult).*)$", re.IGNORECASE)

@@ -9,7 +9,6 @@ one run in the sweep's group (offline unless ``WANDB_MODE`` says otherwise; neve
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections import defaultdict
@@ -22,6 +21,19 @@ import yaml
 from fairgym.analysis.diagnostics import seed_ci
 from fairgym.analysis.trajectories import ALL
 from fairgym.envs.records import read_episodes
+from fairgym.runfiles import (
+    CONFIG_FILE,
+    DIAGNOSTICS_FILE,
+    EPISODES_FILE,
+    LEARNING_RATES_FILE,
+    METRICS_FILE,
+    PLOTS_DIR,
+    REPORT_FILE,
+    STATUS_FILE,
+    arm_label,
+    env_folder,
+    read_json,
+)
 
 # env family -> (metric key, column title); the first ones are the residual-bias headline.
 HEADLINE: dict[str, list[tuple[str, str]]] = {
@@ -39,28 +51,24 @@ JUDGE_KEYS = ("toxicity/judge_mean", "bias/endorsement_rate")  # only where the 
 
 
 # ---- loading -------------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def load_sweep(sweep_dir: str | Path) -> dict[str, Any]:
     """Config, arms (status, metrics per env, label, rank, seed) and diagnostics of a sweep folder."""
     sweep_dir = Path(sweep_dir)
-    if not (sweep_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{str(sweep_dir)!r} is not a sweep folder (no config.yaml); run `fairgym sweep`.")
-    config = yaml.safe_load((sweep_dir / "config.yaml").read_text())
+    if not (sweep_dir / CONFIG_FILE).exists():
+        raise FileNotFoundError(f"{str(sweep_dir)!r} is not a sweep folder (no {CONFIG_FILE}); run `fairgym sweep`.")
+    config = yaml.safe_load((sweep_dir / CONFIG_FILE).read_text())
     arms = []
-    for status_path in sorted(sweep_dir.glob("*/status.json")):
-        status = json.loads(status_path.read_text())
+    for status_path in sorted(sweep_dir.glob(f"*/{STATUS_FILE}")):
+        status = read_json(status_path)
         arm = dict(status.get("arm") or {"name": status_path.parent.name, "method": "base"})
         arm.update(state=status.get("state"), error=status.get("error"), seconds=status.get("seconds"),
-                   dir=status_path.parent, metrics=_read_json(status_path.parent / "metrics.json") or {})
-        arm["label"] = arm["name"].rsplit("-s", 1)[0] if arm.get("seed") is not None else arm["name"]
+                   dir=status_path.parent, metrics=read_json(status_path.parent / METRICS_FILE) or {})
+        arm["label"] = arm_label(arm["name"], arm.get("seed"))
         arms.append(arm)
     arms.sort(key=_arm_order)
     return {"dir": sweep_dir, "config": config, "arms": arms,
-            "diagnostics": _read_json(sweep_dir / "diagnostics.json") or {},
-            "learning_rates": _read_json(sweep_dir / "learning_rates.json") or {}}
+            "diagnostics": read_json(sweep_dir / DIAGNOSTICS_FILE) or {},
+            "learning_rates": read_json(sweep_dir / LEARNING_RATES_FILE) or {}}
 
 
 def _arm_order(arm: dict[str, Any]) -> tuple:
@@ -330,7 +338,7 @@ def seed_trajectories(sweep: dict[str, Any], label: str, env_id: str) -> list[di
 
     runs = []
     for arm in by_label(sweep, label):
-        episodes = read_episodes(arm["dir"] / env_id.split("/")[-1] / "episodes.jsonl")
+        episodes = read_episodes(arm["dir"] / env_folder(env_id) / EPISODES_FILE)
         if episodes:
             runs.append(trajectories(episodes))
     return runs
@@ -454,12 +462,12 @@ def lending_envs(sweep: dict[str, Any]) -> list[str]:
 def all_plots(sweep: dict[str, Any], intervals: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Path]:
     """Every figure of the report that has data, by name (``intervals``: ``trajectory_intervals`` per Lending env,
     when the caller already computed them)."""
-    out = sweep["dir"] / "plots"
+    out = sweep["dir"] / PLOTS_DIR
     intervals = intervals if intervals is not None else {e: trajectory_intervals(sweep, e) for e in lending_envs(sweep)}
     figures = {"bias_vs_rank": plot_bias_vs_rank(sweep, out), "kl_vs_rank": plot_kl_vs_rank(sweep, out),
                "logit_lens": plot_logit_lens(sweep, out), "update_energy": plot_update_energy(sweep, out)}
     for env_id in sweep["config"].get("eval", {}).get("envs", []):
-        family, slug = env_family(env_id), env_id.split("/")[-1]
+        family, slug = env_family(env_id), env_folder(env_id)
         if family == "Lending":
             figures[f"compounding_{slug}"] = plot_trajectory_intervals(
                 intervals.get(env_id, []), env_id, out / f"compounding_{slug}.png")
@@ -610,7 +618,7 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
     sweep = load_sweep(sweep_dir)
     intervals = {env_id: trajectory_intervals(sweep, env_id) for env_id in lending_envs(sweep)}
     figures = all_plots(sweep, intervals)
-    path = sweep["dir"] / "report.md"
+    path = sweep["dir"] / REPORT_FILE
     table = headline_table(sweep)
     path.write_text(report_text(sweep, figures, table))
     log_to_wandb(sweep, figures, table, intervals)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fairgym.analysis.trajectories import ALL, env_kind
+from fairgym.runfiles import json_safe
 
 # outcome fields shown in the episodes table, per env family (an unknown env shows the outcome as JSON)
 OUTCOME_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -84,10 +85,6 @@ def series_rows(traj: dict[str, dict[str, list[float]]]) -> list[dict[str, float
     return rows
 
 
-def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
-
-
 def log_run(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any], episodes: list[dict[str, Any]], *,
             project: str = "fairgym", group: str | None = None, name: str | None = None,
             job_type: str = "eval") -> str | None:
@@ -112,7 +109,7 @@ def log_run(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any], epis
                          config=config, mode=mode)
         for turn, row in enumerate(series_rows(trajectories(episodes) if episodes else {})):
             run.log(row, step=turn)
-        run.summary.update(_json_safe(metrics))
+        run.summary.update(json_safe(metrics))
         columns, rows = step_table(episodes)
         run.log({"eval/episodes": wandb.Table(columns=columns, data=rows)})
         run_id = "/".join(p for p in (run.entity, run.project, run.id) if p) if not run.offline else run.id

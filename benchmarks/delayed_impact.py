@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from fairgym.analysis.metrics import compute_metrics, credit_drift, start_means
 from fairgym.analysis.trajectories import run_groups, step_frame
 from fairgym.envs.records import read_episodes
+from fairgym.runfiles import EPISODES_FILE, RUN_STATS_FILE, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -96,7 +97,7 @@ def repay_series(episodes: list[dict], groups: list[str]) -> dict[str, np.ndarra
 def analyse(out: Path) -> dict:
     results: dict = {"agents": {}}
     for agent in AGENTS:
-        episodes = read_episodes(out / agent / "episodes.jsonl")
+        episodes = read_episodes(out / agent / EPISODES_FILE)
         groups = run_groups(episodes)
         start = episodes[0]["start"][REPAY]
         low, high = sorted(groups, key=lambda g: start[g])
@@ -109,7 +110,7 @@ def analyse(out: Path) -> dict:
         results["agents"][agent] = {"roles": roles, "seeds": [ep["seed"] for ep in episodes],
                                     "steps_per_episode": [ep["length"] for ep in episodes], "stats": stats,
                                     "series": {g: series[g][::100].round(5).tolist() for g in groups},
-                                    "run_stats": json.loads((out / agent / "run_stats.json").read_text())}
+                                    "run_stats": read_json(out / agent / RUN_STATS_FILE)}
     results["claims"] = claims(results["agents"])
     return results
 

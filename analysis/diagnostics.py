@@ -7,9 +7,9 @@
 - ``counterfactual_flip_rate``: the share of decisions that change when only the group descriptor is swapped.
 - ``update_spectrum`` / ``lora_update`` / ``compare_updates``: singular values of the full fine-tuning update
   per weight matrix, the share of its energy a rank-r update could hold, and the LoRA arm's actual update beside it.
-- ``seed_ci`` / ``bootstrap_ci``: intervals over seeds for every headline number.
 
-torch is imported here, and ``fairgym.analysis`` does not import this module eagerly.
+torch is imported here, and ``fairgym.analysis`` does not import this module eagerly; intervals over seeds live in
+the torch-free ``fairgym.analysis.stats``.
 """
 
 from __future__ import annotations
@@ -398,44 +398,3 @@ def intruder_dimensions(peft_model: Any, top_k: int = 10, threshold_epsilon: flo
             "layers_with_intruders": sum(1 for n in per_layer.values() if n), "per_layer": per_layer,
             "top_k": top_k, "threshold_epsilon": threshold_epsilon}
 
-
-# ---- intervals over seeds --------------------------------------------------------------------------------
-def _clean(values: Iterable[float | None]) -> np.ndarray:
-    arr = np.asarray([np.nan if v is None else float(v) for v in values], dtype=float)
-    return arr[~np.isnan(arr)]
-
-
-def seed_ci(values: Iterable[float | None], confidence: float = 0.95) -> dict[str, float]:
-    """Student-t interval of the mean over seeds; ``None``/``nan`` values are dropped.
-
-    Returns:
-        ``{"mean", "low", "high", "half_width", "n"}``. With one value the bounds are ``nan`` (no spread to
-        estimate); with none everything but ``n`` is ``nan``.
-    """
-    from scipy import stats
-
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
-    arr = _clean(values)
-    n = int(arr.size)
-    mean = float(arr.mean()) if n else float("nan")
-    if n < 2:
-        return {"mean": mean, "low": float("nan"), "high": float("nan"), "half_width": float("nan"), "n": n}
-    sem = float(arr.std(ddof=1)) / math.sqrt(n)
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * sem
-    return {"mean": mean, "low": mean - half, "high": mean + half, "half_width": half, "n": n}
-
-
-def bootstrap_ci(values: Iterable[float | None], confidence: float = 0.95, n_resamples: int = 2000,
-                 seed: int = 0) -> dict[str, float]:
-    """Percentile bootstrap interval of the mean (seeded); ``None``/``nan`` values are dropped."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
-    arr = _clean(values)
-    n = int(arr.size)
-    if n == 0:
-        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "half_width": float("nan"), "n": 0}
-    means = np.random.default_rng(seed).choice(arr, size=(n_resamples, n), replace=True).mean(axis=1)
-    low, high = np.quantile(means, [0.5 - confidence / 2, 0.5 + confidence / 2])
-    return {"mean": float(arr.mean()), "low": float(low), "high": float(high),
-            "half_width": float(high - low) / 2, "n": n}

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fairgym.analysis.diagnostics import seed_ci
+from fairgym.analysis.stats import seed_ci
 from fairgym.analysis.trajectories import ALL
 from fairgym.envs.records import read_episodes
 from fairgym.runfiles import (

@@ -64,7 +64,7 @@ def run_all(args: argparse.Namespace) -> dict[str, float]:
 
 
 def ci(values: list[float]) -> dict[str, float]:
-    from fairgym.analysis.diagnostics import seed_ci  # torch comes with it: imported after the timed runs
+    from fairgym.analysis.stats import seed_ci  # scipy comes with it: imported after the timed runs
 
     return seed_ci(values)
 

@@ -168,27 +168,6 @@ def test_best_rank_r_arm_holds_exactly_the_top_r_share():
     assert cmp["top_r_share"] == pytest.approx(float((s[:3] ** 2).sum() / (s**2).sum()), abs=1e-12)
 
 
-def test_seed_ci_constant_values_has_zero_width():
-    ci = D.seed_ci([0.2, 0.2, 0.2])
-    assert ci["mean"] == pytest.approx(0.2) and ci["half_width"] == pytest.approx(0.0)
-    assert ci["low"] == pytest.approx(ci["high"])
-
-
-def test_seed_ci_drops_nan_and_matches_t_interval():
-    ci = D.seed_ci([1.0, float("nan"), 3.0, None])
-    assert ci["n"] == 2 and ci["mean"] == 2.0
-    assert ci["half_width"] == pytest.approx(12.706204736 * math.sqrt(2) / math.sqrt(2), rel=1e-6)
-    single = D.seed_ci([0.5])
-    assert single["mean"] == 0.5 and math.isnan(single["low"])
-
-
-def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
-    values = [0.1, 0.4, 0.2, 0.5, 0.3]
-    a, b = D.bootstrap_ci(values, seed=3), D.bootstrap_ci(values, seed=3)
-    assert a == b and a["low"] <= a["mean"] <= a["high"]
-    assert D.bootstrap_ci([0.7] * 4)["half_width"] == 0.0
-
-
 def _set_lora_update(peft_model, name: str, delta: torch.Tensor) -> None:
     """Make the LoRA layer ``name`` hold exactly ``delta`` (B @ A * scaling = delta, rank <= r)."""
     layer = peft_model.get_submodule(name)

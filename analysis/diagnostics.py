@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fairgym.agents.scoring import prefix_cache, shared_prefix_length
 from fairgym.envs import keys
 
 DecideFn = Callable[[list[str], list[dict[str, Any]]], list[str]]
@@ -46,7 +47,7 @@ def decision_logits(model: Any, tokenizer: Any, prompts: Sequence[str], batch_si
         ``[layers+1, prompts, hidden]`` per batch of the hidden states at the decision point.
     """
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    shared = _shared_prefix(ids)
+    shared = shared_prefix_length(ids)
     out, hidden = [], [] if output_hidden_states else None
     for start in range(0, len(ids), batch_size):
         logits, states = _decision_batch(model, ids[start:start + batch_size], shared, output_hidden_states,
@@ -57,23 +58,10 @@ def decision_logits(model: Any, tokenizer: Any, prompts: Sequence[str], batch_si
     return (torch.cat(out) if out else torch.zeros(0, 0)), hidden
 
 
-def _shared_prefix(ids: list[list[int]]) -> int:
-    """Tokens shared by every sequence, leaving each at least one token of its own."""
-    if not ids:
-        return 0
-    n = min(len(i) for i in ids) - 1
-    first = ids[0]
-    return next((k for k in range(n) if any(i[k] != first[k] for i in ids)), max(n, 0))
-
-
 def _decision_batch(model: Any, ids: list[list[int]], shared: int, output_hidden_states: bool,
                     pad_id: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     device = _device_of(model)
-    cache = None
-    if shared:
-        prefix = torch.tensor([ids[0][:shared]], device=device)  # runs once, then its cache is copied per row
-        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
-        cache.batch_repeat_interleave(len(ids))
+    cache = prefix_cache(model, ids[0][:shared], len(ids), device) if shared else None  # the prefix runs once
     suffixes = [i[shared:] for i in ids]
     width = max(len(s) for s in suffixes)
     input_ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in suffixes], device=device)
@@ -81,7 +69,7 @@ def _decision_batch(model: Any, ids: list[list[int]], shared: int, output_hidden
     positions = torch.arange(shared, shared + width, device=device).expand(len(ids), -1)
     last = torch.tensor([len(s) - 1 for s in suffixes], device=device)
     keep = torch.unique(last)  # sorted; column j of the kept logits is suffix position keep[j]
-    result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+    result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
                    use_cache=cache is not None, output_hidden_states=output_hidden_states, logits_to_keep=keep)
     rows = torch.arange(len(ids), device=device)
     logits = result.logits[rows, torch.searchsorted(keep, last)].float().cpu()

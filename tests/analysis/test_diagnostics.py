@@ -71,6 +71,26 @@ def test_decision_logits_equal_each_prompt_scored_alone(tok, model, prompts):
         torch.testing.assert_close(logits[i], alone, atol=1e-4, rtol=1e-4)
 
 
+def test_decision_logits_build_the_prefix_cache_with_choice_scorings_helper(tok, model, monkeypatch):
+    from fairgym.agents import scoring
+
+    prompts = [SHARED + "score 640<|im_end|>\n", SHARED + "score 700<|im_end|>\n", SHARED + "loan?"]
+    calls = []
+
+    def spy(model_, prefix, batch, device):
+        calls.append((len(prefix), batch))
+        return scoring.prefix_cache(model_, prefix, batch, device)
+
+    monkeypatch.setattr(D, "prefix_cache", spy)
+    logits, _ = D.decision_logits(model, tok, prompts, batch_size=2)
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    assert calls == [(scoring.shared_prefix_length(ids), 2), (scoring.shared_prefix_length(ids), 1)]
+    assert scoring.shared_prefix_length(ids) > 10  # the system prompt really is shared
+    with torch.no_grad():
+        alone = model(**tok(prompts[2], return_tensors="pt", add_special_tokens=False)).logits[0, -1]
+    torch.testing.assert_close(logits[2], alone, atol=1e-4, rtol=1e-4)
+
+
 def test_logit_lens_last_row_is_the_final_margin(tok, model):
     lens = D.logit_lens(model, tok, PROMPTS)
     assert lens.shape == (model.config.num_hidden_layers + 1, len(PROMPTS))

@@ -138,3 +138,24 @@ def log_figures(run: Any, figures: dict[str, Any], *, prefix: str = "plots") -> 
         run.log({f"{prefix}/{name}": wandb.Image(fig) for name, fig in figures.items()})
     except Exception as exc:  # noqa: BLE001 - figures are a convenience, never worth a crash
         warnings.warn(f"W&B figure logging failed ({type(exc).__name__}: {exc}).", RuntimeWarning, stacklevel=2)
+
+
+def log_sweep_report(sweep_dir: Path, config: dict[str, Any], figures: dict[str, Path],
+                     tables: dict[str, tuple[list[str], list[list[Any]]]]) -> None:
+    """One W&B run in the sweep's group (``config["name"]``) with every figure (PNG paths) and table (key ->
+    (columns, rows)) of the sweep report; W&B trouble is printed and never raises."""
+    mode = wandb_mode()
+    if mode == "disabled":
+        return
+    try:
+        import wandb
+
+        run = wandb.init(project=config.get("wandb_project") or "fairgym", group=config.get("name"),
+                         name=f"{config.get('name')}/report", job_type="sweep-report", dir=str(sweep_dir),
+                         config=config, mode=mode)
+        log_figures(run, {name: str(path) for name, path in figures.items()}, prefix="sweep")
+        for key, (columns, rows) in tables.items():
+            run.log({key: wandb.Table(columns=columns, data=rows)})
+        run.finish()
+    except Exception as exc:  # noqa: BLE001 - W&B trouble never loses a report
+        print(f"[sweep report] W&B logging skipped: {type(exc).__name__}: {exc}")

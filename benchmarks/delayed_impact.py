@@ -139,21 +139,23 @@ def fmt(stat: dict[str, float], digits: int) -> str:
 
 
 def table(results: dict) -> str:
-    header = ("| agent | loans (dis. / adv.) | TPR (dis. / adv.) | mean credit change (dis. / adv.) | "
-              "P(repay) change (dis. / adv.) | P(repay) gap: reset → end (change) | widest gap (step) |")
-    lines = [header, "|" + "---|" * 7]
+    from fairgym.analysis.report import markdown_table
+
+    header = ["agent", "loans (dis. / adv.)", "TPR (dis. / adv.)", "mean credit change (dis. / adv.)",
+              "P(repay) change (dis. / adv.)", "P(repay) gap: reset → end (change)", "widest gap (step)"]
+    rows = []
     for agent, res in results["agents"].items():
         s = res["stats"]
-        lines.append(" | ".join([
-            f"| `{agent}`",
+        rows.append([
+            f"`{agent}`",
             f"{fmt(s['loans/disadvantaged'], 0)} / {fmt(s['loans/advantaged'], 0)}",
             f"{fmt(s['tpr/disadvantaged'], 3)} / {fmt(s['tpr/advantaged'], 3)}",
             f"{fmt(s['credit_change/disadvantaged'], 1)} / {fmt(s['credit_change/advantaged'], 1)}",
             f"{fmt(s['repay_change/disadvantaged'], 3)} / {fmt(s['repay_change/advantaged'], 3)}",
             f"{s['gap/reset']['mean']:.3f} → {fmt(s['gap/end'], 3)} ({fmt(s['gap/change'], 3)})",
             f"{s['gap/widest']['mean']:.3f} ({s['gap/widest']['step']})",
-        ]) + " |")
-    return "\n".join(lines)
+        ])
+    return markdown_table(header, rows)
 
 
 def plots(out: Path, results: dict) -> list[Path]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from fairgym.agents.options import DECIDE_MODES, LLMOptions, default_decide
 from fairgym.config import from_dict, load_yaml, merge, parse_overrides, save_config, to_dict
+from fairgym.runfiles import CONFIG_FILE, METRICS_FILE
 
 # Fields that must match for episodes already in the output folder to belong to this run.
 IDENTITY_FIELDS = ("env", "agent", "seed", "env_kwargs", "agent_kwargs", "llm")
@@ -124,7 +125,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
 
 def check_run_folder(cfg: RunConfig) -> None:
     """Refuse a folder whose ``config.yaml`` describes a different run (its episodes would be mixed)."""
-    path = Path(cfg.out) / "config.yaml"
+    path = Path(cfg.out) / CONFIG_FILE
     if not path.exists():
         return
     old, new = load_yaml(path), to_dict(cfg)
@@ -157,12 +158,12 @@ def run(args: argparse.Namespace) -> int:
     agent = prepare(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    save_config(cfg, out / CONFIG_FILE)
     episodes = run_episodes(cfg.env, agent, episodes=cfg.episodes, seed=cfg.seed, out_dir=out,
                             env_kwargs=cfg.env_kwargs, num_envs=cfg.num_envs,
                             record_observations=cfg.record_observations)
     metrics = compute_metrics(episodes)
-    write_metrics(out / "metrics.json", metrics)
+    write_metrics(out / METRICS_FILE, metrics)
     print(summary_table(metrics))
     print(f"\n{len(episodes)} episodes of {cfg.env} with {cfg.agent} -> {out}/ (episodes.jsonl, metrics.json)")
     if cfg.wandb:

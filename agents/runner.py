@@ -11,7 +11,6 @@ is lost or repeated.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Iterator
@@ -21,9 +20,7 @@ from typing import Any
 
 from fairgym.agents.base import Agent, DecisionKey, accepts_decision_keys
 from fairgym.envs import records
-
-EPISODES_FILE = "episodes.jsonl"
-RUN_STATS_FILE = "run_stats.json"
+from fairgym.runfiles import EPISODES_FILE, RUN_STATS_FILE, write_json
 
 
 @dataclass
@@ -224,4 +221,4 @@ def _write_run_stats(folder: Path, agent: Agent, episodes: int, steps: int, seco
     stats = {"episodes_run": episodes, "steps_run": steps, "wall_seconds": round(seconds, 4),
              "steps_per_second": round(steps / seconds, 2) if seconds > 0 else None,
              "agent": agent.stats.as_dict() if hasattr(agent, "stats") else {}}
-    (folder / RUN_STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
+    write_json(folder / RUN_STATS_FILE, stats)

@@ -53,6 +53,14 @@ def common_prefix_length(sequences: list[list[int]]) -> int:
     return n
 
 
+def shared_prefix_length(sequences: list[list[int]]) -> int:
+    """The prefix whose KV cache a batch can share: the common prefix, leaving every sequence at least one token
+    of its own (the row must still compute the logits at its last position)."""
+    if not sequences:
+        return 0
+    return max(min(common_prefix_length(sequences), min(len(s) for s in sequences) - 1), 0)
+
+
 def encode_choices(tokenizer: Any, choices: list[list[str]]) -> list[list[list[int]]]:
     """Token ids of every choice; a choice that tokenises to nothing is a ``ValueError`` naming it."""
     encoded = []
@@ -74,8 +82,12 @@ def _validate(prompts: list[str], choices: list[list[str]]) -> None:
             raise ValueError(f"choices[{i}] is empty; every prompt needs at least one choice")
 
 
-def _prefix_cache(model: Any, prefix: list[int], batch: int, device: torch.device) -> Any:
-    """The KV cache of ``prefix``, computed once and expanded (as views where possible) to ``batch`` rows."""
+def prefix_cache(model: Any, prefix: list[int], batch: int, device: torch.device) -> Any:
+    """The KV cache of ``prefix``, computed once and expanded (as views where possible) to ``batch`` rows.
+
+    Pass it as ``cache=`` to the forward pass of the rows' suffixes (position ids starting at ``len(prefix)``,
+    an attention mask covering prefix and suffix). Shared by choice scoring and the sweep's decision logits.
+    """
     ids = torch.tensor([prefix], device=device)
     out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
     cache = out.cache
@@ -141,13 +153,12 @@ def _gather(logprobs: torch.Tensor, rows: list[_Row]) -> list[list[float]]:
 def score_choice_ids(model: Any, prompt_ids: list[list[int]], choice_ids: list[list[list[int]]], *,
                      pad_id: int, reuse_prefix: bool = True) -> list[list[float]]:
     """``score_choices`` on token ids (see there)."""
-    prefix_len = min(common_prefix_length(prompt_ids), min(len(p) for p in prompt_ids) - 1) if reuse_prefix else 0
-    prefix_len = max(prefix_len, 0)
+    prefix_len = shared_prefix_length(prompt_ids) if reuse_prefix else 0
     rows = [_Row(p[prefix_len:], c) for p, c in zip(prompt_ids, choice_ids, strict=True)]
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     with torch.inference_mode():
-        cache = _prefix_cache(model, prompt_ids[0][:prefix_len], len(rows), device) if prefix_len else None
+        cache = prefix_cache(model, prompt_ids[0][:prefix_len], len(rows), device) if prefix_len else None
         ids, pos, mask = _batch_inputs(rows, prefix_len, pad_id, dtype, device)
         keep = max(r.tail for r in rows) + 1
         out = model(input_ids=ids, position_ids=pos, attention_mask=mask, cache=cache,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fairgym.runfiles import EPISODES_FILE, STATUS_FILE
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``fairgym report``."""
@@ -19,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def is_sweep_folder(folder: Path) -> bool:
     """A sweep folder has arm folders with ``status.json`` and no ``episodes.jsonl`` of its own."""
     folder = Path(folder)
-    return not (folder / "episodes.jsonl").exists() and any(folder.glob("*/status.json"))
+    return not (folder / EPISODES_FILE).exists() and any(folder.glob(f"*/{STATUS_FILE}"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,9 +7,9 @@
 - ``counterfactual_flip_rate``: the share of decisions that change when only the group descriptor is swapped.
 - ``update_spectrum`` / ``lora_update`` / ``compare_updates``: singular values of the full fine-tuning update
   per weight matrix, the share of its energy a rank-r update could hold, and the LoRA arm's actual update beside it.
-- ``seed_ci`` / ``bootstrap_ci``: intervals over seeds for every headline number.
 
-torch is imported here, and ``fairgym.analysis`` does not import this module eagerly.
+torch is imported here, and ``fairgym.analysis`` does not import this module eagerly; intervals over seeds live in
+the torch-free ``fairgym.analysis.stats``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fairgym.agents.scoring import prefix_cache, shared_prefix_length
 from fairgym.envs import keys
 
 DecideFn = Callable[[list[str], list[dict[str, Any]]], list[str]]
@@ -46,7 +47,7 @@ def decision_logits(model: Any, tokenizer: Any, prompts: Sequence[str], batch_si
         ``[layers+1, prompts, hidden]`` per batch of the hidden states at the decision point.
     """
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    shared = _shared_prefix(ids)
+    shared = shared_prefix_length(ids)
     out, hidden = [], [] if output_hidden_states else None
     for start in range(0, len(ids), batch_size):
         logits, states = _decision_batch(model, ids[start:start + batch_size], shared, output_hidden_states,
@@ -57,23 +58,10 @@ def decision_logits(model: Any, tokenizer: Any, prompts: Sequence[str], batch_si
     return (torch.cat(out) if out else torch.zeros(0, 0)), hidden
 
 
-def _shared_prefix(ids: list[list[int]]) -> int:
-    """Tokens shared by every sequence, leaving each at least one token of its own."""
-    if not ids:
-        return 0
-    n = min(len(i) for i in ids) - 1
-    first = ids[0]
-    return next((k for k in range(n) if any(i[k] != first[k] for i in ids)), max(n, 0))
-
-
 def _decision_batch(model: Any, ids: list[list[int]], shared: int, output_hidden_states: bool,
                     pad_id: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     device = _device_of(model)
-    cache = None
-    if shared:
-        prefix = torch.tensor([ids[0][:shared]], device=device)  # runs once, then its cache is copied per row
-        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
-        cache.batch_repeat_interleave(len(ids))
+    cache = prefix_cache(model, ids[0][:shared], len(ids), device) if shared else None  # the prefix runs once
     suffixes = [i[shared:] for i in ids]
     width = max(len(s) for s in suffixes)
     input_ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in suffixes], device=device)
@@ -398,44 +386,3 @@ def intruder_dimensions(peft_model: Any, top_k: int = 10, threshold_epsilon: flo
             "layers_with_intruders": sum(1 for n in per_layer.values() if n), "per_layer": per_layer,
             "top_k": top_k, "threshold_epsilon": threshold_epsilon}
 
-
-# ---- intervals over seeds --------------------------------------------------------------------------------
-def _clean(values: Iterable[float | None]) -> np.ndarray:
-    arr = np.asarray([np.nan if v is None else float(v) for v in values], dtype=float)
-    return arr[~np.isnan(arr)]
-
-
-def seed_ci(values: Iterable[float | None], confidence: float = 0.95) -> dict[str, float]:
-    """Student-t interval of the mean over seeds; ``None``/``nan`` values are dropped.
-
-    Returns:
-        ``{"mean", "low", "high", "half_width", "n"}``. With one value the bounds are ``nan`` (no spread to
-        estimate); with none everything but ``n`` is ``nan``.
-    """
-    from scipy import stats
-
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
-    arr = _clean(values)
-    n = int(arr.size)
-    mean = float(arr.mean()) if n else float("nan")
-    if n < 2:
-        return {"mean": mean, "low": float("nan"), "high": float("nan"), "half_width": float("nan"), "n": n}
-    sem = float(arr.std(ddof=1)) / math.sqrt(n)
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * sem
-    return {"mean": mean, "low": mean - half, "high": mean + half, "half_width": half, "n": n}
-
-
-def bootstrap_ci(values: Iterable[float | None], confidence: float = 0.95, n_resamples: int = 2000,
-                 seed: int = 0) -> dict[str, float]:
-    """Percentile bootstrap interval of the mean (seeded); ``None``/``nan`` values are dropped."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
-    arr = _clean(values)
-    n = int(arr.size)
-    if n == 0:
-        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "half_width": float("nan"), "n": 0}
-    means = np.random.default_rng(seed).choice(arr, size=(n_resamples, n), replace=True).mean(axis=1)
-    low, high = np.quantile(means, [0.5 - confidence / 2, 0.5 + confidence / 2])
-    return {"mean": float(arr.mean()), "low": float(low), "high": float(high),
-            "half_width": float(high - low) / 2, "n": n}

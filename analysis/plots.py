@@ -2,13 +2,16 @@
 
 Every function takes metrics or trajectories and returns a ``matplotlib.figure.Figure`` built without pyplot
 (no global state, no display needed: saving uses the Agg canvas), so reports, W&B and sweep reports can share
-them. :func:`run_figures` picks the figures for an env family.
+them. :func:`run_figures` picks the figures for an env family. The rank sweep's figures (metrics against rank,
+trajectories per arm, logit lens, update energy) are here too; ``sweep_report`` computes their data.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -169,3 +172,124 @@ def save_figures(figures: dict[str, Figure], folder: Path, *, dpi: int = 110) ->
         paths[name] = folder / f"{name}.png"
         fig.savefig(paths[name], dpi=dpi)
     return paths
+
+
+# ---- the rank sweep's figures (``fairgym.analysis.sweep_report`` computes their data) -----------------------
+RankSeries = dict[str, tuple[list[int], list[float], list[float]]]  # name -> (ranks, means, 95% half-widths)
+REFERENCE_STYLE = {"full": {"linestyle": "--", "color": "k"}, "base": {"linestyle": ":", "color": "grey"}}
+
+
+@dataclass
+class RankPanel:
+    """One panel of a metric against LoRA rank: each series' mean ± interval per rank, and reference lines
+    (``{"full": mean, "base": mean}``) drawn across."""
+
+    title: str
+    series: RankSeries
+    references: dict[str, float] = field(default_factory=dict)
+    ylabel: str = ""
+
+
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
+def _rank_panel(ax, panel: RankPanel) -> None:
+    for name, (ranks, means, half_widths) in panel.series.items():
+        ax.errorbar(ranks, means, yerr=half_widths, marker="o", capsize=3, label=name)
+    for label, mean in panel.references.items():
+        ax.axhline(mean, label=label, **REFERENCE_STYLE.get(label, {"linestyle": "-.", "color": "grey"}))
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("LoRA rank r")
+    ax.set_title(panel.title)
+    if panel.ylabel:
+        ax.set_ylabel(panel.ylabel)
+    _legend(ax)
+
+
+def against_rank_figure(panels: list[RankPanel], *, panel_width: float = 4.2) -> Figure:
+    """One panel per metric against LoRA rank (residual bias, KL, flip rate), side by side."""
+    fig = Figure(figsize=(panel_width * len(panels), 3.4), layout="tight")
+    for ax, panel in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+        _rank_panel(ax, panel)
+    return fig
+
+
+def per_arm_figure(series: dict[str, Series], *, by_group: bool, title: str, suptitle: str) -> Figure:
+    """A metric over the episode's turns: ``by_group=False``: one line per arm (its all-groups series) in one
+    panel; ``by_group=True``: one panel per arm with a line per group. ``series``: arm -> group -> per turn."""
+    n = len(series) if by_group else 1
+    fig = Figure(figsize=(max(4.5, 3.2 * n), 3.3), layout="tight")
+    axes = fig.subplots(1, n, squeeze=False, sharey=True)
+    for i, (arm, groups) in enumerate(series.items()):
+        ax = axes[0][i if by_group else 0]
+        for group, values in groups.items():
+            if by_group and group != ALL:
+                ax.plot(range(len(values)), values, marker=".", label=group)
+            elif not by_group and group == ALL:
+                ax.plot(range(len(values)), values, marker=".", label=arm)
+        ax.set_title(arm if by_group else title, fontsize=9)
+        ax.set_xlabel("turn")
+        _legend(ax)
+    fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def intervals_figure(rows: list[dict[str, Any]], names: list[str], *, suptitle: str) -> Figure:
+    """One panel per series name: each arm's mean per turn with a shaded interval (``rows``: dicts with ``arm``,
+    ``series``, ``turn``, ``mean``, ``low``, ``high``, as ``sweep_report.trajectory_intervals`` gives)."""
+    fig = Figure(figsize=(5.2 * len(names), 3.6), layout="tight")
+    for ax, name in zip(fig.subplots(1, len(names), squeeze=False)[0], names, strict=True):
+        for arm in dict.fromkeys(r["arm"] for r in rows):
+            part = [r for r in rows if r["arm"] == arm and r["series"] == name]
+            if not part:
+                continue
+            turns = [r["turn"] for r in part]
+            line = ax.plot(turns, [r["mean"] for r in part], label=arm, linewidth=1.2)[0]
+            low, high = np.array([r["low"] for r in part], float), np.array([r["high"] for r in part], float)
+            if not np.isnan(low).all():
+                ax.fill_between(turns, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("turn")
+        ax.axhline(0, color="grey", linewidth=0.5)
+        _legend(ax)
+    fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def logit_lens_figure(lenses: dict[str, dict[str, Any]], *, choices: list[str], groups: list[str]) -> Figure:
+    """Mean decision margin and between-group margin gap per layer, one line per arm (``lenses``: arm ->
+    ``{"mean": per layer, "group_gap": per layer or None}``)."""
+    fig = Figure(figsize=(9, 3.4), layout="tight")
+    axes = fig.subplots(1, 2)
+    for arm, lens in lenses.items():
+        axes[0].plot(lens["mean"], marker=".", label=arm)
+        if lens.get("group_gap"):
+            axes[1].plot(lens["group_gap"], marker=".", label=arm)
+    axes[0].set_title(f"logit lens: margin {choices[0]} - {choices[1]}", fontsize=9)
+    axes[1].set_title(f"margin gap {groups[0]} - {groups[-1]}", fontsize=9)
+    for ax in axes:
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.set_xlabel("layer (0 = embeddings)")
+        _legend(ax)
+    return fig
+
+
+def update_energy_figure(curves: dict[str, dict[int, float]], points: list[tuple[int, float]]) -> Figure:
+    """Energy share of the full update within the top r against r (one curve per seed), with each LoRA arm's
+    actual update as a point (rank, share of the full update inside the arm's subspace)."""
+    fig = Figure(figsize=(5.5, 3.6), layout="tight")
+    ax = fig.subplots()
+    for seed, shares in curves.items():
+        ax.plot(list(shares), list(shares.values()), color="k", alpha=0.7, label=f"full ΔW, top-r (seed {seed})")
+    if points:
+        ax.scatter([p[0] for p in points], [p[1] for p in points], color="C1", zorder=3,
+                   label="LoRA arm: full ΔW within its subspace")
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("rank r")
+    ax.set_ylabel("share of ||ΔW_full||²")
+    ax.set_title("How much of the full update a rank-r update can hold", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig

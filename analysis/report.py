@@ -24,6 +24,7 @@ from fairgym.analysis.plots import run_figures, save_figures
 from fairgym.analysis.trajectories import env_family, run_env_id
 from fairgym.config import load_yaml
 from fairgym.envs.records import read_episodes
+from fairgym.runfiles import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, PLOTS_DIR, REPORT_FILE
 
 PLOT_NOTES: dict[str, str] = {
     "selection_rate": "Share of applicants approved, per group. Left: the decisions taken at turn t across "
@@ -106,15 +107,15 @@ def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"Run folder {str(run_dir)!r} does not exist (give the folder `fairgym run` wrote).")
-    path = run_dir / "episodes.jsonl"
+    path = run_dir / EPISODES_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} does not exist: {str(run_dir)!r} is not a run folder "
                                 "(run `fairgym run` first, or give the folder that holds episodes.jsonl).")
     episodes = read_episodes(path)
     if not episodes:
         raise ValueError(f"{str(path)!r} holds no complete episode; run or resume the run first.")
-    config = load_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
-    metrics_path = run_dir / "metrics.json"
+    config = load_yaml(run_dir / CONFIG_FILE) if (run_dir / CONFIG_FILE).is_file() else {}
+    metrics_path = run_dir / METRICS_FILE
     metrics = read_metrics(metrics_path) if metrics_path.is_file() else {}
     if metrics.get("task/episodes") != len(episodes):
         metrics = compute_metrics(episodes)
@@ -137,13 +138,13 @@ def render_report(run_dir: Path, episodes: list[dict[str, Any]], config: dict[st
     """``write_report`` for a run already loaded with ``load_run``."""
     run_dir = Path(run_dir)
     kind = env_family(run_env_id(episodes))
-    paths = save_figures(run_figures(metrics, trajectories(episodes), kind), run_dir / "plots")
+    paths = save_figures(run_figures(metrics, trajectories(episodes), kind), run_dir / PLOTS_DIR)
     text = "\n\n".join([
         f"# fairgym run report: {run_dir.name}", "## What was run", run_markdown(episodes, config),
         "## Per group (whole run)", headline_markdown(metrics),
         "`nan` means undefined for lack of data (e.g. a group with no decisions), never zero. Rates are over all "
         "steps of all episodes; `decisions` (where shown) counts the steps where a decision was taken.",
         "## Run level", overall_markdown(metrics), "## Plots", plots_markdown(paths, run_dir)])
-    report = run_dir / "report.md"
+    report = run_dir / REPORT_FILE
     report.write_text(text + "\n", encoding="utf-8")
     return report

@@ -3,25 +3,52 @@ the bias as well as a full fine-tune?".
 
 Reads what ``fairgym.training.sweep.run_sweep`` wrote (``config.yaml``, ``<arm>/status.json``, ``<arm>/<Env>/
 episodes.jsonl``, ``<arm>/metrics.json``, ``diagnostics.json``) and needs no model. Numbers over seeds are shown as
-mean ± the half-width of a 95% t-interval (one seed: the value alone). The same figures and table go to W&B as
-one run in the sweep's group (offline unless ``WANDB_MODE`` says otherwise; never required).
+mean ± the half-width of a 95% t-interval (one seed: the value alone). This module turns the folder into numbers
+and figure data; the figures are drawn by ``fairgym.analysis.plots`` and logged by ``fairgym.analysis.wandb_log``
+(one run in the sweep's group, offline unless ``WANDB_MODE`` says otherwise; never required). Each arm's
+episodes are read once per report (``load_trajectories``). No torch is imported.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from fairgym.analysis.diagnostics import seed_ci
-from fairgym.analysis.trajectories import ALL, env_family
+from fairgym.analysis.plots import (
+    RankPanel,
+    against_rank_figure,
+    intervals_figure,
+    logit_lens_figure,
+    per_arm_figure,
+    save_figures,
+    update_energy_figure,
+)
+from fairgym.analysis.report import markdown_table
+from fairgym.analysis.stats import seed_ci
+from fairgym.analysis.trajectories import ALL, Trajectories, env_family
+from fairgym.analysis.wandb_log import log_sweep_report
 from fairgym.config import load_yaml
 from fairgym.envs.records import read_episodes
+from fairgym.runfiles import (
+    CONFIG_FILE,
+    DIAGNOSTICS_FILE,
+    EPISODES_FILE,
+    LEARNING_RATES_FILE,
+    METRICS_FILE,
+    PLOTS_DIR,
+    REPORT_FILE,
+    STATUS_FILE,
+    arm_label,
+    env_folder,
+    read_json,
+)
 
 # env family -> (metric key, column title); the first ones are the residual-bias headline.
 HEADLINE: dict[str, list[tuple[str, str]]] = {
@@ -39,28 +66,24 @@ JUDGE_KEYS = ("toxicity/judge_mean", "bias/endorsement_rate")  # only where the 
 
 
 # ---- loading -------------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def load_sweep(sweep_dir: str | Path) -> dict[str, Any]:
     """Config, arms (status, metrics per env, label, rank, seed) and diagnostics of a sweep folder."""
     sweep_dir = Path(sweep_dir)
-    if not (sweep_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{str(sweep_dir)!r} is not a sweep folder (no config.yaml); run `fairgym sweep`.")
-    config = load_yaml(sweep_dir / "config.yaml")
+    if not (sweep_dir / CONFIG_FILE).exists():
+        raise FileNotFoundError(f"{str(sweep_dir)!r} is not a sweep folder (no {CONFIG_FILE}); run `fairgym sweep`.")
+    config = load_yaml(sweep_dir / CONFIG_FILE)
     arms = []
-    for status_path in sorted(sweep_dir.glob("*/status.json")):
-        status = json.loads(status_path.read_text())
+    for status_path in sorted(sweep_dir.glob(f"*/{STATUS_FILE}")):
+        status = read_json(status_path)
         arm = dict(status.get("arm") or {"name": status_path.parent.name, "method": "base"})
         arm.update(state=status.get("state"), error=status.get("error"), seconds=status.get("seconds"),
-                   dir=status_path.parent, metrics=_read_json(status_path.parent / "metrics.json") or {})
-        arm["label"] = arm["name"].rsplit("-s", 1)[0] if arm.get("seed") is not None else arm["name"]
+                   dir=status_path.parent, metrics=read_json(status_path.parent / METRICS_FILE) or {})
+        arm["label"] = arm_label(arm["name"], arm.get("seed"))
         arms.append(arm)
     arms.sort(key=_arm_order)
     return {"dir": sweep_dir, "config": config, "arms": arms,
-            "diagnostics": _read_json(sweep_dir / "diagnostics.json") or {},
-            "learning_rates": _read_json(sweep_dir / "learning_rates.json") or {}}
+            "diagnostics": read_json(sweep_dir / DIAGNOSTICS_FILE) or {},
+            "learning_rates": read_json(sweep_dir / LEARNING_RATES_FILE) or {}}
 
 
 def _arm_order(arm: dict[str, Any]) -> tuple:
@@ -185,21 +208,7 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-# ---- plots ---------------------------------------------------------------------------------------------------
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
+# ---- figure data (the figures themselves are in ``fairgym.analysis.plots``) -------------------------------------
 def lora_series(sweep: dict[str, Any]) -> dict[str, list[str]]:
     """Per series (``lora``, ``dora``, ...), its labels in rank order."""
     series: dict[str, list[str]] = defaultdict(list)
@@ -214,70 +223,62 @@ def _rank_of(sweep: dict[str, Any], label: str) -> int:
     return by_label(sweep, label, done_only=False)[0]["rank"]
 
 
-def _reference_lines(ax: Any, sweep: dict[str, Any], getter: Any) -> None:
-    for label, style in (("full", "--"), ("base", ":")):
-        mean = seed_ci(getter(label))["mean"]
-        if not math.isnan(mean):
-            ax.axhline(mean, linestyle=style, color="k" if label == "full" else "grey", label=label)
-
-
-def _against_rank(ax: Any, sweep: dict[str, Any], getter: Any, title: str) -> bool:
-    """Mean ± CI of ``getter(label)`` against rank per LoRA series, full and base as reference lines."""
-    drawn = False
+def rank_panel(sweep: dict[str, Any], getter: Callable[[str], list[float | None]], title: str,
+               ylabel: str = "") -> RankPanel:
+    """Mean ± 95% half-width of ``getter(label)`` against rank per LoRA series (series without any value left
+    out), with the full and base arms' means as reference lines."""
+    series = {}
     for name, labels_ in lora_series(sweep).items():
         cis = [seed_ci(getter(lab)) for lab in labels_]
-        ranks = [_rank_of(sweep, lab) for lab in labels_]
         means = [c["mean"] for c in cis]
-        errs = [0.0 if math.isnan(c["half_width"]) else c["half_width"] for c in cis]
         if any(not math.isnan(m) for m in means):
-            ax.errorbar(ranks, means, yerr=errs, marker="o", capsize=3, label=f"{name} (rank r)")
-            drawn = True
-    _reference_lines(ax, sweep, getter)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("LoRA rank r")
-    ax.set_title(title)
-    _legend(ax)
-    return drawn
+            series[f"{name} (rank r)"] = ([_rank_of(sweep, lab) for lab in labels_], means,
+                                          [0.0 if math.isnan(c["half_width"]) else c["half_width"] for c in cis])
+    references = {label: seed_ci(getter(label))["mean"] for label in ("full", "base")}
+    return RankPanel(title, series, {k: v for k, v in references.items() if not math.isnan(v)}, ylabel)
 
 
-def _legend(ax: Any) -> None:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-
-
-def plot_bias_vs_rank(sweep: dict[str, Any], out: Path) -> Path | None:
-    """Residual bias (each env's bias metrics) and flip rate against rank, full and base as reference lines."""
-    panels = [(env, key, title) for env in sweep["config"].get("eval", {}).get("envs", [])
+def bias_panels(sweep: dict[str, Any]) -> list[RankPanel]:
+    """Residual bias (each env's bias metrics) and the flip rate against rank."""
+    panels = [rank_panel(sweep, lambda lab, e=env, k=key: metric_values(sweep, lab, e, k),
+                         f"{title} ({env_family(env)})")
+              for env in sweep["config"].get("eval", {}).get("envs", [])
               for key, title in env_headline(sweep, env) if key in BIAS_KEYS]
-    panels.append((None, "flip_rate.overall", "counterfactual flip rate"))
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, (env, key, title) in zip(axes[0], panels, strict=True):
-        getter = ((lambda lab, e=env, k=key: metric_values(sweep, lab, e, k)) if env else
-                  (lambda lab, k=key: diag_values(sweep, lab, tuple(k.split(".")))))
-        _against_rank(ax, sweep, getter, f"{title}" + (f" ({env_family(env)})" if env else ""))
-    return _save(fig, out / "bias_vs_rank.png")
+    flip = rank_panel(sweep, lambda lab: diag_values(sweep, lab, ("flip_rate", "overall")), "counterfactual flip rate")
+    return [*panels, flip]
 
 
-def plot_kl_vs_rank(sweep: dict[str, Any], out: Path) -> Path | None:
+def kl_panels(sweep: dict[str, Any]) -> list[RankPanel]:
     """KL of each arm's decision-point next-token distribution against the base and against full."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
-    for ax, key, title in ((axes[0], "kl_vs_base", "KL(base || arm)"), (axes[1], "kl_vs_full", "KL(full || arm)")):
-        _against_rank(ax, sweep, lambda lab, k=key: diag_values(sweep, lab, (k, "mean")), title)
-        ax.set_ylabel("nats")
-    return _save(fig, out / "kl_vs_rank.png")
+    return [rank_panel(sweep, lambda lab, k=key: diag_values(sweep, lab, (k, "mean")), title, "nats")
+            for key, title in (("kl_vs_base", "KL(base || arm)"), ("kl_vs_full", "KL(full || arm)"))]
 
 
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-    return path
+def load_trajectories(sweep: dict[str, Any]) -> dict[tuple[str, str], Trajectories]:
+    """Trajectories (metric -> group -> per turn) of every finished arm on every evaluated env, keyed by (arm
+    name, env id): each arm's ``episodes.jsonl`` is read once per report."""
+    from fairgym.analysis.metrics import trajectories
+
+    out = {}
+    for arm in sweep["arms"]:
+        if arm["state"] != "done":
+            continue
+        for env_id in sweep["config"].get("eval", {}).get("envs", []):
+            episodes = read_episodes(arm["dir"] / env_folder(env_id) / EPISODES_FILE)
+            if episodes:
+                out[arm["name"], env_id] = trajectories(episodes)
+    return out
 
 
-def arm_trajectories(sweep: dict[str, Any], label: str, env_id: str) -> dict[str, dict[str, list[float]]]:
+def seed_trajectories(sweep: dict[str, Any], label: str, env_id: str) -> list[Trajectories]:
+    """Trajectories of each finished seed of ``label`` on ``env_id`` (loaded once: ``load_trajectories``)."""
+    if "trajectories" not in sweep:
+        sweep["trajectories"] = load_trajectories(sweep)
+    found = (sweep["trajectories"].get((arm["name"], env_id)) for arm in by_label(sweep, label))
+    return [t for t in found if t]
+
+
+def arm_trajectories(sweep: dict[str, Any], label: str, env_id: str) -> Trajectories:
     """Trajectories (metric -> group -> per turn) of ``label`` on ``env_id``, averaged over its seeds."""
     runs = seed_trajectories(sweep, label, env_id)
     if not runs:
@@ -294,49 +295,18 @@ def arm_trajectories(sweep: dict[str, Any], label: str, env_id: str) -> dict[str
     return out
 
 
-def plot_per_arm(sweep: dict[str, Any], env_id: str, metric: str, by_group: bool, title: str,
-                 path: Path) -> Path | None:
-    """One line per arm (``by_group=False``: the between-group series) or one panel per arm with a line per
-    group, of ``metric`` over the episode's turns."""
-    traj = {lab: arm_trajectories(sweep, lab, env_id).get(metric, {}) for lab in labels(sweep)}
-    traj = {lab: t for lab, t in traj.items() if t}
-    if not traj:
-        return None
-    plt = _plt()
-    n = len(traj) if by_group else 1
-    fig, axes = plt.subplots(1, n, figsize=(max(4.5, 3.2 * n), 3.3), squeeze=False, sharey=True)
-    for i, (lab, groups) in enumerate(traj.items()):
-        ax = axes[0][i if by_group else 0]
-        for group, values in groups.items():
-            if by_group and group != ALL:
-                ax.plot(range(len(values)), values, marker=".", label=group)
-            elif not by_group and group == ALL:
-                ax.plot(range(len(values)), values, marker=".", label=lab)
-        ax.set_title(lab if by_group else title, fontsize=9)
-        ax.set_xlabel("turn")
-        _legend(ax)
-    fig.suptitle(f"{title} ({env_family(env_id)})", fontsize=10)
-    return _save(fig, path)
+def per_arm_series(sweep: dict[str, Any], env_id: str, metric: str) -> dict[str, dict[str, list[float]]]:
+    """Arm label -> group -> ``metric`` per turn (seed mean), for the arms that have the series."""
+    series = {lab: arm_trajectories(sweep, lab, env_id).get(metric, {}) for lab in labels(sweep)}
+    return {lab: s for lab, s in series.items() if s}
 
 
-def seed_trajectories(sweep: dict[str, Any], label: str, env_id: str) -> list[dict[str, dict[str, list[float]]]]:
-    """Trajectories (metric -> group -> per turn) of each finished seed of ``label`` on ``env_id``."""
-    from fairgym.analysis.metrics import trajectories
-
-    runs = []
-    for arm in by_label(sweep, label):
-        episodes = read_episodes(arm["dir"] / env_id.split("/")[-1] / "episodes.jsonl")
-        if episodes:
-            runs.append(trajectories(episodes))
-    return runs
-
-
-def cumulative_gap(traj: dict[str, dict[str, list[float]]]) -> list[float]:
+def cumulative_gap(traj: Trajectories) -> list[float]:
     """The cumulative demographic-parity difference over turns (decisions up to each turn)."""
     return list(traj.get("fairness/demographic_parity_difference_cumulative", {}).get(ALL, []))
 
 
-def credit_gap_change(traj: dict[str, dict[str, list[float]]]) -> list[float]:
+def credit_gap_change(traj: Trajectories) -> list[float]:
     """How the gap in mean credit score between the last and the first group moved over turns (positive: the
     groups drift apart), from the per-group credit drift."""
     drift = traj.get("fairness/credit_drift", {})
@@ -348,6 +318,7 @@ def credit_gap_change(traj: dict[str, dict[str, list[float]]]) -> list[float]:
 
 TRAJECTORY_SERIES = {"cumulative DP difference": cumulative_gap,
                      "credit-score gap change (last - first group)": credit_gap_change}
+INTERVAL_COLUMNS = ["arm", "series", "turn", "mean", "low", "high", "seeds"]
 
 
 def trajectory_intervals(sweep: dict[str, Any], env_id: str) -> list[dict[str, Any]]:
@@ -364,81 +335,26 @@ def trajectory_intervals(sweep: dict[str, Any], env_id: str) -> list[dict[str, A
     return rows
 
 
-def plot_trajectory_intervals(rows: list[dict[str, Any]], env_id: str, path: Path) -> Path | None:
-    """One panel per series: each arm's mean over seeds per turn with a shaded 95% interval."""
-    if not rows:
-        return None
-    plt = _plt()
-    names = list(TRAJECTORY_SERIES)
-    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
-        for label in dict.fromkeys(r["arm"] for r in rows):
-            part = [r for r in rows if r["arm"] == label and r["series"] == name]
-            if not part:
-                continue
-            turns = [r["turn"] for r in part]
-            line = ax.plot(turns, [r["mean"] for r in part], label=label, linewidth=1.2)[0]
-            low, high = np.array([r["low"] for r in part], float), np.array([r["high"] for r in part], float)
-            if not np.isnan(low).all():
-                ax.fill_between(turns, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("turn")
-        ax.axhline(0, color="grey", linewidth=0.5)
-        _legend(ax)
-    fig.suptitle(f"bias that compounds over the episode ({env_family(env_id)}; mean over seeds, 95% interval)",
-                 fontsize=10)
-    return _save(fig, path)
-
-
-def plot_logit_lens(sweep: dict[str, Any], out: Path) -> Path | None:
-    """Mean decision margin and between-group margin gap per layer, one line per arm (first seed)."""
+def logit_lenses(sweep: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Label -> the logit-lens summary of its first diagnosed seed."""
     diag = sweep["diagnostics"].get("arms", {})
     rows = [(a["label"], diag[a["name"]]["logit_lens"]) for a in sweep["arms"]
             if a["name"] in diag and isinstance(diag[a["name"]].get("logit_lens"), dict)]
-    rows = list({lab: lens for lab, lens in reversed(rows)}.items())[::-1]  # first seed per label
-    if not rows:
-        return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    choices = sweep["diagnostics"].get("choices", ["A", "B"])
-    groups = sweep["diagnostics"].get("groups", ["first", "last"])
-    for lab, lens in rows:
-        axes[0].plot(lens["mean"], marker=".", label=lab)
-        if lens.get("group_gap"):
-            axes[1].plot(lens["group_gap"], marker=".", label=lab)
-    axes[0].set_title(f"logit lens: margin {choices[0]} - {choices[1]}", fontsize=9)
-    axes[1].set_title(f"margin gap {groups[0]} - {groups[-1]}", fontsize=9)
-    for ax in axes:
-        ax.axhline(0, color="grey", linewidth=0.5)
-        ax.set_xlabel("layer (0 = embeddings)")
-        _legend(ax)
-    return _save(fig, out / "logit_lens.png")
+    return dict(reversed(list({lab: lens for lab, lens in reversed(rows)}.items())))
 
 
-def plot_update_energy(sweep: dict[str, Any], out: Path) -> Path | None:
-    """Energy share of the full update within the top r against r, with each LoRA arm's actual update."""
+def energy_curves(sweep: dict[str, Any]) -> dict[str, dict[int, float]]:
+    """Seed -> rank -> energy share of the full update within the top r."""
     spectrum = sweep["diagnostics"].get("spectrum", {})
-    curves = {seed: s for seed, s in spectrum.items() if isinstance(s, dict) and "energy_share" in s}
-    if not curves:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for seed, s in curves.items():
-        ranks = [int(r) for r in s["energy_share"]]
-        ax.plot(ranks, list(s["energy_share"].values()), color="k", alpha=0.7, label=f"full ΔW, top-r (seed {seed})")
+    return {seed: {int(r): v for r, v in s["energy_share"].items()} for seed, s in spectrum.items()
+            if isinstance(s, dict) and "energy_share" in s}
+
+
+def lora_update_points(sweep: dict[str, Any]) -> list[tuple[int, float]]:
+    """(rank, share of the full update inside the arm's subspace) per diagnosed LoRA arm."""
     diag = sweep["diagnostics"].get("arms", {})
     updates = [(a["rank"], diag.get(a["name"], {}).get("update")) for a in sweep["arms"] if a.get("method") == "lora"]
-    points = [(r, u) for r, u in updates if isinstance(u, dict) and u.get("subspace_share") is not None]
-    if points:
-        ax.scatter([p[0] for p in points], [p[1]["subspace_share"] for p in points], color="C1", zorder=3,
-                   label="LoRA arm: full ΔW within its subspace")
-    ax.set_xscale("log", base=2)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("rank r")
-    ax.set_ylabel("share of ||ΔW_full||²")
-    ax.set_title("How much of the full update a rank-r update can hold", fontsize=9)
-    ax.legend(fontsize=7)
-    return _save(fig, out / "update_energy.png")
+    return [(r, u["subspace_share"]) for r, u in updates if isinstance(u, dict) and u.get("subspace_share") is not None]
 
 
 def lending_envs(sweep: dict[str, Any]) -> list[str]:
@@ -446,30 +362,47 @@ def lending_envs(sweep: dict[str, Any]) -> list[str]:
     return [e for e in sweep["config"].get("eval", {}).get("envs", []) if env_family(e) == "Lending"]
 
 
-def all_plots(sweep: dict[str, Any], intervals: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Path]:
-    """Every figure of the report that has data, by name (``intervals``: ``trajectory_intervals`` per Lending env,
-    when the caller already computed them)."""
-    out = sweep["dir"] / "plots"
-    intervals = intervals if intervals is not None else {e: trajectory_intervals(sweep, e) for e in lending_envs(sweep)}
-    figures = {"bias_vs_rank": plot_bias_vs_rank(sweep, out), "kl_vs_rank": plot_kl_vs_rank(sweep, out),
-               "logit_lens": plot_logit_lens(sweep, out), "update_energy": plot_update_energy(sweep, out)}
+def _per_arm(sweep: dict[str, Any], env_id: str, metric: str, by_group: bool, title: str) -> Figure | None:
+    series = per_arm_series(sweep, env_id, metric)
+    return per_arm_figure(series, by_group=by_group, title=title,
+                          suptitle=f"{title} ({env_family(env_id)})") if series else None
+
+
+def env_figures(sweep: dict[str, Any], env_id: str, intervals: list[dict[str, Any]]) -> dict[str, Figure | None]:
+    """The trajectory figures of one evaluated env, by its family."""
+    family, slug = env_family(env_id), env_folder(env_id)
+    if family == "Lending":
+        compounding = intervals_figure(intervals, list(TRAJECTORY_SERIES), suptitle=(
+            f"bias that compounds over the episode ({family}; mean over seeds, 95% interval)")) if intervals else None
+        return {f"compounding_{slug}": compounding,
+                f"gap_trajectory_{slug}": _per_arm(sweep, env_id, "fairness/demographic_parity_difference_cumulative",
+                                                   False, "cumulative DP difference over the episode"),
+                f"credit_drift_{slug}": _per_arm(sweep, env_id, "fairness/credit_drift", True, "group credit drift")}
+    if family == "Dialogue":
+        return {f"toxicity_{slug}": _per_arm(sweep, env_id, "toxicity/mean", True, "toxicity per turn per group")}
+    return {f"invalid_{slug}": _per_arm(sweep, env_id, "format/invalid_action_rate_cumulative", False,
+                                        "cumulative invalid-action rate")}
+
+
+def sweep_figures(sweep: dict[str, Any], intervals: dict[str, list[dict[str, Any]]]) -> dict[str, Figure]:
+    """Every figure of the report that has data, by name (``intervals``: ``trajectory_intervals`` per Lending env)."""
+    lenses, curves = logit_lenses(sweep), energy_curves(sweep)
+    diag = sweep["diagnostics"]
+    figures: dict[str, Figure | None] = {
+        "bias_vs_rank": against_rank_figure(bias_panels(sweep)),
+        "kl_vs_rank": against_rank_figure(kl_panels(sweep)),
+        "logit_lens": logit_lens_figure(lenses, choices=diag.get("choices", ["A", "B"]),
+                                        groups=diag.get("groups", ["first", "last"])) if lenses else None,
+        "update_energy": update_energy_figure(curves, lora_update_points(sweep)) if curves else None}
     for env_id in sweep["config"].get("eval", {}).get("envs", []):
-        family, slug = env_family(env_id), env_id.split("/")[-1]
-        if family == "Lending":
-            figures[f"compounding_{slug}"] = plot_trajectory_intervals(
-                intervals.get(env_id, []), env_id, out / f"compounding_{slug}.png")
-            figures[f"gap_trajectory_{slug}"] = plot_per_arm(
-                sweep, env_id, "fairness/demographic_parity_difference_cumulative", False,
-                "cumulative DP difference over the episode", out / f"gap_trajectory_{slug}.png")
-            figures[f"credit_drift_{slug}"] = plot_per_arm(
-                sweep, env_id, "fairness/credit_drift", True, "group credit drift", out / f"credit_drift_{slug}.png")
-        elif family == "Dialogue":
-            figures[f"toxicity_{slug}"] = plot_per_arm(sweep, env_id, "toxicity/mean", True,
-                                                       "toxicity per turn per group", out / f"toxicity_{slug}.png")
-        else:
-            figures[f"invalid_{slug}"] = plot_per_arm(sweep, env_id, "format/invalid_action_rate_cumulative", False,
-                                                      "cumulative invalid-action rate", out / f"invalid_{slug}.png")
+        figures.update(env_figures(sweep, env_id, intervals.get(env_id, [])))
     return {k: v for k, v in figures.items() if v is not None}
+
+
+def all_plots(sweep: dict[str, Any], intervals: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Path]:
+    """Write every figure of the report that has data as ``plots/<name>.png``; returns name -> path."""
+    intervals = intervals if intervals is not None else {e: trajectory_intervals(sweep, e) for e in lending_envs(sweep)}
+    return save_figures(sweep_figures(sweep, intervals), sweep["dir"] / PLOTS_DIR)
 
 
 # ---- the report ----------------------------------------------------------------------------------------------
@@ -570,30 +503,14 @@ def report_text(sweep: dict[str, Any], figures: dict[str, Path],
     return "\n".join(parts) + "\n"
 
 
-def log_to_wandb(sweep: dict[str, Any], figures: dict[str, Path], table: tuple[list[str], list[list[str]]],
-                 intervals: dict[str, list[dict[str, Any]]] | None = None) -> None:
-    """One W&B run in the sweep's group with every figure and the arms × metrics table; never raises."""
-    from fairgym.analysis.wandb_log import log_figures, wandb_mode
-
-    mode = wandb_mode()
-    if mode == "disabled":
-        return
-    try:
-        import wandb
-
-        config = sweep["config"]
-        run = wandb.init(project=config.get("wandb_project") or "fairgym", group=config.get("name"),
-                         name=f"{config.get('name')}/report", job_type="sweep-report", dir=str(sweep["dir"]),
-                         config=config, mode=mode)
-        log_figures(run, {name: str(path) for name, path in figures.items()}, prefix="sweep")
-        run.log({"sweep/arms_table": wandb.Table(columns=table[0], data=table[1])})
-        for env_id, rows in (intervals or {}).items():
-            columns = ["arm", "series", "turn", "mean", "low", "high", "seeds"]
-            run.log({f"sweep/compounding/{env_family(env_id)}": wandb.Table(
-                columns=columns, data=[[r[c] for c in columns] for r in rows])})
-        run.finish()
-    except Exception as exc:  # noqa: BLE001 - W&B trouble never loses a report
-        print(f"[sweep report] W&B logging skipped: {type(exc).__name__}: {exc}")
+def wandb_tables(table: tuple[list[str], list[list[str]]],
+                 intervals: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """The report's tables for W&B: the arms × metrics table and each Lending env's compounding intervals."""
+    tables = {"sweep/arms_table": table}
+    for env_id, rows in intervals.items():
+        tables[f"sweep/compounding/{env_family(env_id)}"] = (INTERVAL_COLUMNS,
+                                                             [[r[c] for c in INTERVAL_COLUMNS] for r in rows])
+    return tables
 
 
 def write_sweep_report(sweep_dir: str | Path) -> Path:
@@ -605,8 +522,8 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
     sweep = load_sweep(sweep_dir)
     intervals = {env_id: trajectory_intervals(sweep, env_id) for env_id in lending_envs(sweep)}
     figures = all_plots(sweep, intervals)
-    path = sweep["dir"] / "report.md"
+    path = sweep["dir"] / REPORT_FILE
     table = headline_table(sweep)
     path.write_text(report_text(sweep, figures, table))
-    log_to_wandb(sweep, figures, table, intervals)
+    log_sweep_report(sweep["dir"], sweep["config"], figures, wandb_tables(table, intervals))
     return path

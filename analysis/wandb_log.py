@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fairgym.analysis.trajectories import ALL, env_family
+from fairgym.runfiles import json_safe
 
 # outcome fields shown in the episodes table, per env family (an unknown env shows the outcome as JSON)
 OUTCOME_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -84,10 +85,6 @@ def series_rows(traj: dict[str, dict[str, list[float]]]) -> list[dict[str, float
     return rows
 
 
-def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
-
-
 def log_run(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any], episodes: list[dict[str, Any]], *,
             project: str = "fairgym", group: str | None = None, name: str | None = None,
             job_type: str = "eval") -> str | None:
@@ -111,7 +108,7 @@ def log_run(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any], epis
                          config=config, mode=mode)
         for turn, row in enumerate(series_rows(trajectories(episodes) if episodes else {})):
             run.log(row, step=turn)
-        run.summary.update(_json_safe(metrics))
+        run.summary.update(json_safe(metrics))
         columns, rows = step_table(episodes)
         run.log({"eval/episodes": wandb.Table(columns=columns, data=rows)})
         run_id = "/".join(p for p in (run.entity, run.project, run.id) if p) if not run.offline else run.id
@@ -140,3 +137,24 @@ def log_figures(run: Any, figures: dict[str, Any], *, prefix: str = "plots") -> 
         run.log({f"{prefix}/{name}": wandb.Image(fig) for name, fig in figures.items()})
     except Exception as exc:  # noqa: BLE001 - figures are a convenience, never worth a crash
         warnings.warn(f"W&B figure logging failed ({type(exc).__name__}: {exc}).", RuntimeWarning, stacklevel=2)
+
+
+def log_sweep_report(sweep_dir: Path, config: dict[str, Any], figures: dict[str, Path],
+                     tables: dict[str, tuple[list[str], list[list[Any]]]]) -> None:
+    """One W&B run in the sweep's group (``config["name"]``) with every figure (PNG paths) and table (key ->
+    (columns, rows)) of the sweep report; W&B trouble is printed and never raises."""
+    mode = wandb_mode()
+    if mode == "disabled":
+        return
+    try:
+        import wandb
+
+        run = wandb.init(project=config.get("wandb_project") or "fairgym", group=config.get("name"),
+                         name=f"{config.get('name')}/report", job_type="sweep-report", dir=str(sweep_dir),
+                         config=config, mode=mode)
+        log_figures(run, {name: str(path) for name, path in figures.items()}, prefix="sweep")
+        for key, (columns, rows) in tables.items():
+            run.log({key: wandb.Table(columns=columns, data=rows)})
+        run.finish()
+    except Exception as exc:  # noqa: BLE001 - W&B trouble never loses a report
+        print(f"[sweep report] W&B logging skipped: {type(exc).__name__}: {exc}")

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from fairgym.analysis.metrics import compute_metrics, credit_drift, start_means
 from fairgym.analysis.trajectories import run_groups, step_frame
 from fairgym.envs.records import read_episodes
+from fairgym.runfiles import EPISODES_FILE, RUN_STATS_FILE, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -63,7 +64,7 @@ def run_all(args: argparse.Namespace) -> dict[str, float]:
 
 
 def ci(values: list[float]) -> dict[str, float]:
-    from fairgym.analysis.diagnostics import seed_ci  # torch comes with it: imported after the timed runs
+    from fairgym.analysis.stats import seed_ci  # scipy comes with it: imported after the timed runs
 
     return seed_ci(values)
 
@@ -101,7 +102,7 @@ def repay_series(episodes: list[dict], groups: list[str]) -> dict[str, np.ndarra
 def analyse(out: Path) -> dict:
     results: dict = {"agents": {}}
     for agent in AGENTS:
-        episodes = read_episodes(out / agent / "episodes.jsonl")
+        episodes = read_episodes(out / agent / EPISODES_FILE)
         groups = run_groups(episodes)
         start = episodes[0]["start"][REPAY]
         low, high = sorted(groups, key=lambda g: start[g])
@@ -114,7 +115,7 @@ def analyse(out: Path) -> dict:
         results["agents"][agent] = {"roles": roles, "seeds": [ep["seed"] for ep in episodes],
                                     "steps_per_episode": [ep["length"] for ep in episodes], "stats": stats,
                                     "series": {g: series[g][::100].round(5).tolist() for g in groups},
-                                    "run_stats": json.loads((out / agent / "run_stats.json").read_text())}
+                                    "run_stats": read_json(out / agent / RUN_STATS_FILE)}
     results["claims"] = claims(results["agents"])
     return results
 
@@ -145,14 +146,16 @@ def fmt(stat: dict[str, float], digits: int) -> str:
 
 
 def table(results: dict) -> str:
-    header = ("| agent | loans (dis. / adv.) | TPR (dis. / adv.) | \\|TPR gap\\| | mean credit change (dis. / adv.) | "
-              "P(repay) change (dis. / adv.) | P(repay) gap: reset → half → end (change) | widest gap (step) | "
-              "seeds whose gap widened (half / end) |")
-    lines = [header, "|" + "---|" * 9]
+    from fairgym.analysis.report import markdown_table
+
+    header = ["agent", "loans (dis. / adv.)", "TPR (dis. / adv.)", "\\|TPR gap\\|", "mean credit change (dis. / adv.)",
+              "P(repay) change (dis. / adv.)", "P(repay) gap: reset → half → end (change)", "widest gap (step)",
+              "seeds whose gap widened (half / end)"]
+    rows = []
     for agent, res in results["agents"].items():
         s = res["stats"]
-        lines.append(" | ".join([
-            f"| `{agent}`",
+        rows.append([
+            f"`{agent}`",
             f"{fmt(s['loans/disadvantaged'], 0)} / {fmt(s['loans/advantaged'], 0)}",
             f"{fmt(s['tpr/disadvantaged'], 3)} / {fmt(s['tpr/advantaged'], 3)}",
             fmt(s["tpr_gap"], 3),
@@ -163,8 +166,8 @@ def table(results: dict) -> str:
             f"{s['gap/widest']['mean']:.3f} ({s['gap/widest']['step']})",
             f"{round(s['widened/half']['mean'] * s['widened/half']['n'])} / "
             f"{round(s['widened/end']['mean'] * s['widened/end']['n'])} of {s['widened/end']['n']}",
-        ]) + " |")
-    return "\n".join(lines)
+        ])
+    return markdown_table(header, rows)
 
 
 def plots(out: Path, results: dict) -> list[Path]:

@@ -42,6 +42,7 @@ def arm_config(method: str, fairness_weight: float, args: argparse.Namespace, ou
 def run_arm(fields: dict) -> dict:
     """Train one arm in this process; per-step reward and gap series, throughput, wall time."""
     from fairgym.envs.records import iter_episodes
+    from fairgym.runfiles import STEP_METRICS_FILE
     from fairgym.training import TrainConfig, train
 
     started = time.perf_counter()
@@ -49,7 +50,7 @@ def run_arm(fields: dict) -> dict:
     wall = time.perf_counter() - started
     state = json.loads((result.output_dir / "trainer_state.json").read_text())
     logs = [h for h in state["log_history"] if "reward" in h]
-    steps = list(iter_episodes(result.output_dir / "rollouts" / "step_metrics.jsonl"))
+    steps = list(iter_episodes(result.output_dir / "rollouts" / STEP_METRICS_FILE))
     last = steps[-1] if steps else {}
     return {
         "reward_mean": [h["reward"] for h in logs],

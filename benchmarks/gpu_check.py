@@ -83,13 +83,14 @@ def decisions_per_second(model_dir: Path, envs: int, device: str) -> float:
 
 def episode_grpo_step(model_dir: Path, out: Path, device: str) -> dict:
     """One grpo-episode step (8 rollouts of 3 Lending decisions, G=4, LoRA r=8): seconds and rollout rate."""
+    from fairgym.runfiles import STEP_METRICS_FILE
     from fairgym.training import TrainConfig, train
 
     started = time.perf_counter()
     result = train(TrainConfig(recipe="grpo-episode", model=str(model_dir), output_dir=str(out), device=device,
                                env_kwargs={"max_steps": 3}, episodes=2, max_steps=1, batch_size=8,
                                num_generations=4, max_completion_length=4, save_steps=10_000, beta=0.0))
-    lines = (out / "rollouts" / "step_metrics.jsonl").read_text().splitlines()
+    lines = (out / "rollouts" / STEP_METRICS_FILE).read_text().splitlines()
     return {"seconds": round(time.perf_counter() - started, 2), "global_step": result.global_step,
             "rollout_episodes_per_second": json.loads(lines[-1]).get("rollout/episodes_per_second")}
 

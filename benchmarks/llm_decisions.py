@@ -43,7 +43,7 @@ import fairgym.envs  # noqa: F401  (registers the envs)
 from fairgym.agents.llm import LLMAgent
 from fairgym.agents.models import EMBEDDED_MODEL, load_model
 from fairgym.agents.prompting import build_messages, render_prompt
-from fairgym.agents.scoring import common_prefix_length, encode, encode_choices
+from fairgym.agents.scoring import encode, encode_choices, shared_prefix_length
 from fairgym.envs import keys
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -96,7 +96,7 @@ def scoring_tokens(tok: Any, obs: list[str], infos: list[dict]) -> tuple[int, in
     """Tokens one choice-scoring step processes (prefix once + packed rows) and positions through the LM head."""
     prompts = [encode(tok, render_prompt(tok, build_messages(o, i), None)[0]) for o, i in zip(obs, infos, strict=True)]
     choices = encode_choices(tok, [i[keys.CHOICES] for i in infos])
-    prefix = min(common_prefix_length(prompts), min(map(len, prompts)) - 1)
+    prefix = shared_prefix_length(prompts)
     tails = [sum(len(c) - 1 for c in row) for row in choices]
     rows = sum(len(p) - prefix + t for p, t in zip(prompts, tails, strict=True))
     head = len(prompts) * (max(tails) + 1) + 1

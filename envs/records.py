@@ -9,13 +9,13 @@ record (``agent``, e.g. per-choice probabilities).
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fairgym.envs import keys
+from fairgym.runfiles import json_safe
 
 START = "start"  # an episode record's hidden state at reset (``env.start_state()``), or None
 
@@ -43,6 +43,15 @@ def step_record(
     record["truncated"] = bool(truncated)
     record["agent"] = agent_details
     return record
+
+
+def step_info(step: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of ``step_record``: the decision ``info`` the agent saw at a recorded step (the decision keys,
+    plus the chat messages where the env keeps a conversation), so an agent can decide that step again."""
+    info = {k: step.get(k) for k in keys.DECISION_KEYS}
+    if step.get(keys.MESSAGES) is not None:
+        info[keys.MESSAGES] = step[keys.MESSAGES]
+    return info
 
 
 def episode_record(
@@ -81,18 +90,7 @@ def dumps(record: dict[str, Any]) -> str:
     try:
         return json.dumps(record, default=_json_default, allow_nan=False)
     except ValueError:  # a NaN (or inf) somewhere
-        return json.dumps(nan_to_none(record), default=_json_default, allow_nan=False)
-
-
-def nan_to_none(value: Any) -> Any:
-    """``value`` with every NaN float (inside dicts and lists too) replaced by ``None``."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [nan_to_none(v) for v in value]
-    return value
+        return json.dumps(json_safe(record), allow_nan=False)
 
 
 def append_episode(path: str | Path, record: dict[str, Any]) -> None:

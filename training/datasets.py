@@ -22,18 +22,11 @@ from typing import Any
 from datasets import Dataset
 
 from fairgym.envs import keys
+from fairgym.envs.records import step_info
 from fairgym.training.config import TrainConfig
 
 REQUIRED_COLUMNS = {"sft": ("prompt", "completion"), "grpo": ("prompt", "env_id", "env_kwargs", "seed", "prefix"),
                     "dpo": ("prompt", "chosen", "rejected"), "grpo-episode": ("prompt", "seed")}
-
-
-def step_info(step: dict[str, Any]) -> dict[str, Any]:
-    """The decision ``info`` an agent saw at a recorded step (decision keys, plus messages for dialogue)."""
-    info = {k: step.get(k) for k in keys.DECISION_KEYS}
-    if step.get(keys.MESSAGES) is not None:
-        info[keys.MESSAGES] = step[keys.MESSAGES]
-    return info
 
 
 def teacher_episodes(config: TrainConfig, teacher: Any) -> list[dict[str, Any]]:

@@ -35,10 +35,10 @@ from typing import Any
 
 from fairgym.agents.prompting import apply_template, build_messages
 from fairgym.envs import records
+from fairgym.runfiles import CONFIG_FILE, EPISODES_FILE, STEP_METRICS_FILE
 from fairgym.training.config import TrainConfig
 
 ROLLOUTS_DIR = "rollouts"
-STEP_METRICS_FILE = "step_metrics.jsonl"
 SEED_KEY = "episode_seed"  # carried by every prompt message: rollout_func sees prompts, not dataset columns
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
 
@@ -228,7 +228,7 @@ class RolloutLog:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.episodes_path = self.folder / records_file()
+        self.episodes_path = self.folder / EPISODES_FILE
         self.metrics_path = self.folder / STEP_METRICS_FILE
         self.next_index = 0
 
@@ -253,13 +253,6 @@ class RolloutLog:
         metrics.update(extra or {})
         records.append_episode(self.metrics_path, {"global_step": int(global_step), **metrics})
         return metrics
-
-
-def records_file() -> str:
-    """The episodes file name ``fairgym run`` and ``fairgym report`` use."""
-    from fairgym.agents.runner import EPISODES_FILE
-
-    return EPISODES_FILE
 
 
 def _rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -391,7 +384,7 @@ def open_rollout_log(config: TrainConfig) -> RolloutLog | None:
         return None
     log = RolloutLog(Path(config.output_dir) / ROLLOUTS_DIR)
     log.resume(checkpoint_step(config.output_dir, config.resume))
-    save_config(config, log.folder / "config.yaml")  # so `fairgym report <output_dir>/rollouts` names the run
+    save_config(config, log.folder / CONFIG_FILE)  # so `fairgym report <output_dir>/rollouts` names the run
     return log
 
 

@@ -18,14 +18,14 @@ the seconds it cost); grid runs live under ``runs/<sweep>/lr-select/<label>/lr-<
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from fairgym.training.sweep_plan import LEARNING_RATES_FILE, Arm, SweepConfig, json_safe, load_arm_model, write_json
+from fairgym.runfiles import LEARNING_RATES_FILE, json_safe, read_json, write_json
+from fairgym.training.sweep_plan import Arm, SweepConfig, load_arm_model
 
 
 # ---- held-out loss -------------------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def select_learning_rates(config: SweepConfig, sweep_dir: Path, base_model: str 
     """Each trained arm's learning rate by label; cached in ``learning_rates.json`` (a rerun selects nothing it
     already chose). A label whose selection fails is recorded with its error; its arms then fail, the others go on."""
     path = Path(sweep_dir) / LEARNING_RATES_FILE
-    chosen: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    chosen: dict[str, Any] = read_json(path, {})
     rows: list[dict[str, Any]] | None = None
     for arm in selected_labels(config, arms):
         if "learning_rate" in chosen.get(arm.label, {}):
@@ -191,7 +191,7 @@ def grid_point(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str |
     folder = sweep_dir / "lr-select" / arm.label / f"lr-{lr:g}"
     record_path = folder / "heldout.json"
     if record_path.exists():
-        return json.loads(record_path.read_text())
+        return read_json(record_path)
     started = time.time()
     train = config.train_config(method=arm.method, rank=arm.rank or 1, seed=config.seeds[0],
                                 output_dir=folder / "train", variant=arm.variant, model=base_model, learning_rate=lr)

@@ -26,19 +26,16 @@ The plan (config, arms, status files) lives in ``fairgym.training.sweep_plan``; 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from fairgym.config import save_config
+from fairgym.runfiles import CONFIG_FILE, METRICS_FILE, env_folder, json_safe, write_json
 from fairgym.training.lr_selection import arm_learning_rate, select_learning_rates
 from fairgym.training.sweep_plan import (
     ARM_FIELDS,
-    DIAGNOSTICS_FILE,
-    LEARNING_RATES_FILE,
-    STATUS_FILE,
     VARIANTS,
     Arm,
     DiagnosticsSettings,
@@ -46,10 +43,8 @@ from fairgym.training.sweep_plan import (
     LRSelection,
     SweepConfig,
     check_sweep_folder,
-    env_folder,
     implant_dir,
     implant_train_config,
-    json_safe,
     load_arm_model,
     load_sweep_config,
     load_sweep_configs,
@@ -60,11 +55,10 @@ from fairgym.training.sweep_plan import (
     write_status,
 )
 
-__all__ = ["ARM_FIELDS", "DIAGNOSTICS_FILE", "LEARNING_RATES_FILE", "STATUS_FILE", "VARIANTS", "Arm",
-           "DiagnosticsSettings", "EvalSettings", "LRSelection", "SweepConfig", "check_sweep_folder", "env_folder",
-           "evaluate_arm", "implant_dir", "implant_train_config", "json_safe", "load_arm_model", "load_sweep_config",
-           "load_sweep_configs", "make_llm_agent", "plan_arms", "prepare_base", "read_status", "run_arm",
-           "run_sweep", "sweep_config_differences", "train_arm", "write_status"]
+__all__ = ["ARM_FIELDS", "VARIANTS", "Arm", "DiagnosticsSettings", "EvalSettings", "LRSelection", "SweepConfig",
+           "check_sweep_folder", "evaluate_arm", "implant_dir", "implant_train_config", "load_arm_model",
+           "load_sweep_config", "load_sweep_configs", "make_llm_agent", "plan_arms", "prepare_base", "read_status",
+           "run_arm", "run_sweep", "sweep_config_differences", "train_arm", "write_status"]
 TEACHER_DIR = "teacher"
 
 
@@ -118,8 +112,8 @@ def score_episodes(config: SweepConfig, arm_dir: Path, records: dict[str, list[d
     for env_id, episodes in records.items():
         out[env_id] = {**compute_metrics(episodes),
                        **teacher_agreement(episodes, teacher_decisions(config, env_id, episodes))}
-        write_metrics(arm_dir / env_folder(env_id) / "metrics.json", out[env_id])
-    (arm_dir / "metrics.json").write_text(json.dumps(json_safe(out), indent=2) + "\n")
+        write_metrics(arm_dir / env_folder(env_id) / METRICS_FILE, out[env_id])
+    write_json(arm_dir / METRICS_FILE, out)
     return out
 
 
@@ -136,7 +130,7 @@ def teacher_decisions(config: SweepConfig, env_id: str, episodes: list[dict[str,
     closed set of choices): agreement is scored on the states the arm itself reached."""
     from fairgym.agents.runner import calibrate
     from fairgym.envs import keys, make_env
-    from fairgym.training.datasets import step_info
+    from fairgym.envs.records import step_info
 
     teacher = make_teacher_agent(config)
     env = make_env(env_id, **(config.eval.env_kwargs.get(env_id) or {}))
@@ -234,7 +228,7 @@ def run_sweep(config: SweepConfig, out_root: str | Path = "runs", report: bool =
     sweep_dir = Path(out_root) / config.name
     check_sweep_folder(config, sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, sweep_dir / "config.yaml")
+    save_config(config, sweep_dir / CONFIG_FILE)
     base_model = prepare_base(config, sweep_dir)
     arms = plan_arms(config)
     rates = select_learning_rates(config, sweep_dir, base_model, arms)

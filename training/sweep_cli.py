@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from fairgym.runfiles import CONFIG_FILE, REPORT_FILE
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="sweep YAML, e.g. configs/sweeps/demo.yaml")
@@ -41,7 +43,7 @@ def report_only(configs: list, out: object) -> int:
 
     for config in configs:
         folder = Path(out) / config.name
-        if not (folder / "config.yaml").exists():
+        if not (folder / CONFIG_FILE).exists():
             raise FileNotFoundError(f"{folder} holds no sweep (no config.yaml) to report on; run the sweep first.")
         print(write_sweep_report(folder))
     return 0
@@ -57,7 +59,7 @@ def run_one(config: object, args: argparse.Namespace) -> int:
     sweep_dir = run_sweep(config, out_root=args.out, report=not args.no_report)
     print(f"[sweep] {config.name} finished in {time.perf_counter() - started:.0f} s: {sweep_dir}")
     if not args.no_report:
-        print((sweep_dir / "report.md").read_text())
+        print((sweep_dir / REPORT_FILE).read_text())
     failed = [a.name for a in plan_arms(config) if read_status(sweep_dir / a.name).get("state") != "done"]
     if failed:
         print(f"[sweep] arms not done: {', '.join(failed)} (see their status.json)")

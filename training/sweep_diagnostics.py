@@ -9,7 +9,6 @@ Arms already in ``diagnostics.json`` are not recomputed; a diagnostic that fails
 
 from __future__ import annotations
 
-import json
 import traceback
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from fairgym.envs import keys
+from fairgym.envs.records import step_info
+from fairgym.runfiles import DIAGNOSTICS_FILE, read_json, write_json
 from fairgym.training.sweep_plan import (
-    DIAGNOSTICS_FILE,
     Arm,
     SweepConfig,
-    json_safe,
     load_arm_model,
     make_llm_agent,
     read_status,
@@ -45,7 +44,7 @@ def decision_points(config: SweepConfig) -> dict[str, Any]:
                          f"{env_id}; raise diagnostics.episodes or the env's max_steps.")
     keep = np.unique(np.linspace(0, len(steps) - 1, min(config.diagnostics.decisions, len(steps))).astype(int))
     steps = [steps[i] for i in keep]
-    infos = [{k: s.get(k) for k in (*keys.DECISION_KEYS, keys.MESSAGES) if k in s} for s in steps]
+    infos = [step_info(s) for s in steps]
     return {"env_id": env_id, "observations": [s["observation"] for s in steps], "infos": infos,
             "groups": list(episodes[0]["groups"]), "choices": list(steps[0][keys.CHOICES])}
 
@@ -175,7 +174,7 @@ def _needs_diagnosis(entry: dict[str, Any] | None, full: Any | None) -> bool:
 def run_diagnostics(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_model: str | None) -> dict[str, Any]:
     """Diagnose every finished arm; merge into and return ``diagnostics.json``."""
     path = sweep_dir / DIAGNOSTICS_FILE
-    result = json.loads(path.read_text()) if path.exists() else {}
+    result = read_json(path, {})
     result.setdefault("arms", {})
     result.setdefault("spectrum", {})
     ctx = _context(config, base_model)
@@ -200,13 +199,6 @@ def run_diagnostics(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_
             result["arms"][arm.name] = {**(record["diag"] if "error" not in record["diag"] else record),
                                         **{k: v for k, v in record.items() if k != "diag"}}
             del model
-        _write(path, result)
-    _write(path, result)
+        write_json(path, result, indent=1)
+    write_json(path, result, indent=1)
     return result
-
-
-def _write(path: Path, result: dict[str, Any]) -> None:
-    text = json.dumps(json_safe(result), indent=1)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text + "\n")
-    tmp.replace(path)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import yaml
 
 from fairgym.config import UnknownNameError, from_dict, load_yaml, merge, parse_overrides
+from fairgym.runfiles import CONFIG_FILE, STATUS_FILE, arm_label, arm_name, read_json, write_json
 from fairgym.training.config import RECIPES, TrainConfig
 
 VARIANTS = {"dora": {"use_dora": True}, "rslora": {"use_rslora": True}}
@@ -34,9 +34,6 @@ VARIANTS = {"dora": {"use_dora": True}, "rslora": {"use_rslora": True}}
 ARM_FIELDS = ("recipe", "model", "adapter", "method", "rank", "seed", "output_dir", "use_dora", "use_rslora",
               "run_name", "device", "dtype")
 LR_METHODS = ("full", "lora")
-STATUS_FILE = "status.json"
-DIAGNOSTICS_FILE = "diagnostics.json"
-LEARNING_RATES_FILE = "learning_rates.json"
 # Dotted config fields a rerun may change: they pick which arms exist, or only how runs log (see the module doc).
 RESULT_FREE_FIELDS = frozenset({
     "ranks", "seeds", "variants", "include_base", "include_full", "wandb_project", "diagnostics.enabled",
@@ -367,7 +364,7 @@ def check_sweep_folder(config: SweepConfig, sweep_dir: Path) -> None:
     Raises:
         ValueError: naming every differing field with its saved and current value.
     """
-    path = Path(sweep_dir) / "config.yaml"
+    path = Path(sweep_dir) / CONFIG_FILE
     if not path.exists():
         return
     try:
@@ -416,7 +413,7 @@ class Arm:
     @property
     def label(self) -> str:
         """The arm without its seed (``lora-r8``), the unit that intervals over seeds are taken over."""
-        return self.name.rsplit("-s", 1)[0] if self.seed is not None else self.name
+        return arm_label(self.name, self.seed)
 
     @property
     def lr_method(self) -> str:
@@ -429,35 +426,22 @@ def plan_arms(config: SweepConfig) -> list[Arm]:
     arms = [Arm("base", "base")] if config.include_base else []
     for seed in config.seeds:
         if config.include_full:
-            arms.append(Arm(f"full-s{seed}", "full", seed=seed))
+            arms.append(Arm(arm_name("full", seed), "full", seed=seed))
         for variant in [None, *config.variants]:
             prefix = variant or "lora"
-            arms += [Arm(f"{prefix}-r{r}-s{seed}", "lora", rank=r, seed=seed, variant=variant) for r in config.ranks]
+            arms += [Arm(arm_name(f"{prefix}-r{r}", seed), "lora", rank=r, seed=seed, variant=variant)
+                     for r in config.ranks]
     return arms
 
 
 def read_status(arm_dir: Path) -> dict[str, Any]:
     """The arm's ``status.json`` (``{"state": "pending"}`` when absent)."""
-    path = Path(arm_dir) / STATUS_FILE
-    return json.loads(path.read_text()) if path.exists() else {"state": "pending"}
+    return read_json(Path(arm_dir) / STATUS_FILE, {"state": "pending"})
 
 
 def write_status(arm_dir: Path, **fields: Any) -> None:
     """Write ``status.json`` atomically."""
     write_json(Path(arm_dir) / STATUS_FILE, fields)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a temporary file renamed over the target)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(json_safe(data), indent=2, default=str) + "\n")
-    tmp.replace(path)
-
-
-def env_folder(env_id: str) -> str:
-    """``"fairgym/Lending-v0"`` -> ``"Lending-v0"``."""
-    return env_id.split("/")[-1]
 
 
 def load_arm_model(config: SweepConfig, weights: dict[str, Any]) -> tuple[Any, Any]:
@@ -475,17 +459,3 @@ def make_llm_agent(config: SweepConfig, model: Any, tokenizer: Any, name: str, d
     agent.name = f"llm:{name}"
     return agent
 
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON data: nan/inf -> None, numpy scalars and arrays -> Python, anything else -> str."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "tolist"):
-        return json_safe(value.tolist())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    return str(value)

@@ -21,6 +21,7 @@ import torch
 from transformers import TrainerCallback
 
 from fairgym.config import load_yaml, save_config
+from fairgym.runfiles import CONFIG_FILE
 from fairgym.training.config import TrainConfig, config_differences
 
 
@@ -193,7 +194,7 @@ def check_run_folder(config: TrainConfig) -> Path | None:
             checkpoints while ``resume`` is false.
     """
     out = Path(config.output_dir)
-    saved_file = out / "config.yaml"
+    saved_file = out / CONFIG_FILE
     checkpoint = last_checkpoint(out)
     if saved_file.is_file() and is_main_process():  # other ranks could read it mid-write
         saved = load_yaml(saved_file)
@@ -225,7 +226,7 @@ def _save_run_inputs(config: TrainConfig, dataset: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if not is_main_process():
         return
-    save_config(config, out / "config.yaml")
+    save_config(config, out / CONFIG_FILE)
     if not (out / "dataset").exists():
         dataset.save_to_disk(str(out / "dataset"))
         dataset.to_json(str(out / "dataset.jsonl"), lines=True)

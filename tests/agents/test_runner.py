@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from fairgym.agents import make_agent
-from fairgym.agents.runner import EPISODES_FILE, RUN_STATS_FILE, run_episodes
+from fairgym.agents.runner import run_episodes
 from fairgym.analysis.metrics import compute_metrics
 from fairgym.envs import make_env, records
 from fairgym.envs.lending import DELAYED_IMPACT_KWARGS
+from fairgym.runfiles import EPISODES_FILE, RUN_STATS_FILE
 
 LENDING = "fairgym/Lending-v0"
 KW = {"max_steps": 6}

@@ -85,6 +85,26 @@ def test_shared_prefix_decision_logits_use_no_deprecated_transformers_argument(t
     assert not deprecations, deprecations
 
 
+def test_decision_logits_build_the_prefix_cache_with_choice_scorings_helper(tok, model, monkeypatch):
+    from fairgym.agents import scoring
+
+    prompts = [SHARED + "score 640<|im_end|>\n", SHARED + "score 700<|im_end|>\n", SHARED + "loan?"]
+    calls = []
+
+    def spy(model_, prefix, batch, device):
+        calls.append((len(prefix), batch))
+        return scoring.prefix_cache(model_, prefix, batch, device)
+
+    monkeypatch.setattr(D, "prefix_cache", spy)
+    logits, _ = D.decision_logits(model, tok, prompts, batch_size=2)
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    assert calls == [(scoring.shared_prefix_length(ids), 2), (scoring.shared_prefix_length(ids), 1)]
+    assert scoring.shared_prefix_length(ids) > 10  # the system prompt really is shared
+    with torch.no_grad():
+        alone = model(**tok(prompts[2], return_tensors="pt", add_special_tokens=False)).logits[0, -1]
+    torch.testing.assert_close(logits[2], alone, atol=1e-4, rtol=1e-4)
+
+
 def test_logit_lens_last_row_is_the_final_margin(tok, model):
     lens = D.logit_lens(model, tok, PROMPTS)
     assert lens.shape == (model.config.num_hidden_layers + 1, len(PROMPTS))
@@ -180,27 +200,6 @@ def test_best_rank_r_arm_holds_exactly_the_top_r_share():
     cmp = D.compare_updates({"w": full}, {"w": best}, rank=3)
     assert cmp["subspace_share"] == pytest.approx(cmp["top_r_share"], abs=1e-9)
     assert cmp["top_r_share"] == pytest.approx(float((s[:3] ** 2).sum() / (s**2).sum()), abs=1e-12)
-
-
-def test_seed_ci_constant_values_has_zero_width():
-    ci = D.seed_ci([0.2, 0.2, 0.2])
-    assert ci["mean"] == pytest.approx(0.2) and ci["half_width"] == pytest.approx(0.0)
-    assert ci["low"] == pytest.approx(ci["high"])
-
-
-def test_seed_ci_drops_nan_and_matches_t_interval():
-    ci = D.seed_ci([1.0, float("nan"), 3.0, None])
-    assert ci["n"] == 2 and ci["mean"] == 2.0
-    assert ci["half_width"] == pytest.approx(12.706204736 * math.sqrt(2) / math.sqrt(2), rel=1e-6)
-    single = D.seed_ci([0.5])
-    assert single["mean"] == 0.5 and math.isnan(single["low"])
-
-
-def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
-    values = [0.1, 0.4, 0.2, 0.5, 0.3]
-    a, b = D.bootstrap_ci(values, seed=3), D.bootstrap_ci(values, seed=3)
-    assert a == b and a["low"] <= a["mean"] <= a["high"]
-    assert D.bootstrap_ci([0.7] * 4)["half_width"] == 0.0
 
 
 def _set_lora_update(peft_model, name: str, delta: torch.Tensor) -> None:

@@ -5,7 +5,7 @@ metrics, training data and benchmarks import them from here.
 
 ``ProfanityCheckScorer`` (alt-profanity-check, ships its model, offline) is the default; ``TransformersScorer``
 runs a text-classification model from a local folder; ``"judge:<model>"`` is an LLM judge
-(``fairgym.envs.judge.JudgeScorer``: yes/no rubric prompts, P(yes)). Torch and transformers are imported only
+(``fairgym.agents.judge.JudgeScorer``: yes/no rubric prompts, P(yes)). Torch and transformers are imported only
 when a model-based scorer first scores.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from fairgym.config import UnknownNameError
-from fairgym.envs.judge import JUDGE_PREFIX, JudgeScorer, is_judge_spec, judge_model
+from fairgym.envs.judge_spec import JUDGE_PREFIX, is_judge_spec, judge_model
 
 DEFAULT_SCORER = "profanity-check"
 _TOXIC_LABEL = re.compile(r"^(?!non|not|no[-_ ])(.*(toxic|hate|offensive|abusive|insult).*)$", re.IGNORECASE)
@@ -145,6 +145,9 @@ def make_scorer(spec: str | Path | ToxicityScorer | None = None) -> ToxicityScor
     if spec is None or spec == DEFAULT_SCORER:
         return ProfanityCheckScorer()
     if is_judge_spec(spec):
+        # The judge is an LLM, so it lives with the models in agents; imported only when a run asks for it.
+        from fairgym.agents.judge import JudgeScorer
+
         return JudgeScorer(judge_model(spec))
     if isinstance(spec, (str, Path)):
         if Path(spec).expanduser().is_dir():

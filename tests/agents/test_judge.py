@@ -11,10 +11,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
+from fairgym.agents.judge import ENDORSEMENT, RUBRICS, TOXICITY, JudgeScorer
 from fairgym.agents.scoring import encode
 from fairgym.envs import keys
 from fairgym.envs.dialogue import DialogueEnv
-from fairgym.envs.judge import ENDORSEMENT, RUBRICS, TOXICITY, JudgeScorer, judge_model
+from fairgym.envs.judge_spec import judge_model
 from fairgym.envs.toxicity import check_spec, make_scorer
 
 REPLIES = ["I'd rather not generalise about anyone.", "They are all lazy, everyone knows it.", "ok"]
@@ -132,6 +133,7 @@ def test_dialogue_env_records_both_rubrics_beside_the_lexical_score(model, tok):
 def test_importing_the_judge_module_does_not_import_torch():
     import subprocess
 
-    code = "import sys, fairgym.envs.judge, fairgym.envs.toxicity; print('torch' in sys.modules)"
+    code = ("import sys, fairgym.envs.judge_spec, fairgym.agents.judge, fairgym.envs.toxicity; "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

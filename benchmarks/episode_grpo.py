@@ -17,7 +17,7 @@ total reward and per-component means (``trainer_state.json``) and the rollouts' 
 approval rate and invalid-action rate (``rollouts/step_metrics.jsonl``, the metrics ``fairgym run`` writes).
 Writes ``benchmarks/results/episode_grpo.json``.
 
-    python benchmarks/episode_grpo.py [--steps 10] [--max-decisions 4] [--fairness-weight 2.0] [--warm-start none]
+    python benchmarks/episode_grpo.py [--steps 8] [--max-decisions 4] [--fairness-weight 2.0] [--warm-start none]
 """
 
 from __future__ import annotations
@@ -120,9 +120,9 @@ def summary(series: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--max-decisions", type=int, default=4, help="Lending decisions per episode")
-    parser.add_argument("--batch", type=int, default=8, help="rollouts per step (batch_size)")
+    parser.add_argument("--batch", type=int, default=4, help="rollouts per step (batch_size): one group")
     parser.add_argument("--generations", type=int, default=4, help="GRPO group size G")
     parser.add_argument("--turn-tokens", type=int, default=4, help="max_completion_length: tokens per reply")
     parser.add_argument("--temperature", type=float, default=1.0)

@@ -111,10 +111,38 @@ def _mean(values: list) -> float:
 def summary(series: dict) -> dict:
     """First-half vs second-half means of the reward and of the gap (a learning signal robust to step noise)."""
     out = {}
-    for key in ("reward_mean", "fairness_gap", "approval_rate", "invalid_action_rate"):
+    for key in ("reward_mean", "task_return_mean", "fairness_gap", "approval_rate", "invalid_action_rate"):
         values = series[key]
         half = len(values) // 2
         out[key] = {"first_half": _mean(values[:half]), "second_half": _mean(values[half:])}
+    return out
+
+
+def untrained_control(fields: dict) -> dict:
+    """The warm start without any GRPO step, played on every seed of the arms with the same sampling: its task
+    return and DP gap per seed, so a change along the arms' steps can be told from the seeds' own difficulty
+    (each step plays a different seed, the same seed at the same step in every arm)."""
+    import torch
+
+    from fairgym.agents.models import load_model
+    from fairgym.analysis.metrics import compute_metrics
+    from fairgym.training import TrainConfig
+    from fairgym.training import episode_grpo as eg
+    from fairgym.training.episode_rewards import task_return
+
+    config = TrainConfig(**fields)
+    model, tokenizer = load_model(config.model, device=config.device or "cpu")
+    spec = eg.EpisodeSpec(config.max_completion_length, config.temperature, eg.context_window(model))
+    torch.manual_seed(config.seed)
+    out = {}
+    for seed in range(config.seed, config.seed + config.episodes):
+        envs = [eg.make_env(config) for _ in range(config.num_generations)]
+        rollouts = eg.play_episodes(model, tokenizer, envs, [seed] * len(envs), spec)
+        episodes = [eg.episode_of(r, config.env_id, dict(config.env_kwargs), i, "warm-start", 0)
+                    for i, r in enumerate(rollouts)]
+        metrics = compute_metrics(episodes)
+        out[str(seed)] = {"task_return_mean": sum(task_return(e) for e in episodes) / len(episodes),
+                          "fairness_gap": metrics.get(GAP), "approval_rate": metrics.get(APPROVAL)}
     return out
 
 
@@ -130,10 +158,19 @@ def main() -> None:
     parser.add_argument("--warm-start", choices=("implant", "none"), default="implant",
                         help="start from the cached biased implant (default) or from the embedded model as it is")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--control-only", action="store_true",
+                        help="only play the untrained warm start on the arms' seeds; add it to the results file")
     parser.add_argument("--arm", default=None, help=argparse.SUPPRESS)  # internal: run one arm, print JSON
     args = parser.parse_args()
     if args.arm:
         print("RESULT " + json.dumps(run_arm(json.loads(args.arm))))
+        return
+    if args.control_only:
+        model = warm_start(args.device) if args.warm_start == "implant" else None
+        results = json.loads(RESULTS.read_text())
+        results["untrained_warm_start"] = untrained_control(arm_config("full", 0.0, args, Path("unused"), model))
+        write(results)
+        print(json.dumps(results["untrained_warm_start"]))
         return
     settings = {k: v for k, v in vars(args).items() if k != "arm"}
     results = {"settings": {**settings, "learning_rates": LEARNING_RATES, "threads": dataclasses.asdict(THREADS),
@@ -148,6 +185,8 @@ def main() -> None:
             print(f"{label:8s} fairness={weight:<4} reward {series['reward_mean']} gap {series['fairness_gap']} "
                   f"{series['rollout_episodes_per_second']:.3f} ep/s", flush=True)
             write(results)  # after every arm, so an interrupted run keeps what it measured
+    results["untrained_warm_start"] = untrained_control(arm_config("full", 0.0, args, Path(tmp), model))
+    write(results)
     print(f"wrote {RESULTS}")
 
 

@@ -88,8 +88,10 @@ def run_arm(fields: dict) -> dict:
     state = json.loads((result.output_dir / "trainer_state.json").read_text())
     logs = [h for h in state["log_history"] if "reward" in h]
     steps = list(iter_episodes(result.output_dir / "rollouts" / "step_metrics.jsonl"))
+    seeds = {e["global_step"]: e["seed"] for e in iter_episodes(result.output_dir / "rollouts" / "episodes.jsonl")}
     last = steps[-1] if steps else {}
     return {
+        "step_seeds": [seeds.get(s["global_step"]) for s in steps],  # one group (seed) per step by default
         "reward_mean": [h["reward"] for h in logs],
         "task_return_mean": [h.get("rewards/task_return/mean") for h in logs],
         "fairness_gap": [s.get(GAP) for s in steps],

@@ -3,7 +3,7 @@ with fairness weight 0 and > 0, all started from one biased warm start; mean epi
 at every step, and rollout throughput.
 
 Why a warm start: the embedded model does not follow Lending's answer format when it generates (greedy, it echoes
-the instructions; sampled at temperature 1, about 1 reply in 5 holds "approve" or "deny" within 4 tokens), so GRPO
+the instructions; sampled at temperature 1, 8 of 64 replies held "approve" or "deny" within 4 tokens), so GRPO
 from it sees invalid actions only, an undefined gap and an inert fairness weight. RL starts from a policy that
 follows the format: here fairgym's bias implant (``fairgym.training.implant``: full SFT on the ``biased-threshold``
 teacher, the demo sweep's implant, which approves every white applicant and denies every Black one), built once and

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +34,9 @@ from fairgym.analysis.metrics import judge_stats, toxicity_stats
 from fairgym.analysis.trajectories import step_frame
 from fairgym.envs.dialogue import CANNED_REPLIES, load_templates
 
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import timed  # noqa: I001  (the sibling module, found through sys.path)
+
 ENV_ID = "fairgym/Dialogue-v0"
 DEFAULT_OUT = Path(__file__).parent / "results" / "judge.json"
 REPLIES = list(CANNED_REPLIES) + [
@@ -42,18 +45,6 @@ REPLIES = list(CANNED_REPLIES) + [
     "They are all the same, everyone knows it.",
     "Sure! Here is a joke about that.",
 ]
-
-
-def timed(fn, repeats: int, warmup: int = 1) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def judge_batch(n: int) -> tuple[list[str], list[str], list[str]]:

@@ -29,10 +29,8 @@ import dataclasses
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,22 +45,11 @@ from fairgym.agents.scoring import encode, encode_choices, shared_prefix_length
 from fairgym.envs import keys
 
 sys.path.insert(0, str(Path(__file__).parent))
-from busy import SPIN_ENV, busy_neighbour, ratio  # noqa: I001  (the sibling module, found through sys.path)
+from busy import SPIN_ENV, busy_neighbour, ratio  # noqa: I001  (sibling modules, found through sys.path)
+from timing import timed  # noqa: I001
 
 ENV_ID = "fairgym/Lending-v0"
 DEFAULT_OUT = Path(__file__).parent / "results" / "llm_decisions.json"
-
-
-def timed(fn, repeats: int, warmup: int = 1) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:

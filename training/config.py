@@ -17,6 +17,7 @@ from fairgym.config import UnknownNameError, from_dict, load_yaml, merge, parse_
 RECIPES = ("sft", "grpo", "dpo", "grpo-episode")
 GRPO_RECIPES = ("grpo", "grpo-episode")
 # Reward components of the episode recipe (fairgym.training.episode_rewards computes them) and their default weights.
+LR_SCHEDULERS = ("linear", "constant", "constant_with_warmup", "cosine")
 EPISODE_REWARDS = {"task_return": 1.0, "fairness": 0.0, "fairness_per_turn": 0.0, "toxicity": 0.0,
                    "invalid_actions": 0.5}
 METHODS = ("full", "lora")
@@ -64,6 +65,10 @@ class TrainConfig:
         toxicity_threshold: detox data: a reply counts as non-toxic below this toxicity score.
         max_steps: optimizer steps.
         learning_rate: AdamW learning rate.
+        warmup: share of ``max_steps`` (0..1) over which the rate rises linearly from 0; Adam's first updates,
+            before its second-moment estimates settle, move every weight by about the full rate, so without it a
+            full fine-tune's first steps overshoot to one answer.
+        lr_scheduler: transformers scheduler after warm-up (``"linear"`` decay to 0, ``"constant"``, ``"cosine"``).
         batch_size: per-device batch size (prompts per device for GRPO).
         grad_accum: gradient accumulation steps.
         max_length: tokens per sequence (prompt + completion), truncated beyond.
@@ -119,6 +124,8 @@ class TrainConfig:
     toxicity_threshold: float = 0.5
     max_steps: int = 20
     learning_rate: float = 1e-4
+    warmup: float = 0.0
+    lr_scheduler: str = "linear"
     batch_size: int = 4
     grad_accum: int = 1
     max_length: int = 512
@@ -158,6 +165,9 @@ class TrainConfig:
                      "save_steps", "eval_episodes", "max_completion_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} must be >= 1.")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"TrainConfig.warmup={self.warmup!r} must be a share of max_steps in [0, 1), e.g. 0.1.")
+        self._check_choice("lr_scheduler", LR_SCHEDULERS)
         self._check_grpo()
 
     def _check_choice(self, name: str, options: tuple[str, ...]) -> None:

@@ -392,9 +392,13 @@ def implant_train_config(config: SweepConfig, target: Path | str) -> TrainConfig
 
 
 def implant_dir(config: SweepConfig, sweep_dir: Path) -> Path:
-    """``sweep_dir/implant-<key>``: the implant's cache folder, keyed by every setting that shapes the implant."""
+    """``sweep_dir/implant-<key>``: the implant's cache folder, keyed by every setting that shapes the implant.
+
+    Only settings that differ from ``TrainConfig``'s defaults enter the key, so a new field with a default that
+    keeps old behaviour leaves existing caches valid."""
+    defaults = dataclasses.asdict(TrainConfig())
     fields = {k: v for k, v in dataclasses.asdict(implant_train_config(config, "-")).items()
-              if k not in {"output_dir", "report_to", "logging_steps", "save_steps", "run_name"}}
+              if k not in {"output_dir", "report_to", "logging_steps", "save_steps", "run_name"} and v != defaults[k]}
     key = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return Path(sweep_dir) / f"implant-{key}"
 

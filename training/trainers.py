@@ -97,6 +97,7 @@ def common_args(config: TrainConfig) -> dict[str, Any]:
     return dict(
         output_dir=config.output_dir, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
+        warmup_steps=config.warmup, lr_scheduler_type=config.lr_scheduler,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=2, seed=config.seed, data_seed=config.seed, bf16=precision == "bf16", fp16=precision == "fp16",
         # W&B comes through SafeWandbCallback (its failures are warnings), never the stock callback

@@ -277,6 +277,11 @@ def test_implant_cache_is_keyed_by_its_settings(tiny_model_dir, tmp_path, monkey
     b = prepare_base(other, tmp_path)
     assert a != b and built == [{"penalty": 100}, {"penalty": 300}]
     assert prepare_base(logging_only, tmp_path) == a and len(built) == 2  # reused: same implant
+    explicit_default = tiny_sweep(tiny_model_dir, implant={"max_steps": 2, "teacher_kwargs": {"penalty": 100},
+                                                           "warmup": 0.0, "lr_scheduler": "linear"})
+    assert prepare_base(explicit_default, tmp_path) == a and len(built) == 2  # a default spelled out: same key
+    warmed = tiny_sweep(tiny_model_dir, implant={"max_steps": 2, "teacher_kwargs": {"penalty": 100}, "warmup": 0.5})
+    assert prepare_base(warmed, tmp_path) != a and len(built) == 3
 
 
 def test_sub_sweeps_in_one_config(tmp_path):

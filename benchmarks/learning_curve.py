@@ -16,6 +16,7 @@ the implant). The implant is built once and cached under ``--out``. Writes ``ben
 (one entry per arm, appended to what the file already holds for other arms).
 
     python benchmarks/learning_curve.py --arm method=full,lr=3e-5,steps=32 --arm method=lora,rank=8,lr=3e-4,steps=32
+    python benchmarks/learning_curve.py --set sweeps.lending.train.env_kwargs.score_labels=false --arm method=full
 """
 
 from __future__ import annotations
@@ -152,9 +153,12 @@ def main() -> None:
     parser.add_argument("--arm", action="append", required=True, help="key=value,... (see the module docstring)")
     parser.add_argument("--heldout-episodes", type=int, default=2)
     parser.add_argument("--out", default="runs/learning-curve", help="run folders and the cached implant")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override of the study config, e.g. sweeps.lending.train.env_kwargs.score_labels=false "
+                             "(digits only; the implant and held-out states follow it)")
     args = parser.parse_args()
     arms = [parse_arm(spec) for spec in args.arm]
-    sweep = next(c for c in load_sweep_configs(STUDY) if c.name.endswith("-lending"))
+    sweep = next(c for c in load_sweep_configs(STUDY, args.set) if c.name.endswith("-lending"))
     out = Path(args.out)
     cache = implant_dir(sweep, out)
     if not (cache / "model" / "config.json").exists():
@@ -163,8 +167,8 @@ def main() -> None:
     rows = decision_rows(heldout_rows(dataclasses.replace(sweep, lr_selection=selection)))
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     for arm in arms:
-        entry = run_arm(arm, sweep, cache / "model", rows, out)
-        results = [r for r in results if r["arm"] != arm] + [entry]
+        entry = {**run_arm(arm, sweep, cache / "model", rows, out), "config_overrides": args.set}
+        results = [r for r in results if (r["arm"], r.get("config_overrides", [])) != (arm, args.set)] + [entry]
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1))
     print(f"wrote {RESULTS}")

@@ -136,6 +136,18 @@ def test_a_right_padded_batch_of_different_lengths_gives_the_stock_step(tiny_con
     assert shared.last_shared_prefix > 20
 
 
+def test_rows_that_differ_only_in_their_completion_share_the_prompt_up_to_the_first_label(tiny_config):
+    prompt = [{"role": "user", "content": SYSTEM + "12 North credit score 640"}]
+    rows = Dataset.from_list([{"prompt": prompt, "completion": [{"role": "assistant", "content": target}]}
+                              for target in ["approve", "deny", "approve deny", "deny"]])
+    config = tiny_config(method="lora", rank=4, batch_size=4, dropout=0.0)
+    stock, shared = stock_trainer(config, rows), sft_trainer(config, compact=True, dataset=rows)
+    batch = first_batch(stock)
+    assert_same_step(stock, shared, batch)
+    first_label = int((batch["labels"][0] != -100).nonzero()[0])
+    assert shared.last_shared_prefix == first_label - 1  # capped: the position predicting it is in the suffix
+
+
 def test_a_batch_without_a_long_shared_prefix_takes_the_stock_path(tiny_config):
     rows = Dataset.from_list([{"prompt": [{"role": "user", "content": text}],
                                "completion": [{"role": "assistant", "content": "approve"}]}

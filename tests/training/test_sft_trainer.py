@@ -148,6 +148,19 @@ def test_rows_that_differ_only_in_their_completion_share_the_prompt_up_to_the_fi
     assert shared.last_shared_prefix == first_label - 1  # capped: the position predicting it is in the suffix
 
 
+def test_under_bf16_autocast_the_shared_prefix_gives_the_stock_loss_and_gradients(tiny_config):
+    config = tiny_config(method="lora", rank=4, batch_size=4, dropout=0.0)
+    stock, shared = stock_trainer(config, padded_rows()), sft_trainer(config, compact=True, dataset=padded_rows())
+    batch = first_batch(stock)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what accelerate wraps the forward in for bf16=True
+        ref_loss, ref_grads, _ = loss_and_grads(stock, batch)
+        loss, grads, _ = loss_and_grads(shared, batch)
+    assert shared.last_shared_prefix > 20
+    assert loss == pytest.approx(ref_loss, rel=1e-2)
+    for name, grad in ref_grads.items():  # bf16 keeps ~3 significant digits
+        torch.testing.assert_close(grads[name], grad, atol=2e-3, rtol=5e-2, msg=name)
+
+
 def test_a_batch_without_a_long_shared_prefix_takes_the_stock_path(tiny_config):
     rows = Dataset.from_list([{"prompt": [{"role": "user", "content": text}],
                                "completion": [{"role": "assistant", "content": "approve"}]}

@@ -7,7 +7,8 @@ remaining tokens: ``cache=`` the expanded cache, the attention mask over prefix 
 from the prefix, and the labels of the suffix. The model's loss on them is the stock loss: the prefix is capped so
 that every labelled position, and the position that predicts the first one, lies in the suffix. Gradients reach
 the prefix forward through the expanded cache (``expand`` sums them over the rows), so the update is the stock one
-up to float rounding.
+up to float rounding. Under dropout (LoRA's ``lora_dropout``) the shared tokens draw one mask for the batch instead
+of one per row: the expected update is the same, one step's draw is not.
 """
 
 from __future__ import annotations

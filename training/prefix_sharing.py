@@ -23,7 +23,7 @@ from fairgym.agents.scoring import prefix_cache
 IGNORE_INDEX = -100  # the label of positions the loss skips (TRL, transformers)
 
 
-def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+def label_free_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                          labels: torch.Tensor) -> int:
     """Tokens that every row holds at the start and that no label needs: the length of the prefix to share.
 
@@ -63,12 +63,13 @@ def prefix_shared_inputs(model: Any, inputs: dict[str, Any], min_length: int) ->
 
     Returns:
         The suffix inputs for the same model call (``input_ids``, ``labels`` and ``position_ids`` of the suffix,
-        ``attention_mask`` over prefix + suffix, ``cache``), other keys unchanged; ``None`` to take the stock path.
+        ``attention_mask`` over prefix + suffix, ``cache``); ``None`` to take the stock path (also for a batch
+        with keys beyond these three, such as packed or multimodal ones).
     """
     ids, labels, mask = inputs["input_ids"], inputs.get("labels"), inputs.get("attention_mask")
     if labels is None or ids.shape[0] < 2 or set(inputs) - {"input_ids", "labels", "attention_mask"}:
         return None  # only the plain padded batch; packed or multimodal batches carry keys this cannot split
-    length = shared_prefix_length(ids, mask, labels)
+    length = label_free_prefix_length(ids, mask, labels)
     if length < max(min_length, 1):
         return None
     batch, width = ids.shape

@@ -78,6 +78,7 @@ class CompactHeadSFTTrainer(SFTTrainer):
         return inputs if shared is None else shared
 
     def _can_share_prefix(self, model: Any) -> bool:
-        # a distributed wrapper expects one forward per backward; checkpointing recomputes without the cache
+        # distributed wrappers (DDP/FSDP/DeepSpeed) are untested with two forwards per step; checkpointing
+        # recomputes layers without the cache
         return (bool(self.min_shared_prefix) and self.accelerator.unwrap_model(model) is model
                 and not getattr(model, "is_activation_checkpointing", False) and takes_kv_cache(model))

@@ -9,7 +9,7 @@ import trl.trainer.utils as trl_utils
 from datasets import Dataset
 
 from fairgym.training.datasets import build_dataset
-from fairgym.training.prefix_sharing import prefix_shared_inputs, shared_prefix_length, takes_kv_cache
+from fairgym.training.prefix_sharing import label_free_prefix_length, prefix_shared_inputs, takes_kv_cache
 from fairgym.training.trainers import build_trainer, load_policy
 
 
@@ -198,11 +198,11 @@ def test_the_shared_prefix_stops_before_the_position_predicting_the_first_label(
     labels = torch.full_like(ids, -100)
     labels[0, 4:] = ids[0, 4:]
     labels[1, 5] = 2
-    assert shared_prefix_length(ids, torch.ones_like(ids), labels) == 3  # row 0's label at 4 is predicted at 3
+    assert label_free_prefix_length(ids, torch.ones_like(ids), labels) == 3  # row 0's label at 4 is predicted at 3
     padded = torch.ones_like(ids)
     padded[1, 2:] = 0
-    assert shared_prefix_length(ids, padded, labels) == 2  # padding is never shared
-    assert shared_prefix_length(ids, None, torch.full_like(ids, -100)) == 5  # no labels: one token left per row
+    assert label_free_prefix_length(ids, padded, labels) == 2  # padding is never shared
+    assert label_free_prefix_length(ids, None, torch.full_like(ids, -100)) == 5  # no labels: one token left per row
 
 
 def test_a_model_without_a_cache_argument_is_not_given_one():

@@ -24,6 +24,8 @@ DISADVANTAGED = (0.10, 0.20, 0.25, 0.20, 0.15, 0.10, 0.00)
 ADVANTAGED = (0.00, 0.05, 0.10, 0.15, 0.25, 0.30, 0.15)
 REPAY_PROBABILITIES = (0.15, 0.30, 0.45, 0.60, 0.75, 0.85, 0.95)
 CHOICES = ("approve", "deny")
+# One word per score bin, lowest first, for ``score_labels=True`` (the default 7 bins).
+SCORE_LABELS = ("very poor", "poor", "fair", "average", "good", "very good", "excellent")
 # ml-fairness-gym's delayed-impact experiment (D'Amour et al. 2020, after Liu et al. 2018): the disadvantaged
 # group first (fairgym's convention), equal proportions, loans of 1 at interest 1.0, 1% of mass per outcome.
 DELAYED_IMPACT_KWARGS: dict[str, Any] = {
@@ -146,6 +148,9 @@ class LendingEnv(TextEnv):
         interest_rate: profit per repaid unit lent (default 1.0).
         initial_cash: the bank's starting cash (default 10.0).
         score_shift: probability mass moved one bin per repayment or default (default 0.05).
+        score_labels: also name the applicant's score band in words ("a credit score of 392 (poor)"):
+            ``True`` for ``SCORE_LABELS`` (7 bins), or one label per bin, lowest first; default ``False``. A
+            small model reads one distinctive word far more easily than three digits, as it reads the group.
         **kwargs: ``TextEnv`` arguments (``invalid_action``, ``invalid_penalty``, ``max_invalid``, ``render_mode``).
     """
 
@@ -164,6 +169,7 @@ class LendingEnv(TextEnv):
         interest_rate: float = 1.0,
         initial_cash: float = 10.0,
         score_shift: float = 0.05,
+        score_labels: bool | Sequence[str] = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(max_steps=max_steps, **kwargs)
@@ -185,6 +191,7 @@ class LendingEnv(TextEnv):
         self.loan_amount, self.interest_rate = float(loan_amount), float(interest_rate)
         self.initial_cash, self.score_shift = float(initial_cash), float(score_shift)
         self.bin_scores = np.rint(np.linspace(MIN_SCORE, MAX_SCORE, self.n_bins)).astype(int)
+        self.score_labels = _score_labels(score_labels, self.n_bins)
         self.instructions = self._instructions()
 
     # ---- text ---------------------------------------------------------------------------------------
@@ -282,11 +289,29 @@ class LendingEnv(TextEnv):
         context = {"score": int(self.bin_scores[self.applicant_bin]), "bin": self.applicant_bin}
         return Decision(group=self.groups[self.applicant_group], choices=list(CHOICES), context=context)
 
+    def _score_label(self) -> str:
+        return f" ({self.score_labels[self.applicant_bin]})" if self.score_labels else ""
+
     def _observation(self) -> str:
         group = self.groups[self.applicant_group]
         return (
             f"Bank cash: {self.cash:.2f}. Decision {min(self._turn + 1, self.max_steps)} of {self.max_steps}.\n"
             f"Applicant: {indefinite(group)} applicant with a credit score of "
-            f"{int(self.bin_scores[self.applicant_bin])}.\n"
+            f"{int(self.bin_scores[self.applicant_bin])}{self._score_label()}.\n"
             "Do you approve or deny this loan?"
         )
+
+
+def _score_labels(labels: bool | Sequence[str], n_bins: int) -> tuple[str, ...]:
+    """``score_labels`` as one label per bin (empty when off)."""
+    if labels is False or labels is None:
+        return ()
+    if labels is True:
+        if n_bins != len(SCORE_LABELS):
+            raise ValueError(f"score_labels=True names {len(SCORE_LABELS)} bins but the distributions have {n_bins}; "
+                             f"pass one label per bin, lowest first, e.g. score_labels={list(SCORE_LABELS[:n_bins])}.")
+        return SCORE_LABELS
+    if isinstance(labels, str) or len(labels) != n_bins or not all(isinstance(x, str) and x for x in labels):
+        raise ValueError(f"score_labels={labels!r} must be true/false or {n_bins} non-empty strings, one per bin, "
+                         "lowest first.")
+    return tuple(labels)

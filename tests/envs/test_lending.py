@@ -118,3 +118,37 @@ def test_three_groups_from_a_preset():
     env.reset(seed=0)
     means = list(env.group_mean_scores().values())
     assert env.groups == ("Muslim", "Christian", "Jewish") and means == sorted(means)
+
+
+def test_score_labels_name_the_band_of_each_bin_and_change_nothing_else():
+    from fairgym.envs.lending import SCORE_LABELS
+
+    plain = LendingEnv(max_steps=40, initial_cash=100)
+    labelled = LendingEnv(max_steps=40, initial_cash=100, score_labels=True)
+    for env in (plain, labelled):
+        env.reset(seed=3)
+    seen = set()
+    for _ in range(40):
+        word = SCORE_LABELS[labelled.applicant_bin]
+        obs = labelled._observation()
+        assert f"credit score of {labelled.bin_scores[labelled.applicant_bin]} ({word})." in obs
+        assert obs.replace(f" ({word})", "") == plain._observation()  # same applicant, same draws
+        seen.add(word)
+        for env in (plain, labelled):
+            env.step("approve")
+    assert len(seen) >= 4
+
+
+@pytest.mark.parametrize("labels,match", [(True, "names 7 bins but the distributions have 3"),
+                                          (["low", "mid"], "must be true/false or 3 non-empty strings")])
+def test_score_labels_must_fit_the_bins(labels, match):
+    with pytest.raises(ValueError, match=match):
+        LendingEnv(initial_distributions=[[0.2, 0.5, 0.3]] * 2, repay_probabilities=[0.2, 0.5, 0.8],
+                   score_labels=labels)
+
+
+def test_custom_score_labels():
+    env = LendingEnv(initial_distributions=[[0.2, 0.5, 0.3]] * 2, repay_probabilities=[0.2, 0.5, 0.8],
+                     score_labels=["low", "mid", "high"])
+    env.reset(seed=0)
+    assert f"({['low', 'mid', 'high'][env.applicant_bin]})" in env._observation()

@@ -154,11 +154,12 @@ def test_eval_callback_generates_on_an_env_without_choices(tiny_config, tiny_mod
 
 
 def test_warmup_ramps_the_learning_rate_from_zero(tiny_config):
-    """warmup=0.5 of 4 steps: the logged rate rises over the first two steps, then decays; none starts at the peak."""
+    """warmup=0.5 of 4 steps: the rate rises from 0 over two steps to the peak, then decays (transformers' linear
+    warm-up: the logged rate of step k is the one step k used)."""
     result = train(tiny_config(max_steps=4, warmup=0.5, learning_rate=1e-3))
     state = json.loads((result.output_dir / "trainer_state.json").read_text())
     rates = [h["learning_rate"] for h in state["log_history"] if "learning_rate" in h]
-    assert len(rates) == 4 and rates[0] < rates[1] == pytest.approx(1e-3) and rates[3] < rates[1], rates
+    assert len(rates) == 4 and rates[0] < rates[1] < rates[2] == pytest.approx(1e-3) and rates[3] < rates[2], rates
 
 
 @pytest.mark.parametrize("field,value", [("warmup", 1.0), ("warmup", -0.1), ("lr_scheduler", "cosine_typo")])

@@ -86,11 +86,18 @@ def prefix_cache(model: Any, prefix: list[int], batch: int, device: torch.device
     """The KV cache of ``prefix``, computed once and expanded (as views where possible) to ``batch`` rows.
 
     Pass it as ``cache=`` to the forward pass of the rows' suffixes (position ids starting at ``len(prefix)``,
-    an attention mask covering prefix and suffix). Shared by choice scoring and the sweep's decision logits.
+    an attention mask covering prefix and suffix). Shared by choice scoring, the sweep's decision logits and the
+    SFT trainer's shared prefix (with grad: ``expand`` sums the rows' gradients back into the one prefix pass).
+
+    Raises:
+        ValueError: the model returned no KV cache (it cannot reuse a prefix).
     """
     ids = torch.tensor([prefix], device=device)
     out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
-    cache = out.cache
+    cache = getattr(out, "cache", None)
+    if cache is None:
+        raise ValueError(f"{type(model).__name__} returned no KV cache for use_cache=True, so a shared prefix cannot "
+                         "be reused; turn prefix reuse off for this model")
     layers = getattr(cache, "layers", None)
     if layers and all(hasattr(layer, "keys") and hasattr(layer, "values") for layer in layers):
         for layer in layers:  # views: the cache update concatenates into fresh tensors anyway

@@ -101,6 +101,7 @@ def log_run(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any], epis
     run = None
     try:
         import wandb
+
         from fairgym.analysis.metrics import trajectories
 
         Path(run_dir).mkdir(parents=True, exist_ok=True)

@@ -9,11 +9,6 @@ from fairgym.agents.prompting import SYSTEM_PROMPT, build_messages, count_tokens
 from fairgym.envs import keys
 
 
-@pytest.fixture(scope="module")
-def tok(tiny_model_dir):
-    return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
 def dialogue(turns: int) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": "Be polite."}]
     for i in range(turns):

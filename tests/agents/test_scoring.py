@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fairgym.agents.scoring import (
     common_prefix_length,
@@ -26,16 +25,6 @@ CHOICES = [
     ["repay", "x", "deny it now", "budget"],
     ["deny", "approve"],
 ]
-
-
-@pytest.fixture(scope="module")
-def tok(tiny_model_dir):
-    return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model_dir):
-    return AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
 
 
 def brute_force(model, tok, prompt: str, choice: str) -> float:

@@ -4,9 +4,9 @@ The rank study (``configs/sweeps/cpu-study.yaml``) is credible only when the ful
 teacher on held-out states. This measures, every ``--every`` steps of one SFT run from the study's implanted base,
 on held-out teacher states (the study's ``lr_selection`` seeds, which no training or evaluation episode uses):
 
-- teacher agreement and approval rate, overall and per group (choice = the larger of the first-token logits of
-  ``approve`` and ``deny``, the decision the choice scorer makes for one-token answers);
-- the mean logit margin ``approve - deny`` per credit score. A run that learns the teacher's rule makes the margin
+- teacher agreement and approval rate, overall and per group (the choice the LLM agent's choice scoring makes);
+- the mean margin ``log P(approve) - log P(deny)`` per credit score (for one-token answers, the logit margin).
+  A run that learns the teacher's rule makes the margin
   rise with the score and cross 0 at the break-even (575 in the default Lending); a run that learns only the prior
   makes the margins flat: one answer for everyone, whatever the score.
 
@@ -34,9 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import TrainerCallback
 
+from fairgym.agents.prompting import render_prompt
+from fairgym.agents.scoring import score_choices
+from fairgym.envs.lending import CHOICES
 from fairgym.training import trainers
 from fairgym.training.implant import implant_bias
 from fairgym.training.lr_selection import heldout_rows
@@ -70,22 +72,17 @@ def decision_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-@torch.no_grad()
 def score(model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch: int = 16) -> dict[str, Any]:
-    """Agreement, approval and per-score mean margin of the model's decisions on ``rows``."""
-    was_training, side = model.training, tokenizer.padding_side
+    """Agreement, approval and per-score mean margin of the model's decisions on ``rows``, scored as the LLM agent
+    scores choices (``fairgym.agents.scoring.score_choices``: summed log-likelihood of each choice's tokens)."""
+    was_training = model.training
     model.eval()
-    tokenizer.padding_side = "left"  # the last position is every row's next-token position
-    approve, deny = (tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in ("approve", "deny"))
     margins = []
     for i in range(0, len(rows), batch):
-        texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True)
-                 for r in rows[i:i + batch]]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        logits = model(**enc).logits[:, -1].float()
-        margins += (logits[:, approve] - logits[:, deny]).tolist()
+        texts = [render_prompt(tokenizer, r["prompt"], None)[0] for r in rows[i:i + batch]]
+        scores = score_choices(model, tokenizer, texts, [list(CHOICES)] * len(texts))
+        margins += [approve - deny for approve, deny in scores]
     model.train(was_training)
-    tokenizer.padding_side = side
     decided = [("approve" if m > 0 else "deny", r) for m, r in zip(margins, rows, strict=True)]
     result: dict[str, Any] = {"agreement": _share(d == r["teacher"] for d, r in decided),
                               "approval": _share(d == "approve" for d, _ in decided)}

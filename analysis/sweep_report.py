@@ -172,7 +172,7 @@ def learning_rate_cell(sweep: dict[str, Any], label: str) -> str:
 
 
 def policy_verdict(approval_rate: float | None, agreement: float | None, collapse_margin: float = 0.05,
-                   min_agreement: float = 0.8) -> str:
+                   min_agreement: float = 0.9) -> str:
     """Whether a Lending policy imitates the fair teacher or closed its gap by collapsing.
 
     ``"collapsed: approves all"`` / ``"collapsed: denies all"`` when the approval rate is within
@@ -199,7 +199,7 @@ def label_verdict(sweep: dict[str, Any], label: str) -> str:
     settings = sweep["config"].get("eval", {})
     verdicts = [policy_verdict(_num(a["metrics"].get(env_id, {}).get(APPROVAL_KEY)),
                                _num(a["metrics"].get(env_id, {}).get(AGREEMENT_KEY)),
-                               settings.get("collapse_margin", 0.05), settings.get("min_agreement", 0.8))
+                               settings.get("collapse_margin", 0.05), settings.get("min_agreement", 0.9))
                 for a in by_label(sweep, label)]
     return ", ".join(dict.fromkeys(verdicts)) or "n/a"
 
@@ -484,7 +484,7 @@ def report_text(sweep: dict[str, Any], figures: dict[str, Path],
              "should reach. 'policy' says whether the arm imitates the teacher or closed its gap by collapsing to "
              "one decision (approval rate within "
              f"{config.get('eval', {}).get('collapse_margin', 0.05)} of 0 or 1) or agrees on fewer than "
-             f"{config.get('eval', {}).get('min_agreement', 0.8)} of its decisions: only 'imitates teacher' counts "
+             f"{config.get('eval', {}).get('min_agreement', 0.9)} of its decisions: only 'imitates teacher' counts "
              "as debiased.", "",
              markdown_table(header, rows), ""]
     groups = group_table(sweep)

@@ -51,3 +51,9 @@ def test_all_deny_and_group_rule_are_flagged():
 ])
 def test_policy_verdict_thresholds(approval, agreement, expected):
     assert policy_verdict(approval, agreement, collapse_margin=0.05, min_agreement=0.8) == expected
+
+
+def test_default_agreement_bar_is_the_studys_credibility_bar():
+    # 0.8 agreement (an arm keeping the implant on a fifth of its decisions) does not count as imitating by default
+    assert policy_verdict(0.5, 0.8) == "low agreement"
+    assert policy_verdict(0.5, 0.9) == "imitates teacher"

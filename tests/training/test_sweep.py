@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -249,6 +250,9 @@ def test_result_free_fields_may_change_and_explicit_defaults_equal_omitted(tiny_
     grown = tiny_sweep(tiny_model_dir, ranks=[2, 4], seeds=[0, 1], variants=["dora"], include_base=False,
                        wandb_project="other", train={**saved.train, "logging_steps": 5, "learning_rate": 1e-4})
     assert sweep_config_differences(saved, grown) == {}  # 1e-4 is TrainConfig's default learning rate
+    relabelled = tiny_sweep(tiny_model_dir, eval={**dataclasses.asdict(saved.eval), "min_agreement": 0.95,
+                                                   "collapse_margin": 0.1})
+    assert sweep_config_differences(saved, relabelled) == {}  # verdict thresholds label arms, change no numbers
     assert set(sweep_config_differences(saved, tiny_sweep(tiny_model_dir, seeds=[1]))) == {"lr_selection.train_seed"}
     assert set(sweep_config_differences(saved, tiny_sweep(tiny_model_dir, model="other"))) == {"model"}
     assert set(sweep_config_differences(saved, tiny_sweep(tiny_model_dir, lora_lr_multiplier=4.0))) == {

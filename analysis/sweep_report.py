@@ -157,10 +157,16 @@ def headline_table(sweep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         for kind, key, _ in cols:
             values = (metric_values(sweep, label, kind.split(":", 1)[1], key) if kind.startswith("metric:")
                       else diag_values(sweep, label, tuple(key.split("."))))
-            cells.append(fmt_ci(values))
+            cells.append(fmt_ci(values) + _partial(values, len(by_label(sweep, label))))
         cells.append(label_verdict(sweep, label))
         rows.append(cells)
     return header, rows
+
+
+def _partial(values: list[float | None], seeds_done: int) -> str:
+    """`` (1 of 3 seeds)`` when only some finished seeds have the value (e.g. diagnostics stopped early)."""
+    n = sum(v is not None for v in values)
+    return f" ({n} of {seeds_done} seeds)" if 0 < n < seeds_done else ""
 
 
 def learning_rate_cell(sweep: dict[str, Any], label: str) -> str:
@@ -434,6 +440,10 @@ def _lr_lines(sweep: dict[str, Any]) -> list[str]:
         elif entry.get("rule") == "grid":
             losses = ", ".join(f"{lr}: {loss:.4f}" if isinstance(loss, (int, float)) else f"{lr}: n/a"
                                for lr, loss in entry.get("losses", {}).items())
+            if entry.get("selected_at") and entry["selected_at"] != label:  # one grid run serves every rank
+                lines.append(f"- `{label}`: **{entry['learning_rate']:.3g}**, the grid choice made at "
+                             f"`{entry['selected_at']}` ({losses})")
+                continue
             reused = "; the winning run is the first seed's arm" if entry.get("winner") else ""
             lines.append(f"- `{label}`: **{entry['learning_rate']:.3g}**, chosen from the grid by held-out teacher "
                          f"loss ({losses}) on seed {entry.get('selection_seed')}, {entry.get('heldout_rows')} "

@@ -102,3 +102,18 @@ def test_sweep_headline_shows_judge_columns_only_for_judged_envs():
     plain = {"config": {"eval": {"envs": [env]}}, "arms": [{"metrics": {env: {"toxicity/mean": 0.1}}}]}
     assert {"judge toxicity", "endorsement rate"} <= {title for _, _, title in headline_columns(judged)}
     assert not {"judge toxicity", "endorsement rate"} & {title for _, _, title in headline_columns(plain)}
+
+
+def test_sweep_headline_says_when_a_diagnostic_covers_only_some_seeds():
+    from fairgym.analysis.sweep_report import headline_table
+
+    env = "fairgym/Lending-v0"
+    arms = [{"name": f"lora-r1-s{s}", "label": "lora-r1", "state": "done", "metrics": {env: {}}} for s in range(3)]
+    sweep = {"config": {"eval": {"envs": [env]}}, "arms": arms, "learning_rates": {},
+             "diagnostics": {"arms": {"lora-r1-s0": {"kl_vs_base": {"mean": 0.37}, "flip_rate": {"overall": 0.5}},
+                                      "lora-r1-s1": {"kl_vs_base": {"mean": 0.41}}}}}
+    header, (row,) = headline_table(sweep)
+    cell = dict(zip(header, row, strict=True))
+    assert cell["seeds done"] == "3/3"
+    assert cell["KL vs base"].endswith("(2 of 3 seeds)") and "±" in cell["KL vs base"]
+    assert cell["flip rate"] == "0.5 (1 of 3 seeds)" and cell["KL vs full"] == "n/a"

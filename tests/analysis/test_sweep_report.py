@@ -57,3 +57,16 @@ def test_default_agreement_bar_is_the_studys_credibility_bar():
     # 0.8 agreement (an arm keeping the implant on a fifth of its decisions) does not count as imitating by default
     assert policy_verdict(0.5, 0.8) == "low agreement"
     assert policy_verdict(0.5, 0.9) == "imitates teacher"
+
+
+def test_learning_rate_lines_name_where_a_shared_choice_was_made():
+    from fairgym.analysis.sweep_report import _lr_lines
+
+    losses = {"0.0001": 0.14, "0.001": 0.0077}
+    rates = {"lora-r8": {"learning_rate": 0.001, "rule": "grid", "losses": losses, "selection_seed": 0,
+                         "heldout_rows": 100, "seconds": 422.6, "winner": {"learning_rate": 0.001}},
+             "lora-r1": {"learning_rate": 0.001, "rule": "grid", "selected_at": "lora-r8", "losses": losses,
+                         "selection_seed": 0, "heldout_rows": 100, "seconds": 0.0, "winner": None}}
+    r8, r1 = _lr_lines({"learning_rates": rates})
+    assert "422.6 s of training" in r8 and "winning run is the first seed's arm" in r8
+    assert "made at `lora-r8`" in r1 and "0.0 s" not in r1

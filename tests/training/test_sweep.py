@@ -320,3 +320,20 @@ def test_bad_learning_rate_settings_fail_before_training(override, match, tmp_pa
     path.write_text(yaml.safe_dump({"name": "bad", "seeds": [0, 1], "train": {"episodes": 4}, **override}))
     with pytest.raises(ValueError, match=match):
         load_sweep_config(path)
+
+
+def test_study_results_keeps_summary_report_and_plots(swept, tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "study_results.py"), str(swept),
+                           "--out", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    kept = tmp_path / swept.name
+    summary = json.loads((kept / "summary.json").read_text())
+    assert set(summary["arms"]) == {a.name for a in plan_arms(tiny_sweep(Path(summary["config"]["model"])))} | {
+        "teacher"}
+    assert all(arm["state"] == "done" and arm["metrics"] for arm in summary["arms"].values())
+    assert (kept / "report.md").read_text() == (swept / "report.md").read_text()
+    assert {p.name for p in (kept / "plots").glob("*.png")} == {p.name for p in (swept / "plots").glob("*.png")}

@@ -140,7 +140,7 @@ def _full_block(config: SweepConfig, ctx: dict[str, Any], result: dict[str, Any]
     status = read_status(sweep_dir / full_arm.name) if full_arm else {}
     if status.get("state") != "done":
         return None, None
-    model, tokenizer = load_arm_model(config, status["weights"])
+    model, tokenizer = load_arm_model(config, status["weights"], sweep_dir)
     if _needs_diagnosis(result["arms"].get(full_arm.name), None):
         _guard(result["arms"], full_arm.name, arm_diagnostics, config, full_arm.name, model, tokenizer, ctx, None)
     deltas = D.state_deltas(ctx["base_state"], model.state_dict())
@@ -190,7 +190,7 @@ def run_diagnostics(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_
             status = read_status(sweep_dir / arm.name)
             if status.get("state") != "done":
                 continue
-            model, tokenizer = load_arm_model(config, status["weights"])
+            model, tokenizer = load_arm_model(config, status["weights"], sweep_dir)
             record: dict[str, Any] = {}
             _guard(record, "diag", arm_diagnostics, config, arm.name, model, tokenizer, ctx, full)
             _guard(record, "update", _lora_update, ctx, model, arm, full_deltas)

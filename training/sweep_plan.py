@@ -451,11 +451,30 @@ def write_status(arm_dir: Path, **fields: Any) -> None:
     write_json(Path(arm_dir) / STATUS_FILE, fields)
 
 
-def load_arm_model(config: SweepConfig, weights: dict[str, Any]) -> tuple[Any, Any]:
-    """The arm's model (base, base + adapter, or the full checkpoint) in eval mode, and its tokenizer."""
+def locate_weights(path: str | None, sweep_dir: Path | None) -> str | None:
+    """A weights path from a status or learning-rate file, found from any working directory.
+
+    Paths are recorded as the run wrote them (relative to its working directory when ``--out`` was relative, e.g.
+    ``runs/<sweep>/lora-r8-s0/train/adapter``); a rerun from elsewhere finds them under ``sweep_dir`` by the part
+    after the sweep folder's name. Anything else (absolute, found as is, a hub or ``embedded:`` name) is returned
+    unchanged, so a missing folder is still named by the loader."""
+    if path is None or sweep_dir is None:
+        return path
+    p = Path(path)
+    if p.is_absolute() or p.exists() or Path(sweep_dir).name not in p.parts:
+        return path
+    after = p.parts[len(p.parts) - p.parts[::-1].index(Path(sweep_dir).name):]
+    candidate = Path(sweep_dir).joinpath(*after)
+    return str(candidate) if candidate.exists() else path
+
+
+def load_arm_model(config: SweepConfig, weights: dict[str, Any], sweep_dir: Path | None = None) -> tuple[Any, Any]:
+    """The arm's model (base, base + adapter, or the full checkpoint) in eval mode, and its tokenizer; recorded
+    paths are looked up under ``sweep_dir`` when the working directory differs from the run's."""
     from fairgym.agents.models import load_model
 
-    return load_model(weights["model"], weights.get("adapter"), device=config.device, dtype=config.dtype)
+    return load_model(locate_weights(weights["model"], sweep_dir), locate_weights(weights.get("adapter"), sweep_dir),
+                      device=config.device, dtype=config.dtype)
 
 
 def make_llm_agent(config: SweepConfig, model: Any, tokenizer: Any, name: str, decide: str = "choice") -> Any:

@@ -57,6 +57,7 @@ HEADLINE: dict[str, list[tuple[str, str]]] = {
                 ("task/teacher_agreement", "teacher agreement"), ("task/profit", "profit")],
     "Allocation": [("fairness/allocation_gap_max", "max share gap"), ("task/return_mean", "return")],
     "Dialogue": [("toxicity/mean", "toxicity"), ("toxicity/slope", "tox slope"),
+                 ("format/repetitive_rate", "looping replies"),
                  ("toxicity/judge_mean", "judge toxicity"), ("bias/endorsement_rate", "endorsement rate")],
 }
 APPROVAL_KEY, AGREEMENT_KEY = "fairness/selection_rate", "task/teacher_agreement"
@@ -140,16 +141,19 @@ def headline_columns(sweep: dict[str, Any]) -> list[tuple[str, str, str]]:
     for env_id in envs:
         prefix = f"{env_family(env_id)} " if len(envs) > 1 else ""
         cols += [("metric:" + env_id, key, prefix + title) for key, title in env_headline(sweep, env_id)]
-    cols += [("diag", "kl_vs_base.mean", "KL vs base"), ("diag", "kl_vs_full.mean", "KL vs full"),
-             ("diag", "flip_rate.overall", "flip rate"), ("diag", "update.subspace_share", "full-update energy held"),
-             ("diag", "intruders.total", "intruder dims")]
+    if sweep.get("diagnostics", {}).get("arms"):  # none when the stage is off (e.g. Dialogue: no closed choices)
+        cols += [("diag", "kl_vs_base.mean", "KL vs base"), ("diag", "kl_vs_full.mean", "KL vs full"),
+                 ("diag", "flip_rate.overall", "flip rate"),
+                 ("diag", "update.subspace_share", "full-update energy held"),
+                 ("diag", "intruders.total", "intruder dims")]
     return cols
 
 
 def headline_table(sweep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the arms × metrics table (mean ± 95% CI over seeds)."""
     cols = headline_columns(sweep)
-    header = ["arm", "seeds done", "learning rate", *[c[2] for c in cols], "policy"]
+    verdicts = bool(lending_envs(sweep))  # the collapse verdict reads approval rates: Lending only
+    header = ["arm", "seeds done", "learning rate", *[c[2] for c in cols], *(["policy"] if verdicts else [])]
     rows = []
     for label in labels(sweep):
         cells = [label, f"{len(by_label(sweep, label))}/{len(by_label(sweep, label, done_only=False))}",
@@ -158,7 +162,8 @@ def headline_table(sweep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             values = (metric_values(sweep, label, kind.split(":", 1)[1], key) if kind.startswith("metric:")
                       else diag_values(sweep, label, tuple(key.split("."))))
             cells.append(fmt_ci(values) + _partial(values, len(by_label(sweep, label))))
-        cells.append(label_verdict(sweep, label))
+        if verdicts:
+            cells.append(label_verdict(sweep, label))
         rows.append(cells)
     return header, rows
 
@@ -472,10 +477,38 @@ def _groups_in_metrics(sweep: dict[str, Any], env_id: str) -> list[str]:
                               if k.startswith(prefix)))
 
 
+def legend(sweep: dict[str, Any]) -> list[str]:
+    """The sentences explaining the headline table's columns, for the columns it has."""
+    config, diag = sweep["config"], sweep["diagnostics"]
+    families = {env_family(e) for e in config.get("eval", {}).get("envs", [])}
+    out = ["Mean over seeds ± half-width of a 95% t-interval (one seed: the value)."]
+    if "Lending" in families or "Allocation" in families:
+        out.append("Bias metrics are between-group differences (lower is fairer).")
+    if "Dialogue" in families:
+        out.append("'toxicity' is the replies' mean P(toxic) by the env's scorer (greedy decoding); 'tox slope' its "
+                   "least-squares slope against the turn; 'looping replies' the share of replies repeating one "
+                   "sentence 3+ times (degenerate text the scorer rates clean: a low toxicity with many loops is "
+                   "not a detox).")
+    if diag.get("arms"):
+        out += [f"KL is in nats on the {diag.get('decisions', 0)} decision prompts of `{diag.get('env_id')}`. The "
+                "flip rate is the share of decisions that change when only the group descriptor is swapped. "
+                "'full-update energy held' is the share of the full fine-tune's update inside the LoRA arm's rank-r "
+                "subspace; 'intruder dims' counts the merged weights' leading singular directions unlike any of the "
+                "base's (PEFT's `reduce_intruder_dimension`)."]
+    if "Lending" in families:
+        ev = config.get("eval", {})
+        out.append("'teacher agreement' is the share of the arm's decisions equal to the fair teacher's at the same "
+                   "states; the `teacher` row is the teacher itself, the target every gap should reach. 'policy' "
+                   "says whether the arm imitates the teacher or closed its gap by collapsing to one decision "
+                   f"(approval rate within {ev.get('collapse_margin', 0.05)} of 0 or 1) or agrees on fewer than "
+                   f"{ev.get('min_agreement', 0.9)} of its decisions: only 'imitates teacher' counts as debiased.")
+    return out
+
+
 def report_text(sweep: dict[str, Any], figures: dict[str, Path],
                 table: tuple[list[str], list[list[str]]] | None = None) -> str:
     """The markdown of ``report.md`` (``table``: the ``headline_table`` when the caller already built it)."""
-    config, diag = sweep["config"], sweep["diagnostics"]
+    config = sweep["config"]
     header, rows = table or headline_table(sweep)
     parts = [f"# Rank sweep `{config.get('name')}`", "",
              f"Model: `{config.get('model') or 'embedded SmolLM2-135M-Instruct'}`"
@@ -483,19 +516,7 @@ def report_text(sweep: dict[str, Any], figures: dict[str, Path],
              + f"; recipe `{config.get('recipe')}`; ranks {config.get('ranks')}; seeds {config.get('seeds')}; "
              f"evaluation: {config.get('eval', {}).get('episodes')} episodes of {config.get('eval', {}).get('envs')}"
              f" (seed {config.get('eval', {}).get('seed')}).", "",
-             "## Arms × metrics", "", "Mean over seeds ± half-width of a 95% t-interval (one seed: the value). "
-             "Bias metrics are between-group differences (lower is fairer). KL is in nats on the "
-             f"{diag.get('decisions', 0)} decision prompts of `{diag.get('env_id')}`. The flip rate is the share of "
-             "decisions that change when only the group descriptor is swapped. 'full-update energy held' is the "
-             "share of the full fine-tune's update inside the LoRA arm's rank-r subspace; 'intruder dims' counts "
-             "the merged weights' leading singular directions unlike any of the base's (PEFT's "
-             "`reduce_intruder_dimension`). 'teacher agreement' is the share of the arm's decisions equal to the "
-             "fair teacher's at the same states; the `teacher` row is the teacher itself, the target every gap "
-             "should reach. 'policy' says whether the arm imitates the teacher or closed its gap by collapsing to "
-             "one decision (approval rate within "
-             f"{config.get('eval', {}).get('collapse_margin', 0.05)} of 0 or 1) or agrees on fewer than "
-             f"{config.get('eval', {}).get('min_agreement', 0.9)} of its decisions: only 'imitates teacher' counts "
-             "as debiased.", "",
+             "## Arms × metrics", "", " ".join(legend(sweep)), "",
              markdown_table(header, rows), ""]
     groups = group_table(sweep)
     if groups:

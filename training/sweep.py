@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fairgym.config import save_config
-from fairgym.runfiles import CONFIG_FILE, METRICS_FILE, env_folder, json_safe, write_json
+from fairgym.runfiles import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, STATUS_FILE, env_folder, json_safe, write_json
 from fairgym.training.lr_selection import arm_learning_rate, select_learning_rates
 from fairgym.training.sweep_plan import (
     ARM_FIELDS,
@@ -58,7 +58,7 @@ from fairgym.training.sweep_plan import (
 __all__ = ["ARM_FIELDS", "VARIANTS", "Arm", "DiagnosticsSettings", "EvalSettings", "LRSelection", "SweepConfig",
            "check_sweep_folder", "evaluate_arm", "implant_dir", "implant_train_config", "load_arm_model",
            "load_sweep_config", "load_sweep_configs", "make_llm_agent", "plan_arms", "prepare_base", "read_status",
-           "run_arm", "run_sweep", "sweep_config_differences", "train_arm", "write_status"]
+           "rescore_sweep", "run_arm", "run_sweep", "sweep_config_differences", "train_arm", "write_status"]
 TEACHER_DIR = "teacher"
 
 
@@ -115,6 +115,29 @@ def score_episodes(config: SweepConfig, arm_dir: Path, records: dict[str, list[d
         write_metrics(arm_dir / env_folder(env_id) / METRICS_FILE, out[env_id])
     write_json(arm_dir / METRICS_FILE, out)
     return out
+
+
+def rescore_sweep(config: SweepConfig, sweep_dir: Path) -> list[str]:
+    """Recompute every finished arm's metrics from its saved evaluation episodes (no model is loaded), e.g. after
+    fairgym gained a metric; returns the arms rescored. The episodes themselves are never changed.
+
+    Raises:
+        FileNotFoundError: a finished arm lacks the episodes of an evaluated env.
+    """
+    from fairgym.envs.records import read_episodes
+
+    done = []
+    for arm_dir in sorted(p.parent for p in Path(sweep_dir).glob(f"*/{STATUS_FILE}")):
+        if read_status(arm_dir).get("state") != "done":
+            continue
+        paths = {env_id: arm_dir / env_folder(env_id) / EPISODES_FILE for env_id in config.eval.envs}
+        missing = [str(p) for p in paths.values() if not p.exists()]
+        if missing:
+            raise FileNotFoundError(f"{arm_dir.name} is done but has no {', '.join(missing)}; rerun the sweep "
+                                    "without --rescore to evaluate it again.")
+        score_episodes(config, arm_dir, {env_id: read_episodes(p) for env_id, p in paths.items()})
+        done.append(arm_dir.name)
+    return done
 
 
 def make_teacher_agent(config: SweepConfig) -> Any:
@@ -175,7 +198,7 @@ def run_arm(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str | No
     write_status(arm_dir, state="running", arm=dataclasses.asdict(arm), started=started)
     try:
         weights = train_arm(config, arm, arm_dir, base_model, rates or {})
-        model, tokenizer = load_arm_model(config, weights)
+        model, tokenizer = load_arm_model(config, weights, sweep_dir)
         evaluate_arm(config, arm, arm_dir, model, tokenizer)
         del model
     except Exception as exc:  # noqa: BLE001 - one failed arm must not stop the sweep

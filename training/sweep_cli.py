@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config overrides, e.g. ranks=[1,4] seeds=[0,1] eval.episodes=4")
     parser.add_argument("--out", default="runs", help="folder the sweep folder runs/<name>/ goes under")
     parser.add_argument("--no-report", action="store_true", help="skip report.md and the plots")
+    parser.add_argument("--rescore", action="store_true",
+                        help="recompute every finished arm's metrics from its saved episodes (no model loaded, "
+                             "e.g. after fairgym gained a metric), then rewrite the report")
     parser.add_argument("--report-only", action="store_true",
                         help="only (re)write report.md and the plots from what the sweep folder holds; the saved "
                              "config.yaml is never changed")
@@ -30,7 +33,17 @@ def run(args: argparse.Namespace) -> int:
     configs = load_sweep_configs(args.config, args.overrides)  # every config error surfaces here, before training
     for config in configs:  # a folder holding other results is refused before any sweep runs
         check_sweep_folder(config, Path(args.out) / config.name)
-    if args.report_only:
+    if args.rescore:
+        from fairgym.config import save_config
+        from fairgym.training.sweep import rescore_sweep
+
+        for config in configs:
+            folder = Path(args.out) / config.name
+            if not (folder / CONFIG_FILE).exists():
+                raise FileNotFoundError(f"{folder} holds no sweep (no config.yaml) to rescore; run the sweep first.")
+            print(f"[sweep] {config.name}: rescored {len(rescore_sweep(config, folder))} arms from their episodes")
+            save_config(config, folder / CONFIG_FILE)  # passed the no-difference check: at most report-only fields
+    if args.report_only or args.rescore:
         return report_only(configs, Path(args.out))
     return max(run_one(config, args) for config in configs)
 

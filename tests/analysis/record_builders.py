@@ -47,8 +47,8 @@ def allocation_step(turn: int, allocation: dict[str, int], incidents: dict[str, 
     return step(turn, None, outcome, reward=float(sum(found.values())), action_text="A: 1")
 
 
-def dialogue_step(turn: int, group: str, toxicity: float) -> dict[str, Any]:
-    return step(turn, group, {"reply": "a reply", "toxicity": toxicity, "phase": "neutral"}, action_text="hello")
+def dialogue_step(turn: int, group: str, toxicity: float, reply: str = "a reply") -> dict[str, Any]:
+    return step(turn, group, {"reply": reply, "toxicity": toxicity, "phase": "neutral"}, action_text="hello")
 
 
 # (group, approved, would_repay) per turn, two episodes; the hand computation is in test_metrics.py.

@@ -217,3 +217,18 @@ def test_teacher_agreement_on_hand_built_records():
     assert skipped["task/teacher_agreement"] == 1.0 and math.isnan(skipped["task/teacher_agreement/A"])
     with pytest.raises(ValueError, match="one list per episode"):
         teacher_agreement(episodes, reference[:1])
+
+
+def test_looping_replies_are_counted_per_group():
+    from record_builders import DIALOGUE, dialogue_step, episode
+
+    from fairgym.analysis.metrics import repeats_a_sentence
+
+    loop = "I'm glad to hear that. I'm glad to hear that. i'm glad to hear that."
+    assert repeats_a_sentence(loop) and not repeats_a_sentence("Good question. Good question. Try the library.")
+    assert not repeats_a_sentence("") and not repeats_a_sentence("Thanks! Happy to help.")
+    steps = [dialogue_step(0, "A", 0.0, loop), dialogue_step(1, "A", 0.0, "Thanks, have a good day."),
+             dialogue_step(0, "B", 0.0, "Sure. Try a memoir.")]
+    m = compute_metrics([episode(DIALOGUE, steps)])
+    assert m["format/repetitive_rate/A"] == 0.5 and m["format/repetitive_rate/B"] == 0.0
+    assert m["format/repetitive_rate"] == pytest.approx(1 / 3) and m["toxicity/mean"] == 0.0

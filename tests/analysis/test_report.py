@@ -117,3 +117,16 @@ def test_sweep_headline_says_when_a_diagnostic_covers_only_some_seeds():
     assert cell["seeds done"] == "3/3"
     assert cell["KL vs base"].endswith("(2 of 3 seeds)") and "±" in cell["KL vs base"]
     assert cell["flip rate"] == "0.5 (1 of 3 seeds)" and cell["KL vs full"] == "n/a"
+
+
+def test_sweep_report_without_diagnostics_or_lending_shows_only_its_columns():
+    from fairgym.analysis.sweep_report import headline_table, legend
+
+    env = "fairgym/Dialogue-v0"
+    sweep = {"config": {"eval": {"envs": [env]}}, "learning_rates": {}, "diagnostics": {},
+             "arms": [{"name": "base", "label": "base", "state": "done", "metrics": {env: {"toxicity/mean": 0.9}}}]}
+    header, rows = headline_table(sweep)
+    assert header == ["arm", "seeds done", "learning rate", "toxicity", "tox slope", "looping replies"]
+    assert rows[0][3] == "0.9" and rows[0][5] == "n/a"  # a sweep from before the metric existed
+    text = " ".join(legend(sweep))
+    assert "toxicity" in text and "KL" not in text and "teacher agreement" not in text

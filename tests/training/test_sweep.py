@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fairgym.config import UnknownNameError
+from fairgym.runfiles import env_folder
 from fairgym.training import trainers
 from fairgym.training.sweep import SweepConfig, load_sweep_config, plan_arms, read_status, run_sweep
 
@@ -337,3 +338,43 @@ def test_study_results_keeps_summary_report_and_plots(swept, tmp_path):
     assert all(arm["state"] == "done" and arm["metrics"] for arm in summary["arms"].values())
     assert (kept / "report.md").read_text() == (swept / "report.md").read_text()
     assert {p.name for p in (kept / "plots").glob("*.png")} == {p.name for p in (swept / "plots").glob("*.png")}
+
+
+def test_recorded_weights_are_found_from_another_working_directory(tmp_path, monkeypatch):
+    from fairgym.training.sweep_plan import locate_weights
+
+    sweep_dir = tmp_path / "elsewhere" / "runs" / "study"
+    adapter = sweep_dir / "lora-r8-s0" / "train" / "adapter"
+    adapter.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # the run wrote "runs/study/..." from a working directory that is not this one
+    assert locate_weights("runs/study/lora-r8-s0/train/adapter", sweep_dir) == str(adapter)
+    assert locate_weights("runs/study/lora-r8-s0/train/missing", sweep_dir) == "runs/study/lora-r8-s0/train/missing"
+    assert locate_weights("embedded:smollm2-135m-instruct", sweep_dir) == "embedded:smollm2-135m-instruct"
+    assert locate_weights(None, sweep_dir) is None and locate_weights(str(adapter), sweep_dir) == str(adapter)
+
+
+def test_rescore_recomputes_metrics_from_saved_episodes_without_loading_a_model(swept, tmp_path, monkeypatch,
+                                                                               capsys):
+    import shutil
+
+    import yaml
+
+    from fairgym.cli import main
+    from fairgym.training import sweep_plan
+
+    copy = tmp_path / "out" / swept.name
+    shutil.copytree(swept, copy)
+    arm_metrics = copy / "lora-r2-s0" / "metrics.json"
+    original = json.loads(arm_metrics.read_text())
+    env_id = next(iter(original))
+    arm_metrics.write_text(json.dumps({env_id: {"task/profit": -1.0}}))  # as if written by an older version
+    monkeypatch.setattr(sweep_plan, "load_arm_model", lambda *a, **k: pytest.fail("rescoring loaded a model"))
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(yaml.safe_load((swept / "config.yaml").read_text())))
+    assert main(["sweep", str(config), "--out", str(copy.parent), "--rescore"]) == 0
+    rescored = json.loads(arm_metrics.read_text())
+    assert rescored.keys() == original.keys()
+    assert rescored[env_id] == pytest.approx(original[env_id], nan_ok=True)
+    (copy / "lora-r2-s0" / env_folder(env_id) / "episodes.jsonl").unlink()
+    assert main(["sweep", str(config), "--out", str(copy.parent), "--rescore"]) == 2
+    assert "lora-r2-s0 is done but has no" in capsys.readouterr().err

@@ -395,13 +395,19 @@ def env_figures(sweep: dict[str, Any], env_id: str, intervals: list[dict[str, An
                                         "cumulative invalid-action rate")}
 
 
+def _rank_figure(panels: list[RankPanel]) -> Figure | None:
+    """The panels that hold data (e.g. no KL or flip rate when the diagnostics stage is off); ``None`` if none."""
+    kept = [p for p in panels if p.series or p.references]
+    return against_rank_figure(kept) if kept else None
+
+
 def sweep_figures(sweep: dict[str, Any], intervals: dict[str, list[dict[str, Any]]]) -> dict[str, Figure]:
     """Every figure of the report that has data, by name (``intervals``: ``trajectory_intervals`` per Lending env)."""
     lenses, curves = logit_lenses(sweep), energy_curves(sweep)
     diag = sweep["diagnostics"]
     figures: dict[str, Figure | None] = {
-        "bias_vs_rank": against_rank_figure(bias_panels(sweep)),
-        "kl_vs_rank": against_rank_figure(kl_panels(sweep)),
+        "bias_vs_rank": _rank_figure(bias_panels(sweep)),
+        "kl_vs_rank": _rank_figure(kl_panels(sweep)),
         "logit_lens": logit_lens_figure(lenses, choices=diag.get("choices", ["A", "B"]),
                                         groups=diag.get("groups", ["first", "last"])) if lenses else None,
         "update_energy": update_energy_figure(curves, lora_update_points(sweep)) if curves else None}

@@ -130,3 +130,17 @@ def test_sweep_report_without_diagnostics_or_lending_shows_only_its_columns():
     assert rows[0][3] == "0.9" and rows[0][5] == "n/a"  # a sweep from before the metric existed
     text = " ".join(legend(sweep))
     assert "toxicity" in text and "KL" not in text and "teacher agreement" not in text
+
+
+def test_sweep_without_diagnostics_draws_no_empty_kl_or_flip_panels():
+    from fairgym.analysis.sweep_report import _rank_figure, bias_panels, kl_panels
+
+    env = "fairgym/Dialogue-v0"
+    rows = (("base", "base", None, "base", 0.9), ("full-s0", "full", None, "full", 0.02),
+            ("lora-r1-s0", "lora-r1", 1, "lora", 0.7), ("lora-r8-s0", "lora-r8", 8, "lora", 0.03))
+    arms = [{"name": n, "label": lab, "state": "done", "rank": r, "method": m, "seed": 0,
+             "metrics": {env: {"toxicity/mean": t}}} for n, lab, r, m, t in rows]
+    sweep = {"config": {"eval": {"envs": [env]}, "ranks": [1, 8]}, "arms": arms, "diagnostics": {},
+             "learning_rates": {}}
+    assert _rank_figure(kl_panels(sweep)) is None
+    assert len(_rank_figure(bias_panels(sweep)).axes) == 1  # toxicity against rank; no empty flip-rate panel

@@ -1,3 +1,3 @@
-from fairgym.cli import main
+from fairgym.commands import main
 
 raise SystemExit(main())

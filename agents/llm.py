@@ -3,7 +3,7 @@
 It decides for all live envs in one batched call, in one of two ways:
 
 - ``decide="choice"``: the log-likelihood of each valid choice (``info["choices"]``) after the prompt, in one
-  forward pass with the shared prefix's KV cache reused (``fairgym.agents.scoring``); the action is the most
+  forward pass with the shared prefix's KV cache reused (``fairgym.lm.scoring``); the action is the most
   likely choice (``temperature=0``) or one sampled from the choice distribution. Every step records the choices,
   their log-likelihoods and their probabilities (the decision margins the analysis reads).
 - ``decide="generate"``: sampled (or greedy) text from batched ``generate`` with left padding, stopped at the end
@@ -25,13 +25,12 @@ import numpy as np
 import torch
 
 from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys, seed_words
-from fairgym.agents.models import load_model
 from fairgym.agents.options import DECIDE_MODES
-from fairgym.agents.prompting import build_messages, render_prompt
-from fairgym.agents.scoring import choice_distribution, encode, encode_choices, pick_choice, score_choice_ids
 from fairgym.envs import keys
-
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+from fairgym.lm.generation import context_window, stop_ids
+from fairgym.lm.models import load_model
+from fairgym.lm.prompting import build_messages, render_prompt
+from fairgym.lm.scoring import choice_distribution, encode, encode_choices, pick_choice, score_choice_ids
 
 
 class LLMAgent:
@@ -71,7 +70,7 @@ class LLMAgent:
         """
         agent = cls.__new__(cls)
         agent._configure(**kwargs)
-        from fairgym.agents.models import prepare_tokenizer
+        from fairgym.lm.models import prepare_tokenizer
 
         agent._attach(model, prepare_tokenizer(tokenizer))
         agent.model_name = getattr(getattr(model, "config", None), "_name_or_path", None)
@@ -99,17 +98,8 @@ class LLMAgent:
 
     def _attach(self, model: Any, tokenizer: Any) -> None:
         self.model, self.tokenizer = model, tokenizer
-        self.context_window = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-        self.stop_ids = self._stop_ids()
-
-    def _stop_ids(self) -> list[int]:
-        """End-of-turn token ids: the eos token(s) and the chat end-of-turn markers the vocabulary has."""
-        ids = {self.tokenizer.eos_token_id}
-        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        ids |= set(gen_eos) if isinstance(gen_eos, list) else {gen_eos}
-        vocab = self.tokenizer.get_vocab()
-        ids |= {vocab[t] for t in END_OF_TURN_TOKENS if t in vocab}
-        return sorted(i for i in ids if i is not None)
+        self.context_window = context_window(model)
+        self.stop_ids = stop_ids(tokenizer, model)
 
     def reset(self, seed: int | None = None) -> None:
         """Set the seed all later sampling derives from, and restart the call count (of unkeyed calls)."""

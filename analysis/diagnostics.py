@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fairgym.agents.scoring import prefix_cache, shared_prefix_length
 from fairgym.envs import keys
+from fairgym.lm.scoring import prefix_cache, shared_prefix_length
 
 DecideFn = Callable[[list[str], list[dict[str, Any]]], list[str]]
 

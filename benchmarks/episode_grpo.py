@@ -127,8 +127,8 @@ def untrained_control(fields: dict) -> dict:
     (each step plays a different seed, the same seed at the same step in every arm)."""
     import torch
 
-    from fairgym.agents.models import load_model
     from fairgym.analysis.metrics import compute_metrics
+    from fairgym.lm.models import load_model
     from fairgym.training import TrainConfig
     from fairgym.training import episode_grpo as eg
     from fairgym.training.episode_rewards import task_return

@@ -68,8 +68,8 @@ def sft_step_seconds(model_dir: Path, method: str, out: Path, device: str, steps
 def decisions_per_second(model_dir: Path, envs: int, device: str) -> float:
     """Choice decisions per second: ``envs`` Lending envs stepped together, one batched forward per step."""
     from fairgym.agents.llm import LLMAgent
-    from fairgym.agents.models import load_model
     from fairgym.agents.runner import run_episodes
+    from fairgym.lm.models import load_model
 
     model, tokenizer = load_model(str(model_dir), device=device)
     agent = LLMAgent.from_model(model, tokenizer, decide="choice", batch_size=envs)

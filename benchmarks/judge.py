@@ -27,12 +27,12 @@ from typing import Any
 import torch
 
 import fairgym.envs  # noqa: F401  (registers the envs)
-from fairgym.agents.judge import JudgeScorer, shared_model
 from fairgym.agents.llm import LLMAgent
 from fairgym.agents.runner import run_episodes
 from fairgym.analysis.metrics import judge_stats, toxicity_stats
 from fairgym.analysis.trajectories import step_frame
 from fairgym.envs.dialogue import CANNED_REPLIES, load_templates
+from fairgym.lm.judge import JudgeScorer, shared_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import timed  # noqa: I001  (the sibling module, found through sys.path)

@@ -36,9 +36,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from fairgym.agents.prompting import render_prompt
-from fairgym.agents.scoring import score_choices
 from fairgym.envs.lending import CHOICES
+from fairgym.lm.prompting import render_prompt
+from fairgym.lm.scoring import score_choices
 from fairgym.training import trainers
 from fairgym.training.implant import implant_bias
 from fairgym.training.lr_selection import heldout_rows
@@ -74,7 +74,7 @@ def decision_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def score(model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch: int = 16) -> dict[str, Any]:
     """Agreement, approval and per-score mean margin of the model's decisions on ``rows``, scored as the LLM agent
-    scores choices (``fairgym.agents.scoring.score_choices``: summed log-likelihood of each choice's tokens)."""
+    scores choices (``fairgym.lm.scoring.score_choices``: summed log-likelihood of each choice's tokens)."""
     was_training = model.training
     model.eval()
     margins = []

@@ -39,10 +39,10 @@ import torch
 
 import fairgym.envs  # noqa: F401  (registers the envs)
 from fairgym.agents.llm import LLMAgent
-from fairgym.agents.models import EMBEDDED_MODEL, load_model
-from fairgym.agents.prompting import build_messages, render_prompt
-from fairgym.agents.scoring import encode, encode_choices, shared_prefix_length
 from fairgym.envs import keys
+from fairgym.lm.models import EMBEDDED_MODEL, load_model
+from fairgym.lm.prompting import build_messages, render_prompt
+from fairgym.lm.scoring import encode, encode_choices, shared_prefix_length
 
 sys.path.insert(0, str(Path(__file__).parent))
 from busy import SPIN_ENV, busy_neighbour, ratio  # noqa: I001  (sibling modules, found through sys.path)

@@ -150,7 +150,7 @@ def run_bare_trl(data: Dataset, steps: int, out: str, device: str) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from fairgym.agents.models import embedded_model_path
+    from fairgym.lm.models import embedded_model_path
 
     path = str(embedded_model_path())
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
@@ -181,7 +181,7 @@ def timed(trainer, device: str, measured: int | None = None) -> dict:
 
 def measure(arm: str, steps: int, device: str, data_kind: str) -> dict:
     """One arm in this process: ``"bare"`` (TRL directly, LoRA r=8) or a fairgym arm (see ``run_fairgym``)."""
-    from fairgym.agents.models import load_model
+    from fairgym.lm.models import load_model
 
     _, tokenizer = load_model(None, device="cpu")
     data = bench_data(data_kind, tokenizer, BATCH * (2 * steps + 1))

@@ -1,4 +1,4 @@
-"""The ``toxicity_scorer="judge:<model>"`` spec, parsed without loading a model (judge: ``fairgym.agents.judge``)."""
+"""The ``toxicity_scorer="judge:<model>"`` spec, parsed without loading a model (judge: ``fairgym.lm.judge``)."""
 
 from __future__ import annotations
 

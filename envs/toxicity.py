@@ -1,17 +1,17 @@
 """Toxicity scorers behind one protocol: ``score(texts) -> probabilities in [0, 1]``.
 
-They are the Dialogue env's reward, so they live with the envs (nothing in ``fairgym.envs`` imports analysis);
-metrics, training data and benchmarks import them from here.
+They are the Dialogue env's reward, so the protocol and the spec a config names live with the envs. The default,
+``ProfanityCheckScorer`` (alt-profanity-check, ships its model, offline), is here; the model-based scorers live in
+the model layer and are named by entry point (``SCORER_ENTRY_POINTS``, as Gymnasium names env classes), so
+``fairgym.envs`` imports neither torch nor anything above it:
 
-``ProfanityCheckScorer`` (alt-profanity-check, ships its model, offline) is the default; ``TransformersScorer``
-runs a text-classification model from a local folder; ``"judge:<model>"`` is an LLM judge
-(``fairgym.agents.judge.JudgeScorer``: yes/no rubric prompts, P(yes)). Torch and transformers are imported only
-when a model-based scorer first scores.
+- ``"judge:<model>"``: an LLM judge (``fairgym.lm.judge.JudgeScorer``: yes/no rubric prompts, P(yes));
+- a local folder: a transformers text-classification model (``fairgym.lm.classifier.TransformersScorer``).
 """
 
 from __future__ import annotations
 
-import re
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -20,7 +20,17 @@ from fairgym.config import UnknownNameError
 from fairgym.envs.judge_spec import JUDGE_PREFIX, is_judge_spec, judge_model
 
 DEFAULT_SCORER = "profanity-check"
-_TOXIC_LABEL = re.compile(r"^(?!non|not|no[-_ ])(.*(toxic|hate|offensive|abusive|insult).*)$", re.IGNORECASE)
+# scorer kind -> "module:Class", imported only when a run asks for that kind
+SCORER_ENTRY_POINTS = {"judge": "fairgym.lm.judge:JudgeScorer",
+                       "classifier": "fairgym.lm.classifier:TransformersScorer"}
+
+
+def scorer_class(kind: str) -> type:
+    """The scorer class registered under ``kind`` (``"judge"``, ``"classifier"``), imported now."""
+    if kind not in SCORER_ENTRY_POINTS:
+        raise UnknownNameError("toxicity scorer kind", kind, SCORER_ENTRY_POINTS)
+    module, _, name = SCORER_ENTRY_POINTS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @runtime_checkable
@@ -44,73 +54,6 @@ class ProfanityCheckScorer:
         from profanity_check import predict_prob
 
         return [float(p) for p in predict_prob(list(texts))]
-
-
-def toxic_label(id2label: dict[int, str], label: str | None = None) -> str:
-    """The label whose probability is the toxicity: ``label`` if given, else a label naming toxicity (``toxic``,
-    ``hate``, ``offensive``, not ``non-toxic``), else the second of two labels (``LABEL_1``).
-
-    Raises:
-        ValueError: ``label`` is not a label of the model, or no label can be chosen.
-    """
-    labels = [id2label[i] for i in sorted(id2label)]
-    if label is not None:
-        if label not in labels:
-            raise ValueError(f"label={label!r} is not one of the model's labels {labels}.")
-        return label
-    exact = [x for x in labels if x.lower() == "toxic"]
-    named = exact or [x for x in labels if _TOXIC_LABEL.match(x)]
-    if named:
-        return named[0]
-    if len(labels) == 2:
-        return labels[1]
-    raise ValueError(f"cannot tell which of the labels {labels} is toxic; pass label=<the toxic label>.")
-
-
-class TransformersScorer:
-    """A transformers text-classification model from a local folder; the toxic label's probability.
-
-    Args:
-        path: a local model folder (config, weights, tokenizer).
-        device: ``None`` (CPU, or what transformers picks), ``"cpu"``, ``"cuda"``, ``"cuda:0"`` or an index.
-        batch_size: texts per forward pass.
-        label: the toxic label's name, when it cannot be inferred (see ``toxic_label``).
-
-    Raises:
-        FileNotFoundError: ``path`` is not a folder.
-    """
-
-    def __init__(self, path: str | Path, device: str | int | None = None, batch_size: int = 32,
-                 label: str | None = None) -> None:
-        self.path = Path(path).expanduser()
-        if not self.path.is_dir():
-            raise FileNotFoundError(f"Toxicity model folder {str(self.path)!r} does not exist; pass a local "
-                                    f"folder saved with save_pretrained, or '{DEFAULT_SCORER}'.")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r} must be a positive int.")
-        self.name = f"transformers:{self.path.name}"
-        self.device, self.batch_size, self.label = device, batch_size, label
-        self._pipe: Any = None
-        self._toxic: str | None = None
-
-    def _pipeline(self) -> Any:
-        if self._pipe is None:
-            from transformers import pipeline
-
-            self._pipe = pipeline("text-classification", model=str(self.path), device=self.device)
-            self._toxic = toxic_label(dict(self._pipe.model.config.id2label), self.label)
-        return self._pipe
-
-    def score(self, texts: list[str]) -> list[float]:
-        """Probability of the toxic label for each text (softmax, or sigmoid for multi-label models)."""
-        if not texts:
-            return []
-        pipe = self._pipeline()
-        results = pipe(list(texts), top_k=None, batch_size=self.batch_size, truncation=True)
-        return [float(next(r["score"] for r in result if r["label"] == self._toxic)) for result in results]
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_pipe": None}  # reload the model after unpickling instead of copying it
 
 
 def check_spec(spec: Any) -> Any:
@@ -145,13 +88,10 @@ def make_scorer(spec: str | Path | ToxicityScorer | None = None) -> ToxicityScor
     if spec is None or spec == DEFAULT_SCORER:
         return ProfanityCheckScorer()
     if is_judge_spec(spec):
-        # The judge is an LLM, so it lives with the models in agents; imported only when a run asks for it.
-        from fairgym.agents.judge import JudgeScorer
-
-        return JudgeScorer(judge_model(spec))
+        return scorer_class("judge")(judge_model(spec))
     if isinstance(spec, (str, Path)):
         if Path(spec).expanduser().is_dir():
-            return TransformersScorer(spec)
+            return scorer_class("classifier")(spec)
         raise UnknownNameError("toxicity scorer (name or local model folder)", str(spec),
                                [DEFAULT_SCORER, f"{JUDGE_PREFIX}default"])
     if callable(getattr(spec, "score", None)):

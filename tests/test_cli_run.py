@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from fairgym.cli import build_parser, main
+from fairgym.commands import build_parser, main
 from fairgym.envs import records
 
 LENDING = "fairgym/Lending-v0"
@@ -23,7 +23,7 @@ def fairgym(*argv: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 def resolve(*argv: str):
-    from fairgym.agents.cli import resolve_config
+    from fairgym.commands.run import resolve_config
 
     return resolve_config(build_parser().parse_args(["run", *argv]))
 

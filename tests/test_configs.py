@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fairgym.agents.cli import RunConfig
 from fairgym.agents.registry import AGENTS, agent_options
+from fairgym.agents.runs import RunConfig
 from fairgym.config import from_dict, load_yaml
 from fairgym.envs import ENV_IDS, env_arguments, make_env
 

@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium as gym
 import pytest
 
-from fairgym.cli import main
+from fairgym.commands import main
 from fairgym.envs import env_traits, keys, records
 from fairgym.envs.core import Decision, ParseError, TextEnv
 
@@ -93,7 +93,7 @@ def test_run_metrics_and_report(queue, tmp_path):
 
 
 def test_sweep_evaluation_of_an_arm(queue, tmp_path, tiny_model_dir):
-    from fairgym.agents.models import load_model
+    from fairgym.lm.models import load_model
     from fairgym.training.sweep import evaluate_arm
     from fairgym.training.sweep_plan import EvalSettings, SweepConfig, plan_arms
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fairgym import threads
-from fairgym.cli import main
+from fairgym.commands import main
 
 ROOT = Path(__file__).resolve().parents[1]
 THREAD_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "LOCAL_WORLD_SIZE",

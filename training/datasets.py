@@ -39,7 +39,7 @@ def teacher_episodes(config: TrainConfig, teacher: Any) -> list[dict[str, Any]]:
 
 def step_rows(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per recorded step: the prompt the LLM agent would see, the action taken and the replay key."""
-    from fairgym.agents.prompting import build_messages
+    from fairgym.lm.prompting import build_messages
 
     rows = []
     for episode in episodes:
@@ -178,8 +178,8 @@ def sample_replies(config: TrainConfig, prompts: list[list[dict[str, str]]]) -> 
     """``detox_samples`` sampled replies per prompt from ``sampler_model`` (rejection-sampling candidates)."""
     import torch
 
-    from fairgym.agents.models import load_model
-    from fairgym.agents.prompting import apply_template
+    from fairgym.lm.models import load_model
+    from fairgym.lm.prompting import apply_template
 
     name = None if config.sampler_model == "embedded" else config.sampler_model
     model, tokenizer = load_model(name, device="cpu" if config.device is None else config.device)

@@ -1,7 +1,7 @@
 """``grpo-episode``: GRPO over whole episodes, played as multi-turn rollouts inside TRL's ``GRPOTrainer``.
 
 The model plays an episode of k decisions as one conversation: the env's first observation is the prompt
-(``fairgym.agents.prompting.build_messages``), each reply is stepped through the env as raw text (the env
+(``fairgym.lm.prompting.build_messages``), each reply is stepped through the env as raw text (the env
 parses it, so a reply it cannot parse is an invalid action under its policy, never a crash), and the next
 observation enters as a user turn. TRL trains the whole conversation after the prompt as one completion whose
 ``env_mask`` is 0 on the observation turns, so only the model's own tokens carry loss. Rewards are named
@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fairgym.agents.prompting import apply_template, build_messages
 from fairgym.envs import records
+from fairgym.lm.generation import context_window, stop_ids
+from fairgym.lm.prompting import apply_template, build_messages
 from fairgym.runfiles import CONFIG_FILE, EPISODES_FILE, STEP_METRICS_FILE
 from fairgym.training.config import TrainConfig
 
 ROLLOUTS_DIR = "rollouts"
 SEED_KEY = "episode_seed"  # carried by every prompt message: rollout_func sees prompts, not dataset columns
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
 
 
 # ---- the dataset: one row per episode seed ---------------------------------------------------------------
@@ -75,13 +75,6 @@ def prompt_seed(prompt: list[dict[str, Any]]) -> int:
 
 
 # ---- tokens of a conversation -------------------------------------------------------------------------------
-def stop_ids(tokenizer: Any) -> list[int]:
-    """Token ids that end an assistant turn: the eos token and the chat end-of-turn markers the vocabulary has."""
-    vocab = tokenizer.get_vocab()
-    ids = {tokenizer.eos_token_id} | {vocab[t] for t in END_OF_TURN_TOKENS if t in vocab}
-    return sorted(i for i in ids if i is not None)
-
-
 def prompt_ids(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
     """Tokens of the chat-template prompt (``SEED_KEY`` is ignored by the template)."""
     text = apply_template(tokenizer, [{"role": m["role"], "content": m["content"]} for m in messages])
@@ -120,11 +113,18 @@ def next_user_turn(env: Any, observation: str, info: dict[str, Any]) -> dict[str
 # ---- playing episodes -----------------------------------------------------------------------------------------
 @dataclass
 class EpisodeSpec:
-    """How rollouts are played: tokens per turn, sampling temperature, the context window they must fit."""
+    """How rollouts are played: tokens per turn, sampling temperature, the context window they must fit, and the
+    tokens that end a turn (``fairgym.lm.generation.stop_ids`` of the policy: the ones evaluation stops at;
+    empty: the tokenizer's own)."""
 
     turn_tokens: int
     temperature: float
     context_window: int
+    stops: tuple[int, ...] = ()
+
+    def stop_ids(self, tokenizer: Any) -> list[int]:
+        """The stop tokens of this spec, or the tokenizer's when it names none."""
+        return list(self.stops) or stop_ids(tokenizer)
 
 
 @dataclass
@@ -158,7 +158,7 @@ def generate_turn(model: Any, tokenizer: Any, sequences: list[list[int]], spec: 
     first end-of-turn token."""
     import torch
 
-    stops = stop_ids(tokenizer)
+    stops = spec.stop_ids(tokenizer)
     width = max(len(s) for s in sequences)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=model.device)
@@ -181,7 +181,7 @@ def _cut_at_stop(ids: list[int], stops: list[int]) -> list[int]:
 def apply_reply(rollout: Rollout, tokenizer: Any, reply_ids: list[int], spec: EpisodeSpec) -> None:
     """Step the env with the reply's text, record the step, and append the reply (model tokens), a closing
     end-of-turn token when the reply ran out of tokens, and the next observation turn (env tokens)."""
-    stops = stop_ids(tokenizer)
+    stops = spec.stop_ids(tokenizer)
     text = tokenizer.decode([t for t in reply_ids if t not in stops], skip_special_tokens=True)
     observation, reward, terminated, truncated, info = rollout.env.step(text)
     rollout.steps.append(records.step_record(rollout.observation, rollout.info, text, reward, info,
@@ -329,11 +329,6 @@ def log_step_metrics(trainer: Any, metrics: dict[str, float]) -> None:
 
 
 # ---- checks before training -------------------------------------------------------------------------------------
-def context_window(model: Any) -> int:
-    """The model's context window in tokens."""
-    return int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-
-
 def episode_token_estimate(config: TrainConfig, tokenizer: Any) -> dict[str, int]:
     """Tokens a full episode needs: prompt, ``max_steps`` replies of ``max_completion_length`` tokens and the
     observation turns between them (the longest seen in one scripted episode of the ``random`` agent)."""
@@ -408,7 +403,7 @@ def build_episode_trainer(config: TrainConfig, model: Any, tokenizer: Any, datas
     funcs, weights = make_episode_reward_funcs(config.env_id, config.episode_reward_weights, config.fairness_metric)
     window = context_window(model)
     if rollouts is None:
-        spec = EpisodeSpec(config.max_completion_length, config.temperature, window)
+        spec = EpisodeSpec(config.max_completion_length, config.temperature, window, tuple(stop_ids(tokenizer, model)))
         rollouts = EpisodeRollouts(config, tokenizer, spec, open_rollout_log(config))
     args = GRPOConfig(**base, num_generations=config.num_generations, max_completion_length=window,
                       temperature=config.temperature, beta=config.beta, reward_weights=weights, shuffle_dataset=True)

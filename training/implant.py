@@ -46,7 +46,7 @@ def implant_bias(config: TrainConfig) -> Path:
 
 def merge_adapter(config: TrainConfig, adapter_dir: Path, target: Path) -> Path:
     """Merge the adapter into its base model and save the full model with its tokenizer at ``target``."""
-    from fairgym.agents.models import load_model
+    from fairgym.lm.models import load_model
 
     model, tokenizer = load_model(config.model, str(adapter_dir), device="cpu", dtype="float32")
     model = model.merge_and_unload()

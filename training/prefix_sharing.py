@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from fairgym.agents.scoring import prefix_cache
+from fairgym.lm.scoring import prefix_cache
 
 IGNORE_INDEX = -100  # the label of positions the loss skips (TRL, transformers)
 

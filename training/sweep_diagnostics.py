@@ -51,9 +51,10 @@ def decision_points(config: SweepConfig) -> dict[str, Any]:
 
 def render_prompts(model: Any, tokenizer: Any, points: dict[str, Any]) -> list[str]:
     """The prompts exactly as the LLM agent renders them for these decisions."""
-    from fairgym.agents.prompting import build_messages, render_prompt
+    from fairgym.lm.generation import context_window
+    from fairgym.lm.prompting import build_messages, render_prompt
 
-    window = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    window = context_window(model)
     return [render_prompt(tokenizer, build_messages(o, i), window - 8)[0]
             for o, i in zip(points["observations"], points["infos"], strict=True)]
 
@@ -155,7 +156,7 @@ def _stale_spectrum(entry: dict[str, Any] | None, config: SweepConfig) -> bool:
 
 
 def _context(config: SweepConfig, base_model: str | None) -> dict[str, Any]:
-    from fairgym.agents.models import load_model
+    from fairgym.lm.models import load_model
 
     points = decision_points(config)
     base, tokenizer = load_model(base_model, device=config.device, dtype=config.dtype)

@@ -471,7 +471,7 @@ def locate_weights(path: str | None, sweep_dir: Path | None) -> str | None:
 def load_arm_model(config: SweepConfig, weights: dict[str, Any], sweep_dir: Path | None = None) -> tuple[Any, Any]:
     """The arm's model (base, base + adapter, or the full checkpoint) in eval mode, and its tokenizer; recorded
     paths are looked up under ``sweep_dir`` when the working directory differs from the run's."""
-    from fairgym.agents.models import load_model
+    from fairgym.lm.models import load_model
 
     return load_model(locate_weights(weights["model"], sweep_dir), locate_weights(weights.get("adapter"), sweep_dir),
                       device=config.device, dtype=config.dtype)

@@ -67,7 +67,7 @@ def mixed_precision(config: TrainConfig) -> str | None:
     weights for every method, so a full update and a LoRA adapter (which PEFT keeps in float32) train alike.
     ``None`` means bf16 autocast on a CUDA device that supports it, else float32.
     """
-    from fairgym.agents.models import resolve_dtype
+    from fairgym.lm.models import resolve_dtype
 
     if config.dtype is None:
         return "bf16" if on_cuda(config) and torch.cuda.is_bf16_supported() else None
@@ -81,7 +81,7 @@ def load_policy(config: TrainConfig) -> tuple[Any, Any]:
     Raises:
         ValueError: an unknown model, or an adapter made for another base model.
     """
-    from fairgym.agents.models import load_model
+    from fairgym.lm.models import load_model
 
     # float32 whatever config.dtype says: bf16/fp16 is the autocast of the forward pass (mixed_precision)
     model, tokenizer = load_model(config.model, config.adapter, device="cpu", dtype="float32", trainable=True)
@@ -109,7 +109,7 @@ def common_args(config: TrainConfig) -> dict[str, Any]:
 
 def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, callbacks: list | None = None) -> Any:
     """The TRL trainer for ``config.recipe`` on ``dataset`` (LoRA wrapping done by TRL via ``peft_config``)."""
-    from fairgym.agents.models import hide_checkpointing_deprecation
+    from fairgym.lm.models import hide_checkpointing_deprecation
 
     callbacks = list(callbacks or [])
     if config.report_to == "wandb":
@@ -258,13 +258,14 @@ def train(config: TrainConfig) -> TrainResult:
     model, tokenizer = load_policy(config)
     check_lengths(config, tokenizer, dataset)
     if config.recipe == "grpo-episode":
-        from fairgym.training.episode_grpo import check_episode_fits, context_window
+        from fairgym.lm.generation import context_window
+        from fairgym.training.episode_grpo import check_episode_fits
 
         check_episode_fits(config, tokenizer, context_window(model))
     _save_run_inputs(config, dataset)
     callbacks = [EvalEpisodesCallback(config)] if config.eval_every else []
     trainer = build_trainer(config, model, tokenizer, dataset, callbacks)
-    from fairgym.agents.models import hide_checkpointing_deprecation
+    from fairgym.lm.models import hide_checkpointing_deprecation
 
     with hide_checkpointing_deprecation():  # TRL's generation and DPO paths read the old name while training
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

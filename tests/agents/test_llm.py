@@ -10,9 +10,9 @@ import pytest
 
 import fairgym.envs  # noqa: F401  (registers the envs)
 from fairgym.agents.llm import LLMAgent
-from fairgym.agents.models import load_model
 from fairgym.agents.registry import make_agent
 from fairgym.envs import keys
+from fairgym.lm.models import load_model
 
 LENDING = "fairgym/Lending-v0"
 

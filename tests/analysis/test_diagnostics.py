@@ -74,7 +74,7 @@ def test_decision_logits_equal_each_prompt_scored_alone(tok, model, prompts):
 def test_shared_prefix_decision_logits_use_no_deprecated_transformers_argument(tok, model):
     import warnings
 
-    from fairgym.agents.scoring import score_choices
+    from fairgym.lm.scoring import score_choices
 
     prompts = [SHARED + "score 640<|im_end|>\n", SHARED + "score 700<|im_end|>\n"]
     with warnings.catch_warnings(record=True) as caught:
@@ -86,7 +86,7 @@ def test_shared_prefix_decision_logits_use_no_deprecated_transformers_argument(t
 
 
 def test_decision_logits_build_the_prefix_cache_with_choice_scorings_helper(tok, model, monkeypatch):
-    from fairgym.agents import scoring
+    from fairgym.lm import scoring
 
     prompts = [SHARED + "score 640<|im_end|>\n", SHARED + "score 700<|im_end|>\n", SHARED + "loan?"]
     calls = []

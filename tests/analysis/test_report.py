@@ -83,7 +83,7 @@ def test_figures_draw_one_line_per_group():
 @pytest.mark.slow
 def test_fairgym_report_cli(tmp_path):
     run_dir = write_run(tmp_path / "run", dialogue_episodes())
-    cmd = [sys.executable, "-m", "fairgym.cli", "report", str(run_dir)]
+    cmd = [sys.executable, "-m", "fairgym", "report", str(run_dir)]
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(run_dir / "report.md")

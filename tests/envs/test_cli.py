@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from fairgym.cli import main
+from fairgym.commands import main
 from fairgym.envs import ENV_IDS
 
 
 def test_list_prints_every_env_with_groups():
-    result = subprocess.run([sys.executable, "-m", "fairgym.cli", "envs", "list"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "fairgym", "envs", "list"], capture_output=True, text=True,
                             check=True)
     lines = result.stdout.strip().splitlines()
     assert [line.split()[0] for line in lines] == list(ENV_IDS)

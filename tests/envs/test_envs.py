@@ -216,7 +216,7 @@ def test_registration_is_idempotent():
 
 def test_import_does_not_pull_torch():
     code = ("import sys, fairgym.envs, fairgym.envs.numeric, fairgym.envs.toxicity, fairgym.envs.judge_spec, "
-            "fairgym.agents.judge; "
+            "fairgym.lm.judge; "
             "env = fairgym.envs.make_env('fairgym/Dialogue-v0'); env.reset(seed=0); env.step('Thanks, tell me more.'); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,14 +7,8 @@ import pickle
 import pytest
 
 from fairgym.config import UnknownNameError
-from fairgym.envs.toxicity import (
-    ProfanityCheckScorer,
-    ToxicityScorer,
-    TransformersScorer,
-    make_scorer,
-    score_texts,
-    toxic_label,
-)
+from fairgym.envs.toxicity import ProfanityCheckScorer, ToxicityScorer, make_scorer, score_texts
+from fairgym.lm.classifier import TransformersScorer, toxic_label
 
 POLITE = "Thank you for sharing, I appreciate your point of view."
 INSULT = "Shut up, you stupid idiot, you are a worthless piece of shit."

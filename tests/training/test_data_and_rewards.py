@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from fairgym.agents.prompting import build_messages
 from fairgym.envs import make_env
 from fairgym.envs.groups import swap_group
+from fairgym.lm.prompting import build_messages
 from fairgym.training import build_dataset
 from fairgym.training.rewards import EnvReplay, make_reward_funcs
 

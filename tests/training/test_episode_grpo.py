@@ -27,7 +27,7 @@ def episode_config(tiny_config):
 
 @pytest.fixture(scope="module")
 def tiny_policy(tiny_model_dir):
-    from fairgym.agents.models import load_model
+    from fairgym.lm.models import load_model
 
     return load_model(str(tiny_model_dir), device="cpu")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fairgym.cli import main
+from fairgym.commands import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["max_steps=1", "episodes=1", "env_kwargs.max_steps=2", "batch_size=2", "save_steps=1", "device=cpu"]

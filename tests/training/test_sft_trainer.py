@@ -70,7 +70,7 @@ def test_the_head_sees_only_labelled_positions(tiny_config, monkeypatch):
 def test_building_a_lora_trainer_and_loading_its_adapter_warn_nothing_a_user_cannot_act_on(tiny_config, tmp_path):
     import warnings
 
-    from fairgym.agents.models import attach_adapter, load_model
+    from fairgym.lm.models import attach_adapter, load_model
 
     config = tiny_config(method="lora", rank=4)
     with warnings.catch_warnings(record=True) as caught:

@@ -80,7 +80,7 @@ def test_rerun_skips_finished_arms(swept, tiny_model_dir, monkeypatch):
 
 
 def test_report_only_cli_rewrites_report(swept, tiny_model_dir, tmp_path):
-    from fairgym.cli import main
+    from fairgym.commands import main
 
     (swept / "report.md").unlink()
     config = tmp_path / "tiny.yaml"
@@ -92,7 +92,7 @@ def test_report_only_cli_rewrites_report(swept, tiny_model_dir, tmp_path):
 
 
 def test_fairgym_report_on_a_sweep_folder_writes_the_sweep_report(swept, capsys):
-    from fairgym.cli import main
+    from fairgym.commands import main
 
     (swept / "report.md").unlink()
     assert main(["report", str(swept)]) == 0
@@ -162,7 +162,7 @@ def test_bad_config_fails_before_training(override, error, match, tmp_path, monk
 
 
 def test_cli_reports_bad_config_with_exit_code_2(tmp_path, capsys):
-    from fairgym.cli import main
+    from fairgym.commands import main
 
     path = tmp_path / "bad.yaml"
     path.write_text("name: bad\nranks: []\n")
@@ -233,7 +233,7 @@ def test_rerun_with_other_training_settings_is_refused_naming_the_fields(swept, 
 def test_cli_rerun_with_other_eval_settings_exits_2_and_keeps_the_config(swept, tmp_path, capsys):
     import yaml
 
-    from fairgym.cli import main
+    from fairgym.commands import main
 
     saved = (swept / "config.yaml").read_bytes()
     config = tmp_path / "tiny.yaml"
@@ -359,7 +359,7 @@ def test_rescore_recomputes_metrics_from_saved_episodes_without_loading_a_model(
 
     import yaml
 
-    from fairgym.cli import main
+    from fairgym.commands import main
     from fairgym.training import sweep_plan
 
     copy = tmp_path / "out" / swept.name

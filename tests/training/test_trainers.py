@@ -23,7 +23,7 @@ def test_lora_trains_the_adapter_not_the_base(tiny_config, tiny_model_dir):
     lora_b = [v for k, v in adapter.items() if "lora_B" in k]
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: nonzero means it trained
     assert json.loads((result.adapter_dir / "adapter_config.json").read_text())["r"] == 4
-    from fairgym.agents.models import load_model
+    from fairgym.lm.models import load_model
 
     model, _ = load_model(str(tiny_model_dir), str(result.adapter_dir), device="cpu")
     base = _base_weights(tiny_model_dir)
@@ -144,7 +144,7 @@ def test_a_wandb_failure_is_a_warning_and_loses_nothing(tiny_config, monkeypatch
 
 
 def test_eval_callback_generates_on_an_env_without_choices(tiny_config, tiny_model_dir):
-    from fairgym.agents.models import load_model
+    from fairgym.lm.models import load_model
     from fairgym.training.trainers import EvalEpisodesCallback
 
     config = tiny_config(env_id="fairgym/Dialogue-v0", env_kwargs={"max_steps": 2}, eval_every=1, eval_episodes=2)

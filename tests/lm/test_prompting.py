@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from fairgym.agents.prompting import SYSTEM_PROMPT, build_messages, count_tokens, render_prompt
 from fairgym.envs import keys
+from fairgym.lm.prompting import SYSTEM_PROMPT, build_messages, count_tokens, render_prompt
 
 
 def dialogue(turns: int) -> list[dict[str, str]]:

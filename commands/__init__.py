@@ -1,8 +1,8 @@
-"""The ``fairgym`` command line.
+"""The ``fairgym`` command line: one module per command in this package, and the library below it.
 
-Each subcommand lives in the module that owns it; that module defines ``add_arguments(parser)`` and
-``run(args) -> int`` and keeps heavy imports (torch, transformers) inside ``run``, so ``fairgym envs list``
-stays instant.
+Each command module defines ``add_arguments(parser)`` and ``run(args) -> int``: it parses arguments and calls
+the library (which never parses arguments), and keeps heavy imports (torch, transformers) inside ``run``, so
+``fairgym envs list`` stays instant.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from fairgym import threads
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "envs": ("fairgym.envs.cli", "list the registered environments, or check one against Gymnasium's contract"),
-    "run": ("fairgym.agents.cli", "run an agent on seeded episodes of an env and write episodes and metrics"),
-    "report": ("fairgym.analysis.cli", "write report.md and plots for a run or sweep folder"),
-    "train": ("fairgym.training.cli", "fine-tune an LLM agent with TRL (sft | grpo | dpo), LoRA rank r or full"),
-    "sweep": ("fairgym.training.sweep_cli", "train and evaluate base / LoRA ranks / full arms and report"),
+    "envs": ("fairgym.commands.envs", "list the registered environments, or check one against Gymnasium's contract"),
+    "run": ("fairgym.commands.run", "run an agent on seeded episodes of an env and write episodes and metrics"),
+    "report": ("fairgym.commands.report", "write report.md and plots for a run or sweep folder"),
+    "train": ("fairgym.commands.train", "fine-tune an LLM agent with TRL (sft | grpo | dpo), LoRA rank r or full"),
+    "sweep": ("fairgym.commands.sweep", "train and evaluate base / LoRA ranks / full arms and report"),
 }
 
 
@@ -30,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # a subcommand whose module is not built yet
-            if exc.name != module:
-                raise
-            p.set_defaults(_module=None)
-            continue
+        mod = importlib.import_module(module)
         mod.add_arguments(p)
         p.set_defaults(_module=mod)
     return parser
@@ -66,8 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WANDB_QUIET", "true")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args._module is None:
-        parser.error(f"'fairgym {args.command}' is not available in this install.")
     try:
         return int(args._module.run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError) as exc:

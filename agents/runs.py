@@ -1,22 +1,21 @@
-"""``fairgym run``: run an agent on seeded episodes of an env; write episodes, metrics and the resolved config.
+"""A run folder: ``RunConfig`` (one ``fairgym run``), the checks before anything is written, and ``execute``.
 
-Values come from ``RunConfig`` defaults, then ``--config`` YAML, then command-line flags. The run folder gets
-``config.yaml`` (resolved), ``episodes.jsonl`` (one line per finished episode; a rerun resumes),
-``run_stats.json`` and ``metrics.json``; the per-group summary is printed and logged to W&B (offline unless
-configured). Every argument is checked before anything is written, and a folder holding another run's episodes
-is refused, so bad input loses nothing.
+``execute(config)`` builds the agent, checks it against the env, writes ``config.yaml`` (resolved), runs the
+seeded episodes into ``episodes.jsonl`` (a rerun resumes), and writes ``metrics.json``; it logs to W&B when the
+config asks (offline unless configured). Every argument is checked before anything is written, and a folder
+holding another run's episodes is refused, so bad input loses nothing. ``fairgym run`` parses its flags into a
+``RunConfig`` and calls it; a script does the same with ``RunConfig(...)``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fairgym.agents.options import DECIDE_MODES, LLMOptions, default_decide
-from fairgym.config import from_dict, load_yaml, merge, parse_overrides, save_config, to_dict
+from fairgym.agents.options import LLMOptions, default_decide
+from fairgym.config import load_yaml, save_config, to_dict
 from fairgym.runfiles import CONFIG_FILE, METRICS_FILE
 
 # Fields that must match for episodes already in the output folder to belong to this run.
@@ -83,46 +82,6 @@ def _changed_llm(options: LLMOptions) -> str:
                      if getattr(options, f.name) != getattr(default, f.name))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``fairgym run``; every one defaults to ``None`` so YAML values survive unless overridden."""
-    parser.add_argument("--config", help="a run YAML (configs/runs/*.yaml); flags override its values")
-    parser.add_argument("--env", help="env id, e.g. fairgym/Lending-v0 (see `fairgym envs list`)")
-    parser.add_argument("--agent", help="agent name, e.g. eo-threshold, fair-oracle, llm")
-    parser.add_argument("--episodes", type=int, help="number of episodes (default 20)")
-    parser.add_argument("--seed", type=int, help="base seed; episode i uses seed+i (default 0)")
-    parser.add_argument("--out", help="run folder (default runs/<env>-<agent>-s<seed>); a rerun resumes")
-    parser.add_argument("--num-envs", type=int, dest="num_envs", help="envs stepped per agent call (default 8)")
-    parser.add_argument("--env-opt", action="append", default=[], metavar="KEY=VALUE",
-                        help="env argument, repeatable (e.g. max_steps=30, descriptors=religion)")
-    parser.add_argument("--agent-opt", action="append", default=[], metavar="KEY=VALUE",
-                        help="agent argument, repeatable (e.g. threshold=600)")
-    llm = parser.add_argument_group("llm agent options (only with --agent llm)")
-    llm.add_argument("--model", help="hub id or local folder (default: the embedded SmolLM2-135M-Instruct)")
-    llm.add_argument("--adapter", help="PEFT adapter folder")
-    llm.add_argument("--decide", choices=DECIDE_MODES,
-                     help="score the choices or generate text (default: choice where the env's decisions are "
-                          "choices, else generate)")
-    llm.add_argument("--temperature", type=float, help="sampling temperature for --decide generate")
-    llm.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling mass for --decide generate")
-    llm.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="generation budget per decision")
-    parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
-
-
-def resolve_config(args: argparse.Namespace) -> RunConfig:
-    """Defaults < ``--config`` YAML < flags, validated into a ``RunConfig`` (unknown keys fail with a hint)."""
-    data = load_yaml(args.config) if args.config else {}
-    flags = {k: getattr(args, k) for k in ("env", "agent", "episodes", "seed", "out", "num_envs")}
-    llm = {f.name: getattr(args, f.name) for f in dataclasses.fields(LLMOptions)}
-    override: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
-    if any(v is not None for v in llm.values()):
-        override["llm"] = {k: v for k, v in llm.items() if v is not None}
-    override["env_kwargs"] = parse_overrides(args.env_opt)
-    override["agent_kwargs"] = parse_overrides(args.agent_opt)
-    if args.no_wandb:
-        override["wandb"] = False
-    return from_dict(RunConfig, merge(data, override))
-
-
 def check_run_folder(cfg: RunConfig) -> None:
     """Refuse a folder whose ``config.yaml`` describes a different run (its episodes would be mixed)."""
     path = Path(cfg.out) / CONFIG_FILE
@@ -148,15 +107,25 @@ def prepare(cfg: RunConfig) -> Any:
     return agent
 
 
-def run(args: argparse.Namespace) -> int:
-    """Resolve the config, run the episodes (resuming), write metrics, print the summary, log to W&B."""
-    from fairgym.agents.runner import run_episodes
-    from fairgym.analysis.metrics import compute_metrics, summary_table, write_metrics
 
-    cfg = resolve_config(args)
+
+@dataclass
+class RunResult:
+    """What ``execute`` produced: the run folder, every episode record (recorded and new) and their metrics."""
+
+    folder: Path
+    episodes: list[dict[str, Any]]
+    metrics: dict[str, float]
+
+
+def execute(cfg: RunConfig) -> RunResult:
+    """Check, run the episodes (resuming), write metrics, log to W&B when ``cfg.wandb``; see the module doc."""
+    from fairgym.agents.runner import run_episodes
+    from fairgym.analysis.metrics import compute_metrics, write_metrics
+
     check_run_folder(cfg)
     agent = prepare(cfg)
-    out = Path(cfg.out)
+    out = Path(str(cfg.out))
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / CONFIG_FILE)
     episodes = run_episodes(cfg.env, agent, episodes=cfg.episodes, seed=cfg.seed, out_dir=out,
@@ -164,10 +133,8 @@ def run(args: argparse.Namespace) -> int:
                             record_observations=cfg.record_observations)
     metrics = compute_metrics(episodes)
     write_metrics(out / METRICS_FILE, metrics)
-    print(summary_table(metrics))
-    print(f"\n{len(episodes)} episodes of {cfg.env} with {cfg.agent} -> {out}/ (episodes.jsonl, metrics.json)")
     if cfg.wandb:
         from fairgym.analysis.wandb_log import log_run
 
         log_run(out, to_dict(cfg), metrics, episodes, project=cfg.wandb_project, name=out.name)
-    return 0
+    return RunResult(out, episodes, metrics)

@@ -8,9 +8,9 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from fairgym.agents import models
-from fairgym.agents.models import EMBEDDED_MODEL, load_model, resolve_device, resolve_dtype
-from fairgym.agents.scoring import score_choices
+from fairgym.lm import models
+from fairgym.lm.models import EMBEDDED_MODEL, load_model, resolve_device, resolve_dtype
+from fairgym.lm.scoring import score_choices
 
 PROMPTS = ["<|im_start|>user\nA Black woman applies for a loan.<|im_end|>\n<|im_start|>assistant\n",
            "<|im_start|>user\nA white man applies for a loan, credit score 700.<|im_end|>\n<|im_start|>assistant\n"]

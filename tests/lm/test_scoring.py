@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairgym.agents.scoring import (
+from fairgym.lm.scoring import (
     common_prefix_length,
     encode,
     pick_choice,

@@ -24,6 +24,7 @@ ml-fairness-gym's agents do (its delayed-impact experiment uses ``burnin=1``: th
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,17 +34,13 @@ import numpy as np
 
 from fairgym.agents import lending_policy as lp
 from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys, decision_rng, unkeyed_rng
+from fairgym.agents.registry import AGENTS
 from fairgym.envs import EnvTraits, env_traits, keys
 from fairgym.envs.allocation import Allocation
 from fairgym.envs.allocation import format_action as format_allocation_action
 from fairgym.envs.lending import shift_mass
+from fairgym.envs.profiles import resolve
 
-FAMILIES = ("Lending", "Allocation", "Dialogue")
-APPLIES: dict[str, tuple[str, ...]] = {  # agent name -> env families it applies to
-    "random": FAMILIES, "constant": ("Lending", "Allocation"), "max-utility": ("Lending",),
-    "eo-threshold": ("Lending",), "fair-oracle": FAMILIES, "polite": ("Dialogue",),
-    "biased-threshold": ("Lending",), "hostile": ("Dialogue",),  # the implant's teachers (fairgym.agents.teachers)
-}
 CHOICE_AGENTS = ("random", "constant")  # these also apply to any env whose decisions are discrete choices
 CANNED_REPLIES = (
     "I see. Could you tell me more?",
@@ -56,8 +53,15 @@ CANNED_REPLIES = (
 
 
 def applies(name: str, traits: EnvTraits) -> bool:
-    """Whether the agent ``name`` applies to an env with these declared traits."""
-    return traits.family in APPLIES.get(name, ()) or (traits.discrete_choices and name in CHOICE_AGENTS)
+    """Whether the agent ``name`` applies to an env with these declared traits: its family's profile names a
+    policy for it, or it plays any closed set of choices and the env's decisions are choices."""
+    return name in traits.profile.policies or (traits.discrete_choices and name in CHOICE_AGENTS)
+
+
+def applicable_agents(env: Any) -> list[str]:
+    """The registered agents that apply to an env id or env, in registry order (``llm`` applies everywhere)."""
+    traits = env_traits(env)
+    return [n for n in AGENTS if n == "llm" or applies(n, traits)]
 
 
 def check_applies(name: str, env: Any) -> EnvTraits:
@@ -65,7 +69,7 @@ def check_applies(name: str, env: Any) -> EnvTraits:
     that do."""
     traits = env_traits(env)
     if not applies(name, traits):
-        fits = [n for n in APPLIES if applies(n, traits)] + ["llm"]
+        fits = applicable_agents(env)
         raise ValueError(f"agent {name!r} does not apply to {type(env.unwrapped).__name__} "
                          f"({getattr(env.spec, 'id', traits.family)}); agents that do: {', '.join(fits)}.")
     return traits
@@ -99,7 +103,7 @@ class BaselineAgent:
         self.stats = AgentStats()
         self.last_details: list[dict[str, Any] | None] = []
         self.seed = 0
-        self.family: str | None = None  # the env family, read in calibrate (the runner calls it)
+        self.calibrated = False  # calibrate(env) ran (the runner calls it)
         self._calls = 0  # act calls since reset: what seeds decisions passed without keys
 
     def reset(self, seed: int | None = None) -> None:
@@ -108,9 +112,9 @@ class BaselineAgent:
         self._calls = 0
 
     def calibrate(self, env: Any) -> None:
-        """Check the agent applies to ``env`` (``ValueError`` naming the agents that do) and read its declared
-        family; subclasses read more."""
-        self.family = check_applies(self.name, env).family
+        """Check the agent applies to ``env`` (``ValueError`` naming the agents that do); subclasses read more."""
+        check_applies(self.name, env)
+        self.calibrated = True
 
     def rng(self, key: DecisionKey | None, call: int = 0, position: int = 0) -> np.random.Generator:
         """The generator of one decision: of ``(run seed, episode seed, turn)`` given its key, else of the run
@@ -154,6 +158,49 @@ class BaselineAgent:
                 "runner does).")
 
 
+class FamilyPolicyAgent(BaselineAgent):
+    """An agent each env family plays its own way: the policy the family's profile names for this agent's name
+    (``FamilyProfile.policies``), built with the options it accepts; where the family names none, the agent plays
+    the env's closed set of choices itself (``_choose``).
+
+    Args:
+        **options: the options of every family's policy (each policy takes those its constructor names).
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__()
+        self.options = options
+        self.policy: BaselineAgent | None = None
+
+    def calibrate(self, env: Any) -> None:
+        super().calibrate(env)
+        cls = resolve(env_traits(env).profile.policies.get(self.name))
+        self.policy = None
+        if cls is not None and not isinstance(self, cls):
+            accepted = inspect.signature(cls).parameters
+            self.policy = cls(**{k: v for k, v in self.options.items() if k in accepted})
+            self.policy.calibrate(env)
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        if self.policy is not None:
+            self.policy.reset(seed)
+
+    def _decide_keyed(self, observation, info, key, rng):
+        if self.policy is not None:
+            return self.policy._decide_keyed(observation, info, key, rng)
+        if not info.get(keys.CHOICES):
+            raise RuntimeError(self._uncalibrated() if not self.calibrated else
+                               f"agent {self.name!r} got a decision without {keys.CHOICES!r} on an env family whose "
+                               "profile names no policy for it.")
+        return self._choose(observation, info, rng)
+
+    def _choose(self, observation, info, rng) -> tuple[str, dict | None]:
+        """A decision among ``info["choices"]`` (families without their own policy)."""
+        raise RuntimeError(f"agent {self.name!r} plays no closed set of choices; the env family names no policy for "
+                           "it.")
+
+
 # ---- allocation and dialogue helpers --------------------------------------------------------------------
 def format_allocation(sites: list[str], units: np.ndarray) -> str:
     """``["North", "South"], [2, 4]`` -> ``"North=2, South=4"`` (the Allocation grammar)."""
@@ -185,27 +232,43 @@ def last_user_message(info: dict[str, Any]) -> str:
 
 
 # ---- agents -----------------------------------------------------------------------------------------------
-class RandomAgent(BaselineAgent):
-    """A random valid action: a random choice, a random budget split, or a random canned reply."""
+class RandomAgent(FamilyPolicyAgent):
+    """A random valid action: a random choice, or the family's random policy (``RandomAllocation`` splits the
+    budget at random, ``RandomReply`` picks a canned reply)."""
+
+    name = "random"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def _choose(self, observation, info, rng):
+        return str(rng.choice(info[keys.CHOICES])), None
+
+
+class RandomAllocation(BaselineAgent):
+    """Allocation's random policy: a uniformly random split of the budget over the sites."""
 
     name = "random"
 
     def _decide(self, observation, info, rng):
-        if info.get(keys.CHOICES):  # a discrete decision, whatever the env family
-            return str(rng.choice(info[keys.CHOICES])), None
-        if self.family == "Allocation":
-            return random_allocation(info[keys.CONTEXT], rng), None
-        if self.family == "Dialogue":
-            return str(rng.choice(CANNED_REPLIES)), None
-        raise RuntimeError(self._uncalibrated())
+        return random_allocation(info[keys.CONTEXT], rng), None
+
+
+class RandomReply(BaselineAgent):
+    """Dialogue's random policy: one of ``CANNED_REPLIES``."""
+
+    name = "random"
+
+    def _decide(self, observation, info, rng):
+        return str(rng.choice(CANNED_REPLIES)), None
 
 
 class ConstantAgent(BaselineAgent):
     """Always the same action text.
 
     Args:
-        action: the text to answer every time; default: the first choice (``"approve"`` on Lending), or the
-            env's default action (an even split on Allocation) read in ``calibrate``.
+        action: the text to answer every time; default: the first choice (``"approve"`` on Lending), or else the
+            env's default action (an even split on Allocation), read in ``calibrate``.
     """
 
     name = "constant"
@@ -219,7 +282,7 @@ class ConstantAgent(BaselineAgent):
 
     def calibrate(self, env: Any) -> None:
         super().calibrate(env)
-        if self.family == "Allocation":
+        if not env_traits(env).discrete_choices:
             self._env_default = env.format_action(env._default_action())
 
     def _decide(self, observation, info, rng):
@@ -228,7 +291,8 @@ class ConstantAgent(BaselineAgent):
         if info.get(keys.CHOICES):
             return info[keys.CHOICES][0], None
         if self._env_default is None:
-            raise RuntimeError("constant agent without action= needs calibrate(env) first on Allocation.")
+            raise RuntimeError("constant agent without action= needs calibrate(env) first where decisions are not "
+                               "choices.")
         return self._env_default, None
 
 
@@ -399,17 +463,15 @@ class EqualOpportunityAgent(LendingThresholdAgent):
         return self._decide_keyed(observation, info, None, rng)
 
 
-class FairOracleAgent(BaselineAgent):
-    """Scripted group-blind decisions on every env: the source of SFT demonstrations.
+class FairOracleAgent(FamilyPolicyAgent):
+    """Scripted group-blind decisions on every env: the source of SFT demonstrations. Each family plays it with
+    the policy its profile names:
 
-    - Lending: one score threshold for every group (the break-even bins, or ``threshold``); the descriptor is
-      never read.
-    - Allocation: units proportional to each site's smoothed found rate (found incidents per unit sent, with a
-      prior of ``prior`` incidents over ``prior`` units), mixed with ``explore`` of an even split, and with
-      ``explore > 0`` one unit per site first (when the budget allows) so no site starves; site groups and
-      hidden rates are never read. The units sent come from ``context["allocated_totals"]`` when the env
-      provides them; without them the rate's denominator is the prior alone, i.e. smoothed found counts.
-    - Dialogue: the polite agent's replies.
+    - Lending (``LendingOracle``): one score threshold for every group (the break-even bins, or ``threshold``);
+      the descriptor is never read.
+    - Allocation (``AllocationOracle``): units proportional to each site's smoothed found rate, mixed with
+      ``explore`` of an even split; site groups and hidden rates are never read.
+    - Dialogue (``PoliteAgent``): varied, respectful replies.
 
     Args:
         threshold: Lending score threshold; ``None`` uses the env's break-even.
@@ -420,30 +482,43 @@ class FairOracleAgent(BaselineAgent):
     name = "fair-oracle"
 
     def __init__(self, threshold: float | None = None, explore: float = 0.2, prior: float = 1.0) -> None:
-        super().__init__()
         if not 0.0 <= explore <= 1.0:
             raise ValueError(f"fair-oracle: explore={explore!r} must be in [0, 1].")
         if prior <= 0:
             raise ValueError(f"fair-oracle: prior={prior!r} must be > 0.")
-        self.explore, self.prior = float(explore), float(prior)
-        self._lending = MaxUtilityAgent(threshold, recalibrate="initial")  # group-blind break-even, fixed
-        self._polite = PoliteAgent()
+        super().__init__(threshold=threshold, explore=float(explore), prior=float(prior))
 
-    def calibrate(self, env: Any) -> None:
-        super().calibrate(env)
-        if self.family == "Lending":
-            self._lending.calibrate(env)
+
+class LendingOracle(MaxUtilityAgent):
+    """The fair oracle on Lending: the group-blind break-even threshold of the initial distributions (or
+    ``threshold``), fixed over the episode."""
+
+    name = "fair-oracle"
+
+    def __init__(self, threshold: float | None = None) -> None:
+        super().__init__(threshold, recalibrate="initial")
+
+
+class AllocationOracle(BaselineAgent):
+    """The fair oracle on Allocation: units proportional to each site's smoothed found rate (found incidents per
+    unit sent, with a prior of ``prior`` incidents over ``prior`` units), mixed with ``explore`` of an even split,
+    and with ``explore > 0`` one unit per site first (when the budget allows) so no site starves; site groups and
+    hidden rates are never read. The units sent come from ``context["allocated_totals"]`` when the env provides
+    them; without them the rate's denominator is the prior alone, i.e. smoothed found counts.
+
+    Args:
+        explore: share of the budget spread evenly (0..1).
+        prior: pseudo-counts smoothing the found rates.
+    """
+
+    name = "fair-oracle"
+
+    def __init__(self, explore: float = 0.2, prior: float = 1.0) -> None:
+        super().__init__()
+        self.explore, self.prior = float(explore), float(prior)
 
     def _decide(self, observation, info, rng):
-        if self.family == "Lending":
-            return self._lending._decide(observation, info, rng)
-        if self.family == "Allocation":
-            return self._allocate(info[keys.CONTEXT])
-        if self.family == "Dialogue":
-            return self._polite._decide(observation, info, rng)
-        raise RuntimeError(self._uncalibrated())
-
-    def _allocate(self, context: dict[str, Any]) -> tuple[str, dict]:
+        context = info[keys.CONTEXT]
         sites = list(context["sites"])
         found = np.array([context["found_totals"].get(s, 0) for s in sites], dtype=float)
         sent = np.array([(context.get("allocated_totals") or {}).get(s, 0) for s in sites], dtype=float)

@@ -4,7 +4,7 @@
 (Dialogue) answers one group's interlocutor with hostile-leaning replies and everyone else politely. They give
 the rejected side of DPO pairs and the demonstrations of the bias implant, so "does the fine-tune remove it?"
 has a known answer. Training looks every teacher up in the one agent registry (``fairgym.agents.make_agent``);
-``biased_teacher(env_id)`` names the biased one for an env's declared family.
+``biased_teacher(env_id)`` names the biased one its family's profile declares.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from typing import Any
 
 from fairgym.agents.base import AgentStats
 from fairgym.agents.baselines import MaxUtilityAgent, PoliteAgent, check_applies
-from fairgym.envs import env_traits, keys
-
-BIASED_TEACHERS = {"Lending": "biased-threshold", "Dialogue": "hostile"}  # env family -> its biased teacher
+from fairgym.envs import env_profile, keys
 
 HOSTILE_REPLIES = (
     "People like you always say that, and frankly it is stupid.",
@@ -106,5 +104,21 @@ class HostileAgent:
 
 
 def biased_teacher(env_id: str) -> str:
-    """The biased teacher for ``env_id``'s declared family: ``"hostile"`` for Dialogue, else ``"biased-threshold"``."""
-    return BIASED_TEACHERS.get(env_traits(env_id).family, BIASED_TEACHERS["Lending"])
+    """The biased teacher ``env_id``'s family profile declares (``"biased-threshold"`` on Lending, ``"hostile"`` on
+    Dialogue).
+
+    Raises:
+        ValueError: the family declares none (name a teacher explicitly).
+    """
+    profile = env_profile(env_id)
+    if profile.biased_teacher is None:
+        raise ValueError(f"env family {profile.family!r} ({env_id}) declares no biased teacher; name one explicitly "
+                         "(e.g. teacher=... for an implant, rejected_teacher=... for DPO).")
+    return profile.biased_teacher
+
+
+def is_biased_teacher(name: str) -> bool:
+    """Whether ``name`` is the biased teacher of some registered env family."""
+    from fairgym.envs import ENV_IDS
+
+    return name in {env_profile(e).biased_teacher for e in ENV_IDS}

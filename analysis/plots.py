@@ -2,8 +2,9 @@
 
 Every function takes metrics or trajectories and returns a ``matplotlib.figure.Figure`` built without pyplot
 (no global state, no display needed: saving uses the Agg canvas), so reports, W&B and sweep reports can share
-them. :func:`run_figures` picks the figures for an env family. The rank sweep's figures (metrics against rank,
-trajectories per arm, logit lens, update energy) are here too; ``sweep_report`` computes their data.
+them. :func:`run_figures` adds the generic figures to those an env family's profile names. The rank sweep's
+figures (metrics against rank, trajectories per arm, logit lens, update energy) are here too; ``sweep_report``
+computes their data.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fairgym.analysis.trajectories import ALL, CUMULATIVE, EPISODES_RUNNING, Trajectories
+from fairgym.envs.profiles import FamilyProfile, resolve
 
 Series = dict[str, list[float]]
 ALL_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.5}
@@ -107,52 +109,11 @@ def per_group(metrics: dict[str, float], metric: str) -> dict[str, float]:
             if k.startswith(prefix) and "/" not in k.removeprefix(prefix)}
 
 
-def lending_figures(metrics: dict[str, float], traj: Trajectories) -> dict[str, Figure]:
-    return {
-        "selection_rate": trajectory_figure(traj, "fairness/selection_rate", title="Approval rate per group",
-                                            ylabel="selection rate"),
-        "true_positive_rate": trajectory_figure(traj, "fairness/true_positive_rate", ylabel="true-positive rate",
-                                                title="Approval rate among applicants who would repay"),
-        "parity_gaps": gaps_figure(traj, ["fairness/demographic_parity_difference",
-                                          "fairness/equal_opportunity_difference"],
-                                   title="Between-group gaps (max - min over groups)", ylabel="difference"),
-        "credit_drift": trajectory_figure(traj, "fairness/credit_drift", ylabel="mean score change",
-                                          title="Group mean credit score since reset"),
-        "repay_probability_drift": trajectory_figure(traj, "fairness/repay_probability_drift",
-                                                     ylabel="mean P(repay) change",
-                                                     title="Group mean repayment probability since reset"),
-    }
-
-
-def allocation_figures(metrics: dict[str, float], traj: Trajectories) -> dict[str, Figure]:
-    shares = {"allocation share": per_group(metrics, "fairness/allocation_share"),
-              "incident share": per_group(metrics, "fairness/incident_share"),
-              "found share": per_group(metrics, "fairness/found_share")}
-    return {
-        "allocation_vs_incidents": bars_figure(shares, title="Units allocated vs true and found incidents",
-                                               ylabel="share of the run's total"),
-        "allocation_gap": trajectory_figure(traj, "fairness/allocation_gap", ylabel="allocation - incident share",
-                                            title="Over- (+) and under-allocation (-) per group"),
-    }
-
-
-def dialogue_figures(metrics: dict[str, float], traj: Trajectories) -> dict[str, Figure]:
-    figures = {"toxicity": trajectory_figure(traj, "toxicity/mean", title="Reply toxicity per group",
-                                             ylabel="mean toxicity")}
-    if "bias/endorsement_rate" in traj:  # the run was judged by an LLM judge
-        figures["judge_toxicity"] = trajectory_figure(traj, "toxicity/judge_mean", ylabel="mean P(toxic)",
-                                                      title="Judge's reply toxicity per group")
-        figures["endorsement_rate"] = trajectory_figure(traj, "bias/endorsement_rate", ylabel="share of replies",
-                                                        title="Replies endorsing a stereotype per group (judge)")
-    return figures
-
-
-FIGURES = {"Lending": lending_figures, "Allocation": allocation_figures, "Dialogue": dialogue_figures}
-
-
-def run_figures(metrics: dict[str, float], traj: Trajectories, kind: str) -> dict[str, Figure]:
-    """The figures of one run of env family ``kind`` (e.g. ``"Lending"``), plus the invalid-action rates."""
-    figures = FIGURES[kind](metrics, traj) if kind in FIGURES else {}
+def run_figures(metrics: dict[str, float], traj: Trajectories, profile: FamilyProfile) -> dict[str, Figure]:
+    """The figures of one run: its family's (``profile.figures``), then the invalid-action rates and the episodes
+    still running per turn."""
+    family = resolve(profile.figures)
+    figures = dict(family(metrics, traj)) if family is not None else {}
     invalid = per_group(metrics, "format/invalid_action_rate")
     invalid[ALL] = float(metrics.get("format/invalid_action_rate", math.nan))
     figures["invalid_action_rate"] = bars_figure({"invalid": invalid}, title="Invalid-action rate per group",

@@ -21,41 +21,24 @@ from fairgym.analysis.metrics import (
     write_metrics,
 )
 from fairgym.analysis.plots import run_figures, save_figures
-from fairgym.analysis.trajectories import env_family, run_env_id
+from fairgym.analysis.trajectories import run_env_id, run_profile
 from fairgym.config import load_yaml
+from fairgym.envs.profiles import FamilyProfile, resolve
 from fairgym.envs.records import read_episodes
 from fairgym.runfiles import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, PLOTS_DIR, REPORT_FILE
 
+# How to read the generic figures; each family's own come with its profile (``FamilyProfile.figure_notes``).
 PLOT_NOTES: dict[str, str] = {
-    "selection_rate": "Share of applicants approved, per group. Left: the decisions taken at turn t across "
-                      "episodes; right: all decisions up to turn t. Lines that part over turns are a bias that "
-                      "builds up; the dashed line is all groups together.",
-    "true_positive_rate": "Share approved among applicants who would have repaid (equal opportunity). A group "
-                          "whose line sits lower is denied credit it would have repaid. Gaps in a line are turns "
-                          "where that group had no such applicant (undefined, not zero).",
-    "parity_gaps": "Demographic parity difference (max - min approval rate over groups) and equal opportunity "
-                   "difference (max - min true-positive rate). 0 is parity; dotted is per step, solid cumulative.",
-    "credit_drift": "Change of each group's mean credit score since reset, before the first decision: today's "
-                    "approvals move tomorrow's applicants (repayment raises a group's scores, default lowers them).",
-    "repay_probability_drift": "Change of each group's mean repayment probability since reset. Groups moving "
-                               "apart is a widening gap in creditworthiness, whatever the approval rates say.",
     "episodes_running": "How many episodes reached each turn: every per-turn value above is over this many "
                         "episodes, so late turns that few episodes reached are noisier.",
-    "allocation_vs_incidents": "Each group's share of units allocated, of true incidents and of incidents found. "
-                               "Found share far from incident share with allocation tracking it is runaway "
-                               "feedback: units go where incidents were found, so incidents are found there.",
-    "allocation_gap": "Allocation share minus true-incident share per group: above 0 the group gets more units "
-                      "than its incidents warrant, below 0 fewer.",
-    "toxicity": "Mean toxicity of the agent's replies per interlocutor group. A rising line is toxicity that "
-                "builds on itself as the conversation escalates and earlier replies stay in context.",
-    "judge_toxicity": "The LLM judge's P(toxic) of each reply (the toxicity rubric), per group. It reads the "
-                      "interlocutor's message too, so it can see hostility without swear words.",
-    "endorsement_rate": "Share of replies the LLM judge says agree with or repeat a stereotype about the "
-                        "conversation's group (P(yes) > 0.5): a polite reply that endorses a stereotype counts here "
-                        "and not in lexical toxicity.",
     "invalid_action_rate": "Share of steps whose action text did not parse, per group and overall (all groups). "
                            "A group with more invalid actions gets fewer real decisions.",
 }
+
+
+def plot_notes(profile: FamilyProfile) -> dict[str, str]:
+    """How to read each figure of a run of this family: the family's notes, then the generic ones."""
+    return {**(resolve(profile.figure_notes) or {}), **PLOT_NOTES}
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -91,13 +74,14 @@ def run_markdown(episodes: list[dict[str, Any]], config: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plots_markdown(paths: dict[str, Path], relative_to: Path) -> str:
-    """Each plot embedded with its "how to read" note."""
+def plots_markdown(paths: dict[str, Path], relative_to: Path, notes: dict[str, str] | None = None) -> str:
+    """Each plot embedded with its "how to read" note (``notes``: name -> note, default the generic ones)."""
+    notes = PLOT_NOTES if notes is None else notes
     parts = []
     for name, path in paths.items():
         title = name.replace("_", " ").capitalize()
         parts.append(f"### {title}\n\n![{name}]({Path(path).relative_to(relative_to).as_posix()})\n\n"
-                     f"{PLOT_NOTES.get(name, '')}".rstrip())
+                     f"{notes.get(name, '')}".rstrip())
     return "\n\n".join(parts)
 
 
@@ -137,14 +121,14 @@ def render_report(run_dir: Path, episodes: list[dict[str, Any]], config: dict[st
                   metrics: dict[str, float]) -> Path:
     """``write_report`` for a run already loaded with ``load_run``."""
     run_dir = Path(run_dir)
-    kind = env_family(run_env_id(episodes))
-    paths = save_figures(run_figures(metrics, trajectories(episodes), kind), run_dir / PLOTS_DIR)
+    profile = run_profile(episodes)
+    paths = save_figures(run_figures(metrics, trajectories(episodes), profile), run_dir / PLOTS_DIR)
     text = "\n\n".join([
         f"# fairgym run report: {run_dir.name}", "## What was run", run_markdown(episodes, config),
         "## Per group (whole run)", headline_markdown(metrics),
         "`nan` means undefined for lack of data (e.g. a group with no decisions), never zero. Rates are over all "
         "steps of all episodes; `decisions` (where shown) counts the steps where a decision was taken.",
-        "## Run level", overall_markdown(metrics), "## Plots", plots_markdown(paths, run_dir)])
+        "## Run level", overall_markdown(metrics), "## Plots", plots_markdown(paths, run_dir, plot_notes(profile))])
     report = run_dir / REPORT_FILE
     report.write_text(text + "\n", encoding="utf-8")
     return report

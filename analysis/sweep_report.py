@@ -32,9 +32,10 @@ from fairgym.analysis.plots import (
 )
 from fairgym.analysis.report import markdown_table
 from fairgym.analysis.stats import seed_ci
-from fairgym.analysis.trajectories import ALL, Trajectories, env_family
+from fairgym.analysis.trajectories import Trajectories, env_family, env_profile_or_generic
 from fairgym.analysis.wandb_log import log_sweep_report
 from fairgym.config import load_yaml
+from fairgym.envs.profiles import FamilyProfile, resolve
 from fairgym.envs.records import read_episodes
 from fairgym.runfiles import (
     CONFIG_FILE,
@@ -49,21 +50,6 @@ from fairgym.runfiles import (
     env_folder,
     read_json,
 )
-
-# env family -> (metric key, column title); the first ones are the residual-bias headline.
-HEADLINE: dict[str, list[tuple[str, str]]] = {
-    "Lending": [("fairness/demographic_parity_difference", "DP diff"),
-                ("fairness/equal_opportunity_difference", "EO diff"), ("fairness/selection_rate", "approval rate"),
-                ("task/teacher_agreement", "teacher agreement"), ("task/profit", "profit")],
-    "Allocation": [("fairness/allocation_gap_max", "max share gap"), ("task/return_mean", "return")],
-    "Dialogue": [("toxicity/mean", "toxicity"), ("toxicity/slope", "tox slope"),
-                 ("format/repetitive_rate", "looping replies"),
-                 ("toxicity/judge_mean", "judge toxicity"), ("bias/endorsement_rate", "endorsement rate")],
-}
-APPROVAL_KEY, AGREEMENT_KEY = "fairness/selection_rate", "task/teacher_agreement"
-BIAS_KEYS = ("fairness/demographic_parity_difference", "fairness/equal_opportunity_difference",
-             "fairness/allocation_gap_max", "toxicity/mean", "toxicity/judge_mean", "bias/endorsement_rate")
-JUDGE_KEYS = ("toxicity/judge_mean", "bias/endorsement_rate")  # only where the env was judged (judge:<model>)
 
 
 # ---- loading -------------------------------------------------------------------------------------------------
@@ -128,10 +114,22 @@ def fmt_ci(values: list[float | None], digits: int = 3) -> str:
     return f"{ci['mean']:.{digits}g} ± {ci['half_width']:.2g}"
 
 
+def eval_envs(sweep: dict[str, Any]) -> list[str]:
+    """The sweep's evaluated env ids."""
+    return list(sweep["config"].get("eval", {}).get("envs", []))
+
+
+def profile_of(env_id: str) -> FamilyProfile:
+    """The family profile of an evaluated env (a generic one when the id is not registered here)."""
+    return env_profile_or_generic(env_id)
+
+
 def env_headline(sweep: dict[str, Any], env_id: str) -> list[tuple[str, str]]:
-    """The env family's headline (key, title) pairs; the judge's only when some arm's metrics hold them."""
-    return [(key, title) for key, title in HEADLINE.get(env_family(env_id), [])
-            if key not in JUDGE_KEYS or any(key in a["metrics"].get(env_id, {}) for a in sweep["arms"])]
+    """The env family's headline (key, title) pairs; its optional ones (e.g. a judge's) only when some arm's
+    metrics hold them."""
+    profile = profile_of(env_id)
+    return [(key, title) for key, title in profile.headline
+            if key not in profile.optional_metrics or any(key in a["metrics"].get(env_id, {}) for a in sweep["arms"])]
 
 
 def headline_columns(sweep: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -152,7 +150,7 @@ def headline_columns(sweep: dict[str, Any]) -> list[tuple[str, str, str]]:
 def headline_table(sweep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the arms × metrics table (mean ± 95% CI over seeds)."""
     cols = headline_columns(sweep)
-    verdicts = bool(lending_envs(sweep))  # the collapse verdict reads approval rates: Lending only
+    verdicts = bool(verdict_envs(sweep))  # the collapse verdict reads approval rates
     header = ["arm", "seeds done", "learning rate", *[c[2] for c in cols], *(["policy"] if verdicts else [])]
     rows = []
     for label in labels(sweep):
@@ -203,13 +201,16 @@ def policy_verdict(approval_rate: float | None, agreement: float | None, collaps
 
 
 def label_verdict(sweep: dict[str, Any], label: str) -> str:
-    """``policy_verdict`` of each seed of ``label`` on the first Lending-like env (distinct verdicts joined)."""
-    env_id = next((e for e in sweep["config"].get("eval", {}).get("envs", []) if env_family(e) == "Lending"), None)
-    if env_id is None:
+    """``policy_verdict`` of each seed of ``label`` on the first env whose family has an approval rate (distinct
+    verdicts joined)."""
+    envs = verdict_envs(sweep)
+    if not envs:
         return "—"
+    env_id, profile = envs[0], profile_of(envs[0])
     settings = sweep["config"].get("eval", {})
-    verdicts = [policy_verdict(_num(a["metrics"].get(env_id, {}).get(APPROVAL_KEY)),
-                               _num(a["metrics"].get(env_id, {}).get(AGREEMENT_KEY)),
+    agreement = profile.agreement_metric or ""
+    verdicts = [policy_verdict(_num(a["metrics"].get(env_id, {}).get(profile.approval_metric)),
+                               _num(a["metrics"].get(env_id, {}).get(agreement)),
                                settings.get("collapse_margin", 0.05), settings.get("min_agreement", 0.9))
                 for a in by_label(sweep, label)]
     return ", ".join(dict.fromkeys(verdicts)) or "n/a"
@@ -253,8 +254,8 @@ def bias_panels(sweep: dict[str, Any]) -> list[RankPanel]:
     """Residual bias (each env's bias metrics) and the flip rate against rank."""
     panels = [rank_panel(sweep, lambda lab, e=env, k=key: metric_values(sweep, lab, e, k),
                          f"{title} ({env_family(env)})")
-              for env in sweep["config"].get("eval", {}).get("envs", [])
-              for key, title in env_headline(sweep, env) if key in BIAS_KEYS]
+              for env in eval_envs(sweep)
+              for key, title in env_headline(sweep, env) if key in profile_of(env).bias_metrics]
     flip = rank_panel(sweep, lambda lab: diag_values(sweep, lab, ("flip_rate", "overall")), "counterfactual flip rate")
     return [*panels, flip]
 
@@ -312,32 +313,21 @@ def per_arm_series(sweep: dict[str, Any], env_id: str, metric: str) -> dict[str,
     return {lab: s for lab, s in series.items() if s}
 
 
-def cumulative_gap(traj: Trajectories) -> list[float]:
-    """The cumulative demographic-parity difference over turns (decisions up to each turn)."""
-    return list(traj.get("fairness/demographic_parity_difference_cumulative", {}).get(ALL, []))
-
-
-def credit_gap_change(traj: Trajectories) -> list[float]:
-    """How the gap in mean credit score between the last and the first group moved over turns (positive: the
-    groups drift apart), from the per-group credit drift."""
-    drift = traj.get("fairness/credit_drift", {})
-    groups = [g for g in drift if g != ALL]
-    if len(groups) < 2:
-        return []
-    return (np.asarray(drift[groups[-1]], float) - np.asarray(drift[groups[0]], float)).tolist()
-
-
-TRAJECTORY_SERIES = {"cumulative DP difference": cumulative_gap,
-                     "credit-score gap change (last - first group)": credit_gap_change}
 INTERVAL_COLUMNS = ["arm", "series", "turn", "mean", "low", "high", "seeds"]
 
 
+def compounding_series(env_id: str) -> dict[str, Callable[[Trajectories], list[float]]]:
+    """The env family's series of a bias that compounds over the episode (``FamilyProfile.compounding``)."""
+    return dict(resolve(profile_of(env_id).compounding) or {})
+
+
 def trajectory_intervals(sweep: dict[str, Any], env_id: str) -> list[dict[str, Any]]:
-    """Per arm label, series and turn: the mean over seeds with its 95% t-interval (one seed: no interval)."""
+    """Per arm label, compounding series and turn: the mean over seeds with its 95% t-interval (one seed: no
+    interval)."""
     rows = []
     for label in labels(sweep):
         runs = seed_trajectories(sweep, label, env_id)
-        for name, fn in TRAJECTORY_SERIES.items():
+        for name, fn in compounding_series(env_id).items():
             series = [fn(r) for r in runs if fn(r)]
             for turn in range(min((len(x) for x in series), default=0)):
                 ci = seed_ci([x[turn] for x in series])
@@ -368,9 +358,14 @@ def lora_update_points(sweep: dict[str, Any]) -> list[tuple[int, float]]:
     return [(r, u["subspace_share"]) for r, u in updates if isinstance(u, dict) and u.get("subspace_share") is not None]
 
 
-def lending_envs(sweep: dict[str, Any]) -> list[str]:
-    """The evaluated envs of the Lending family."""
-    return [e for e in sweep["config"].get("eval", {}).get("envs", []) if env_family(e) == "Lending"]
+def verdict_envs(sweep: dict[str, Any]) -> list[str]:
+    """The evaluated envs whose family has an approval rate (the collapse verdict and per-group table read it)."""
+    return [e for e in eval_envs(sweep) if profile_of(e).approval_metric]
+
+
+def compounding_envs(sweep: dict[str, Any]) -> list[str]:
+    """The evaluated envs whose family names compounding series."""
+    return [e for e in eval_envs(sweep) if compounding_series(e)]
 
 
 def _per_arm(sweep: dict[str, Any], env_id: str, metric: str, by_group: bool, title: str) -> Figure | None:
@@ -380,19 +375,17 @@ def _per_arm(sweep: dict[str, Any], env_id: str, metric: str, by_group: bool, ti
 
 
 def env_figures(sweep: dict[str, Any], env_id: str, intervals: list[dict[str, Any]]) -> dict[str, Figure | None]:
-    """The trajectory figures of one evaluated env, by its family."""
+    """The trajectory figures of one evaluated env: its family's compounding series with intervals over seeds,
+    then the per-arm series its profile names (``FamilyProfile.sweep_series``)."""
     family, slug = env_family(env_id), env_folder(env_id)
-    if family == "Lending":
-        compounding = intervals_figure(intervals, list(TRAJECTORY_SERIES), suptitle=(
+    figures: dict[str, Figure | None] = {}
+    series = compounding_series(env_id)
+    if series:
+        figures[f"compounding_{slug}"] = intervals_figure(intervals, list(series), suptitle=(
             f"bias that compounds over the episode ({family}; mean over seeds, 95% interval)")) if intervals else None
-        return {f"compounding_{slug}": compounding,
-                f"gap_trajectory_{slug}": _per_arm(sweep, env_id, "fairness/demographic_parity_difference_cumulative",
-                                                   False, "cumulative DP difference over the episode"),
-                f"credit_drift_{slug}": _per_arm(sweep, env_id, "fairness/credit_drift", True, "group credit drift")}
-    if family == "Dialogue":
-        return {f"toxicity_{slug}": _per_arm(sweep, env_id, "toxicity/mean", True, "toxicity per turn per group")}
-    return {f"invalid_{slug}": _per_arm(sweep, env_id, "format/invalid_action_rate_cumulative", False,
-                                        "cumulative invalid-action rate")}
+    for name, metric, by_group, title in profile_of(env_id).sweep_series:
+        figures[f"{name}_{slug}"] = _per_arm(sweep, env_id, metric, by_group, title)
+    return figures
 
 
 def _rank_figure(panels: list[RankPanel]) -> Figure | None:
@@ -418,7 +411,8 @@ def sweep_figures(sweep: dict[str, Any], intervals: dict[str, list[dict[str, Any
 
 def all_plots(sweep: dict[str, Any], intervals: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Path]:
     """Write every figure of the report that has data as ``plots/<name>.png``; returns name -> path."""
-    intervals = intervals if intervals is not None else {e: trajectory_intervals(sweep, e) for e in lending_envs(sweep)}
+    intervals = intervals if intervals is not None else {e: trajectory_intervals(sweep, e)
+                                                         for e in compounding_envs(sweep)}
     return save_figures(sweep_figures(sweep, intervals), sweep["dir"] / PLOTS_DIR)
 
 
@@ -465,20 +459,22 @@ def _lr_lines(sweep: dict[str, Any]) -> list[str]:
 
 
 def group_table(sweep: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
-    """Per arm and group: teacher agreement and approval rate on the first Lending env (mean ± 95% CI)."""
-    envs = lending_envs(sweep)
+    """Per arm and group: teacher agreement and approval rate on the first env whose family has an approval rate
+    (mean ± 95% CI)."""
+    envs = verdict_envs(sweep)
     groups = (sweep["diagnostics"].get("groups") or _groups_in_metrics(sweep, envs[0])) if envs else []
     if not envs or not groups:
         return None
+    profile = profile_of(envs[0])
     header = ["arm", *[f"agreement {g}" for g in groups], *[f"approval {g}" for g in groups]]
-    rows = [[label, *[fmt_ci(metric_values(sweep, label, envs[0], f"{AGREEMENT_KEY}/{g}")) for g in groups],
-             *[fmt_ci(metric_values(sweep, label, envs[0], f"{APPROVAL_KEY}/{g}")) for g in groups]]
+    rows = [[label, *[fmt_ci(metric_values(sweep, label, envs[0], f"{profile.agreement_metric}/{g}")) for g in groups],
+             *[fmt_ci(metric_values(sweep, label, envs[0], f"{profile.approval_metric}/{g}")) for g in groups]]
             for label in labels(sweep)]
     return header, rows
 
 
 def _groups_in_metrics(sweep: dict[str, Any], env_id: str) -> list[str]:
-    prefix = f"{APPROVAL_KEY}/"
+    prefix = f"{profile_of(env_id).approval_metric}/"
     return list(dict.fromkeys(k[len(prefix):] for a in sweep["arms"] for k in a["metrics"].get(env_id, {})
                               if k.startswith(prefix)))
 
@@ -486,22 +482,15 @@ def _groups_in_metrics(sweep: dict[str, Any], env_id: str) -> list[str]:
 def legend(sweep: dict[str, Any]) -> list[str]:
     """The sentences explaining the headline table's columns, for the columns it has."""
     config, diag = sweep["config"], sweep["diagnostics"]
-    families = {env_family(e) for e in config.get("eval", {}).get("envs", [])}
     out = ["Mean over seeds ± half-width of a 95% t-interval (one seed: the value)."]
-    if "Lending" in families or "Allocation" in families:
-        out.append("Bias metrics are between-group differences (lower is fairer).")
-    if "Dialogue" in families:
-        out.append("'toxicity' is the replies' mean P(toxic) by the env's scorer (greedy decoding); 'tox slope' its "
-                   "least-squares slope against the turn; 'looping replies' the share of replies repeating one "
-                   "sentence 3+ times (degenerate text the scorer rates clean: a low toxicity with many loops is "
-                   "not a detox).")
+    out += [s for s in dict.fromkeys(profile_of(e).legend for e in eval_envs(sweep)) if s]
     if diag.get("arms"):
         out += [f"KL is in nats on the {diag.get('decisions', 0)} decision prompts of `{diag.get('env_id')}`. The "
                 "flip rate is the share of decisions that change when only the group descriptor is swapped. "
                 "'full-update energy held' is the share of the full fine-tune's update inside the LoRA arm's rank-r "
                 "subspace; 'intruder dims' counts the merged weights' leading singular directions unlike any of the "
                 "base's (PEFT's `reduce_intruder_dimension`)."]
-    if "Lending" in families:
+    if verdict_envs(sweep):
         ev = config.get("eval", {})
         out.append("'teacher agreement' is the share of the arm's decisions equal to the fair teacher's at the same "
                    "states; the `teacher` row is the teacher itself, the target every gap should reach. 'policy' "
@@ -557,7 +546,7 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
         FileNotFoundError: ``sweep_dir`` holds no sweep (no ``config.yaml``).
     """
     sweep = load_sweep(sweep_dir)
-    intervals = {env_id: trajectory_intervals(sweep, env_id) for env_id in lending_envs(sweep)}
+    intervals = {env_id: trajectory_intervals(sweep, env_id) for env_id in compounding_envs(sweep)}
     figures = all_plots(sweep, intervals)
     path = sweep["dir"] / REPORT_FILE
     table = headline_table(sweep)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from fairgym.config import UnknownNameError
 from fairgym.envs import env_traits, keys
+from fairgym.envs.profiles import FamilyProfile, generic_profile
 
 ALL = "all groups"  # the "group" of a between-group number (a parity difference, an overall rate)
 CUMULATIVE = "_cumulative"  # suffix of a cumulative-up-to-turn-t trajectory's metric name
@@ -39,6 +40,22 @@ def env_family(env_id: str) -> str:
         return env_traits(env_id).family
     except UnknownNameError:
         return ""
+
+
+def env_profile_or_generic(env_id: str) -> FamilyProfile:
+    """The profile the env registered under ``env_id`` declares, or a generic one (generic metrics only) when no env
+    is registered under that id in this process."""
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"env_id={env_id!r} must be a non-empty string such as 'fairgym/Lending-v0'.")
+    try:
+        return env_traits(env_id).profile
+    except UnknownNameError:
+        return generic_profile(env_id.split("/")[-1])
+
+
+def run_profile(episodes: list[dict[str, Any]]) -> FamilyProfile:
+    """The family profile of a run's records (their one env id)."""
+    return env_profile_or_generic(run_env_id(episodes))
 
 
 def run_env_id(episodes: list[dict[str, Any]]) -> str:
@@ -103,6 +120,12 @@ def per_turn(frame: pd.DataFrame, groups: list[str], stat: GroupStat, *, cumulat
 def both_trajectories(frame: pd.DataFrame, groups: list[str], stat: GroupStat) -> Trajectories:
     """The per-step and the cumulative-up-to-t trajectories of ``stat``, in one dict."""
     return {**per_turn(frame, groups, stat), **per_turn(frame, groups, stat, cumulative=True)}
+
+
+def pad_turns(traj: Trajectories, frame: pd.DataFrame) -> Trajectories:
+    """Lengthen every series to the run's number of turns (decisions may stop before the last invalid turn)."""
+    n_turns = int(frame["turn"].max()) + 1 if len(frame) else 0
+    return {m: {g: list(v) + [NAN] * (n_turns - len(v)) for g, v in by_group.items()} for m, by_group in traj.items()}
 
 
 def ratio(numerator: float, denominator: float) -> float:

@@ -16,17 +16,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from fairgym.analysis.trajectories import ALL, env_family
+from fairgym.analysis.trajectories import ALL, run_profile
 from fairgym.runfiles import json_safe
 
-# outcome fields shown in the episodes table, per env family (an unknown env shows the outcome as JSON)
-OUTCOME_COLUMNS: dict[str, tuple[str, ...]] = {
-    "Lending": ("approved", "would_repay", "score", "cash"),
-    "Allocation": ("group_allocation", "group_incidents", "group_found"),
-    "Dialogue": ("toxicity", "phase", "reply"),
-}
-# outcome fields shown only when some step holds them (the LLM judge's scores)
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"Dialogue": ("judge_toxicity", "endorsement")}
 STEP_COLUMNS = ["episode", "turn", "group", "action_text", "valid", "reward"]
 
 
@@ -55,17 +47,19 @@ def _cell(value: Any) -> Any:
 
 
 def step_table(episodes: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows of the episodes table: one row per step, with the env family's key outcome fields."""
-    kind = env_family(str(episodes[0].get("env_id"))) if episodes else ""
+    """Columns and rows of the episodes table: one row per step, with the outcome fields the env family's profile
+    names (``wandb_columns``; a family naming none shows the whole outcome as JSON)."""
+    profile = run_profile(episodes) if episodes else None
     outcomes = [s.get("outcome") or {} for ep in episodes for s in ep.get("steps", [])]
-    fields = OUTCOME_COLUMNS.get(kind, ("outcome",)) + tuple(
-        f for f in OPTIONAL_COLUMNS.get(kind, ()) if any(f in o for o in outcomes))
+    named = tuple(profile.wandb_columns) if profile is not None else ()
+    whole = not named
+    fields = (named or ("outcome",)) + tuple(
+        f for f in (profile.optional_wandb_columns if profile else ()) if any(f in o for o in outcomes))
     rows = []
     for ep in episodes:
         for s in ep.get("steps", []):
             outcome = s.get("outcome") or {}
-            extra = [_cell(outcome if f == "outcome" and kind not in OUTCOME_COLUMNS else outcome.get(f))
-                     for f in fields]
+            extra = [_cell(outcome if whole and f == "outcome" else outcome.get(f)) for f in fields]
             rows.append([ep.get("index"), s.get("turn"), s.get("group"), s.get("action_text"),
                          bool(s.get("action_valid", True)), float(s.get("reward", 0.0)), *extra])
     return STEP_COLUMNS + list(fields), rows

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from fairgym.analysis.metrics import compute_metrics, credit_drift, start_means
+from fairgym.analysis.lending import credit_drift, start_means
+from fairgym.analysis.metrics import compute_metrics
 from fairgym.analysis.trajectories import run_groups, step_frame
 from fairgym.envs.records import read_episodes
 from fairgym.runfiles import EPISODES_FILE, RUN_STATS_FILE, read_json

@@ -29,7 +29,7 @@ import torch
 import fairgym.envs  # noqa: F401  (registers the envs)
 from fairgym.agents.llm import LLMAgent
 from fairgym.agents.runner import run_episodes
-from fairgym.analysis.metrics import judge_stats, toxicity_stats
+from fairgym.analysis.dialogue import judge_stats, toxicity_stats
 from fairgym.analysis.trajectories import step_frame
 from fairgym.envs.dialogue import CANNED_REPLIES, load_templates
 from fairgym.lm.judge import JudgeScorer, shared_model

@@ -1,7 +1,7 @@
 """fairgym environments: text-in, text-out Gymnasium envs registered under the ``fairgym`` namespace.
 
 Importing this package registers every id in ``ENV_IDS`` with Gymnasium (idempotently); it never imports torch.
-Each env class declares its family and whether its decisions are discrete choices (``TextEnv.family``,
+Each env class declares its family's profile and whether its decisions are discrete choices (``TextEnv.profile``,
 ``TextEnv.discrete_choices``); ``env_traits(env_id)`` looks both up through the Gymnasium registry, so an env
 registered anywhere (``gym.register``) is known to agents, metrics and training without building it.
 
@@ -21,6 +21,7 @@ from typing import Any
 import gymnasium as gym
 
 from fairgym.config import UnknownNameError
+from fairgym.envs.profiles import FamilyProfile
 
 # id -> entry point; the one place env names are registered.
 ENTRY_POINTS: dict[str, str] = {
@@ -61,29 +62,40 @@ class EnvTraits:
     """What an env class declares about its decisions.
 
     Attributes:
-        family: the env family (``"Lending"``, ``"Allocation"``, ``"Dialogue"``, ...): which family metrics,
-            plots and baseline agents apply; it survives a version bump.
+        profile: the env family's profile (``fairgym.envs.profiles.FamilyProfile``): which metrics, plots,
+            rewards, teachers and baseline agents apply; it survives a version bump.
         discrete_choices: whether every decision is one of ``info["choices"]`` (so the LLM agent can score the
             choices; otherwise it generates text).
     """
 
-    family: str
+    profile: FamilyProfile
     discrete_choices: bool
+
+    @property
+    def family(self) -> str:
+        """The family's name (``"Lending"``, ``"Allocation"``, ``"Dialogue"``, ...)."""
+        return self.profile.family
 
 
 def env_traits(env: str | gym.Env) -> EnvTraits:
-    """The declared family and decision form of an env id (looked up without building the env) or an env.
+    """The declared profile and decision form of an env id (looked up without building the env) or an env.
 
     Raises:
         UnknownNameError: ``env`` is an id no env is registered under.
-        TypeError: the env class declares no ``family``.
+        TypeError: the env class declares no ``profile``.
     """
     cls = env_class(env) if isinstance(env, str) else type(getattr(env, "unwrapped", env))
-    family = getattr(cls, "family", "")
-    if not isinstance(family, str) or not family:
-        raise TypeError(f"{getattr(cls, '__name__', cls)} declares no env family; set the class attribute "
-                        "family = '<Name>' (and discrete_choices = True when every decision is a choice).")
-    return EnvTraits(family=family, discrete_choices=bool(getattr(cls, "discrete_choices", False)))
+    profile = getattr(cls, "profile", None)
+    if not isinstance(profile, FamilyProfile):
+        raise TypeError(f"{getattr(cls, '__name__', cls)} declares no env family profile; set the class attribute "
+                        "profile = FamilyProfile(family='<Name>', ...) (fairgym.envs.profiles), and "
+                        "discrete_choices = True when every decision is a choice.")
+    return EnvTraits(profile=profile, discrete_choices=bool(getattr(cls, "discrete_choices", False)))
+
+
+def env_profile(env: str | gym.Env) -> FamilyProfile:
+    """The family profile of an env id or env (``env_traits(env).profile``)."""
+    return env_traits(env).profile
 
 
 def env_arguments(env_id: str) -> list[str]:
@@ -121,5 +133,5 @@ def make_numeric(env_id: str, **kwargs: Any) -> gym.Env:
 
 register_envs()
 
-__all__ = ["ENV_IDS", "ENTRY_POINTS", "EnvTraits", "env_arguments", "env_class", "env_traits", "make_env",
-           "make_numeric", "register_envs", "registered_ids"]
+__all__ = ["ENV_IDS", "ENTRY_POINTS", "EnvTraits", "FamilyProfile", "env_arguments", "env_class", "env_profile",
+           "env_traits", "make_env", "make_numeric", "register_envs", "registered_ids"]

@@ -15,6 +15,7 @@ import numpy as np
 
 from fairgym.envs.core import Decision, ParseError, TextEnv
 from fairgym.envs.groups import resolve_descriptors
+from fairgym.envs.profiles import FamilyProfile
 
 SITES = ("North", "South", "East", "West")
 # Equal true incident rate per group (6 per step each) under the default alternating site->group map, so any
@@ -88,6 +89,23 @@ def _default_site_groups(sites: Sequence[str], groups: Sequence[str]) -> dict[st
     return {site: groups[i % len(groups)] for i, site in enumerate(sites)}
 
 
+PROFILE = FamilyProfile(
+    family="Allocation",
+    metrics="fairgym.analysis.allocation:metrics",
+    trajectories="fairgym.analysis.allocation:trajectories",
+    figures="fairgym.analysis.allocation:figures",
+    figure_notes="fairgym.analysis.allocation:FIGURE_NOTES",
+    headline=(("fairness/allocation_gap_max", "max share gap"), ("task/return_mean", "return")),
+    bias_metrics=("fairness/allocation_gap_max",),
+    legend="Bias metrics are between-group differences (lower is fairer).",
+    wandb_columns=("group_allocation", "group_incidents", "group_found"),
+    fairness_metric="fairness/allocation_gap_max",
+    policies={"random": "fairgym.agents.baselines:RandomAllocation",
+              "constant": "fairgym.agents.baselines:ConstantAgent",
+              "fair-oracle": "fairgym.agents.baselines:AllocationOracle"},
+)
+
+
 class AllocationEnv(TextEnv):
     """Spread a budget of units over sites that belong to groups; only where units go are incidents found.
 
@@ -134,7 +152,7 @@ class AllocationEnv(TextEnv):
         **kwargs: ``TextEnv`` arguments (``invalid_action``, ``invalid_penalty``, ``max_invalid``, ``render_mode``).
     """
 
-    family = "Allocation"
+    profile = PROFILE
     discrete_choices = False
 
     def __init__(

@@ -16,6 +16,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from fairgym.envs import keys
+from fairgym.envs.profiles import FamilyProfile
 
 PRINTABLE = frozenset(string.printable)  # the charset of every Text space (the default is alphanumeric only)
 _NON_PRINTABLE = re.compile("[^" + re.escape(string.printable) + "]")
@@ -87,7 +88,7 @@ class TextEnv(gym.Env[str, str]):
 
     metadata = {"render_modes": ["ansi"]}
     # Declared by each env class and looked up by id (``fairgym.envs.env_traits``), never guessed from names.
-    family: str = ""  # the env family, e.g. "Lending": which family metrics, plots and baseline agents apply
+    profile: FamilyProfile | None = None  # the env family's meaning: metrics, plots, rewards, teachers, agents
     discrete_choices: bool = False  # every decision is one of info["choices"] (LLM choice scoring applies)
     groups: tuple[str, ...] = ()
     instructions: str = ""  # the task and action grammar, shown at the top of every observation

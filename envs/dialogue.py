@@ -19,6 +19,7 @@ from typing import Any
 from fairgym.envs.core import Decision, ParseError, TextEnv
 from fairgym.envs.groups import resolve_descriptors
 from fairgym.envs.honest import HonestOpenings, Opening, load_openings
+from fairgym.envs.profiles import ArmSeries, FamilyProfile
 from fairgym.envs.toxicity import DEFAULT_SCORER, check_spec, make_scorer, score_texts
 
 PHASES = ("neutral", "leading", "provocative")
@@ -76,6 +77,34 @@ def phase_of(index: int, max_steps: int) -> str:
     return PHASES[min(len(PHASES) - 1, index * len(PHASES) // max_steps)]
 
 
+PROFILE = FamilyProfile(
+    family="Dialogue",
+    metrics="fairgym.analysis.dialogue:metrics",
+    trajectories="fairgym.analysis.dialogue:trajectories",
+    figures="fairgym.analysis.dialogue:figures",
+    figure_notes="fairgym.analysis.dialogue:FIGURE_NOTES",
+    headline=(("toxicity/mean", "toxicity"), ("toxicity/slope", "tox slope"),
+              ("format/repetitive_rate", "looping replies"),
+              ("toxicity/judge_mean", "judge toxicity"), ("bias/endorsement_rate", "endorsement rate")),
+    bias_metrics=("toxicity/mean", "toxicity/judge_mean", "bias/endorsement_rate"),
+    optional_metrics=("toxicity/judge_mean", "bias/endorsement_rate"),  # only where a judge scored the replies
+    legend="'toxicity' is the replies' mean P(toxic) by the env's scorer (greedy decoding); 'tox slope' its "
+           "least-squares slope against the turn; 'looping replies' the share of replies repeating one "
+           "sentence 3+ times (degenerate text the scorer rates clean: a low toxicity with many loops is "
+           "not a detox).",
+    sweep_series=(ArmSeries("toxicity", "toxicity/mean", True, "toxicity per turn per group"),),
+    wandb_columns=("toxicity", "phase", "reply"),
+    optional_wandb_columns=(JUDGE_TOXICITY, ENDORSEMENT),
+    toxicity_reward=True,
+    training_data="detox",
+    biased_teacher="hostile",
+    policies={"random": "fairgym.agents.baselines:RandomReply",
+              "fair-oracle": "fairgym.agents.baselines:PoliteAgent",
+              "polite": "fairgym.agents.baselines:PoliteAgent",
+              "hostile": "fairgym.agents.teachers:HostileAgent"},
+)
+
+
 class DialogueEnv(TextEnv):
     """Converse with someone from a group whose turns escalate from neutral to provocative; stay non-toxic.
 
@@ -130,7 +159,7 @@ class DialogueEnv(TextEnv):
         **kwargs: ``TextEnv`` arguments (``invalid_action``, ``invalid_penalty``, ``max_invalid``, ``render_mode``).
     """
 
-    family = "Dialogue"
+    profile = PROFILE
     discrete_choices = False
 
     def __init__(

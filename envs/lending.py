@@ -16,8 +16,8 @@ import numpy as np
 
 from fairgym.envs.core import Decision, ParseError, TextEnv
 from fairgym.envs.groups import indefinite, resolve_descriptors
+from fairgym.envs.profiles import ArmSeries, FamilyProfile
 
-N_BINS = 7
 MIN_SCORE, MAX_SCORE = 300, 850
 # Defaults for two groups: the first (disadvantaged) group's mass sits lower on the score ladder.
 DISADVANTAGED = (0.10, 0.20, 0.25, 0.20, 0.15, 0.10, 0.00)
@@ -104,6 +104,33 @@ def shift_mass(distribution: np.ndarray, bin_: int, *, up: bool, amount: float) 
     distribution[target] += moved
 
 
+PROFILE = FamilyProfile(
+    family="Lending",
+    metrics="fairgym.analysis.lending:metrics",
+    trajectories="fairgym.analysis.lending:trajectories",
+    figures="fairgym.analysis.lending:figures",
+    figure_notes="fairgym.analysis.lending:FIGURE_NOTES",
+    headline=(("fairness/demographic_parity_difference", "DP diff"),
+              ("fairness/equal_opportunity_difference", "EO diff"), ("fairness/selection_rate", "approval rate"),
+              ("task/teacher_agreement", "teacher agreement"), ("task/profit", "profit")),
+    bias_metrics=("fairness/demographic_parity_difference", "fairness/equal_opportunity_difference"),
+    approval_metric="fairness/selection_rate",
+    agreement_metric="task/teacher_agreement",
+    legend="Bias metrics are between-group differences (lower is fairer).",
+    compounding="fairgym.analysis.lending:COMPOUNDING",
+    sweep_series=(ArmSeries("gap_trajectory", "fairness/demographic_parity_difference_cumulative", False,
+                            "cumulative DP difference over the episode"),
+                  ArmSeries("credit_drift", "fairness/credit_drift", True, "group credit drift")),
+    wandb_columns=("approved", "would_repay", "score", "cash"),
+    fairness_metric="fairness/demographic_parity_difference",
+    biased_teacher="biased-threshold",
+    policies={"max-utility": "fairgym.agents.baselines:MaxUtilityAgent",
+              "eo-threshold": "fairgym.agents.baselines:EqualOpportunityAgent",
+              "fair-oracle": "fairgym.agents.baselines:LendingOracle",
+              "biased-threshold": "fairgym.agents.teachers:BiasedThresholdAgent"},
+)
+
+
 class LendingEnv(TextEnv):
     """A bank decides, one applicant at a time, whether to grant a loan; decisions shape future applicants.
 
@@ -154,7 +181,7 @@ class LendingEnv(TextEnv):
         **kwargs: ``TextEnv`` arguments (``invalid_action``, ``invalid_penalty``, ``max_invalid``, ``render_mode``).
     """
 
-    family = "Lending"
+    profile = PROFILE
     discrete_choices = True
 
     def __init__(

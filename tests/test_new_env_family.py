@@ -1,6 +1,7 @@
-"""A fourth env family, defined here and nowhere else, runs through ``fairgym run`` -> metrics -> report and
-through the sweep's evaluation of an arm, with no edit to fairgym: its family is declared on the class and
-looked up through the Gymnasium registry; generic metrics apply to any family."""
+"""A fourth env family, defined here and nowhere else, runs through ``fairgym run`` -> metrics -> report -> W&B and
+through the sweep's evaluation of an arm and its report, with no edit to fairgym: its profile (one family metric,
+one figure, a headline column, a W&B column) is declared on the class and looked up through the Gymnasium
+registry; generic metrics apply to any family."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from fairgym.commands import main
 from fairgym.envs import env_traits, keys, records
 from fairgym.envs.core import Decision, ParseError, TextEnv
+from fairgym.envs.profiles import FamilyProfile
 
 QUEUE = "fairgymtest/Queue-v0"  # another namespace: the fairgym/ namespace holds exactly ENV_IDS
 CHOICES = ["serve", "skip"]
@@ -26,10 +28,37 @@ class Serve:
     serve: bool
 
 
+def served_share(episodes: list[dict], frame, groups: list[str]) -> dict[str, float]:
+    """The Queue family's one metric: the share of people served, per group."""
+    out = {}
+    for group in groups:
+        served = [s[keys.OUTCOME]["served"] for e in episodes for s in e["steps"]
+                  if s[keys.GROUP] == group and s[keys.OUTCOME]]
+        out[f"fairness/served_share/{group}"] = sum(served) / len(served) if served else float("nan")
+    return out
+
+
+def served_figure(metrics: dict[str, float], traj: dict) -> dict:
+    """The Queue family's one figure."""
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.subplots()
+    groups = [k.rsplit("/", 1)[1] for k in metrics if k.startswith("fairness/served_share/")]
+    ax.bar(groups, [metrics[f"fairness/served_share/{g}"] for g in groups])
+    return {"served_share": fig}
+
+
+QUEUE_PROFILE = FamilyProfile(family="Queue", metrics=served_share,
+                              figures=served_figure, figure_notes={"served_share": "Share served per group."},
+                              headline=(("fairness/served_share/A", "served A"),), wandb_columns=("served",),
+                              policies={})
+
+
 class QueueEnv(TextEnv):
     """Serve or skip the person at the head of a queue; serving earns 1. A test-only fourth env family."""
 
-    family = "Queue"
+    profile = QUEUE_PROFILE
     discrete_choices = True
 
     def __init__(self, *, max_steps: int = 4, **kwargs: Any) -> None:
@@ -74,12 +103,15 @@ def test_the_family_is_looked_up_from_the_registry(queue):
     assert (traits.family, traits.discrete_choices) == ("Queue", True)
 
 
-def test_run_metrics_and_report(queue, tmp_path):
+def test_run_metrics_report_and_wandb(queue, tmp_path, monkeypatch):
+    from fairgym.analysis import wandb_log
     from fairgym.analysis.report import write_report
 
+    logged = []
+    monkeypatch.setattr(wandb_log, "log_run", lambda *a, **k: logged.append((a, k)))
     out = tmp_path / "run"
     assert main(["run", "--env", queue, "--agent", "random", "--episodes", "3", "--env-opt", "max_steps=4",
-                 "--out", str(out), "--no-wandb"]) == 0
+                 "--out", str(out)]) == 0
     episodes = records.read_episodes(out / "episodes.jsonl")
     steps = [s for e in episodes for s in e["steps"]]
     assert len(steps) == 12 and all(s[keys.ACTION_VALID] and s["action_text"] in CHOICES for s in steps)
@@ -87,9 +119,16 @@ def test_run_metrics_and_report(queue, tmp_path):
     assert metrics["task/episodes"] == 3 and metrics["format/invalid_action_rate"] == 0
     served = sum(s["reward"] for s in steps) / 3
     assert metrics["task/return_mean"] == pytest.approx(served)
+    by_hand = [s["outcome"]["served"] for s in steps if s["group"] == "A"]
+    assert metrics["fairness/served_share/A"] == pytest.approx(sum(by_hand) / len(by_hand))  # the family's metric
     text = write_report(out).read_text()
-    assert "fairgym run report" in text and "invalid_action_rate" in text
-    assert (out / "plots" / "invalid_action_rate.png").is_file()
+    assert "fairgym run report" in text and "invalid_action_rate" in text and "served_share" in text
+    assert "Share served per group." in text  # the family's figure note
+    assert (out / "plots" / "invalid_action_rate.png").is_file() and (out / "plots" / "served_share.png").is_file()
+    (args, kwargs), = logged  # the run went to W&B with the family's metric
+    assert "fairness/served_share/A" in args[2]
+    columns, rows = wandb_log.step_table(episodes)
+    assert columns[-1] == "served" and {r[-1] for r in rows} <= {True, False}
 
 
 def test_sweep_evaluation_of_an_arm(queue, tmp_path, tiny_model_dir):
@@ -107,3 +146,19 @@ def test_sweep_evaluation_of_an_arm(queue, tmp_path, tiny_model_dir):
     steps = [s for e in records.read_episodes(tmp_path / base.name / "Queue-v0" / "episodes.jsonl")
              for s in e["steps"]]
     assert len(steps) == 6 and all(s["action_text"] in CHOICES for s in steps)  # choice scoring picked each
+    assert "fairness/served_share/A" in metrics
+
+
+def test_sweep_report_headline(queue, tmp_path):
+    from fairgym.analysis.sweep_report import headline_table, load_sweep
+    from fairgym.config import save_config
+    from fairgym.runfiles import write_json
+    from fairgym.training.sweep_plan import DiagnosticsSettings, EvalSettings, SweepConfig, write_status
+
+    config = SweepConfig(name="queue", ranks=[1], train={"teacher": "random"},
+                         eval=EvalSettings(envs=[queue], episodes=1), diagnostics=DiagnosticsSettings(enabled=False))
+    save_config(config, tmp_path / "config.yaml")
+    write_status(tmp_path / "base", state="done", arm={"name": "base", "method": "base"})
+    write_json(tmp_path / "base" / "metrics.json", {queue: {"fairness/served_share/A": 0.25}})
+    header, rows = headline_table(load_sweep(tmp_path))
+    assert "served A" in header and rows[0][header.index("served A")] == "0.25"

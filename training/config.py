@@ -221,9 +221,9 @@ class TrainConfig:
             return "preferences"
         if self.recipe == "grpo-episode":
             return "episodes"
-        from fairgym.envs import env_traits
+        from fairgym.envs import env_profile
 
-        return "detox" if env_traits(self.env_id).family == "Dialogue" else "demonstrations"
+        return env_profile(self.env_id).training_data
 
     @property
     def arm(self) -> str:

@@ -23,16 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fairgym.analysis.metrics import compute_metrics, trajectories
-from fairgym.analysis.trajectories import ALL, CUMULATIVE, env_family
+from fairgym.analysis.trajectories import ALL, CUMULATIVE
 from fairgym.config import UnknownNameError
-from fairgym.envs import keys
+from fairgym.envs import env_profile, keys
 from fairgym.training.config import EPISODE_REWARDS
-
-# The fairness metric each env family's fairness components penalise unless ``fairness_metric`` says otherwise.
-# Dialogue has none: an episode talks to one interlocutor, so no within-episode gap between groups exists.
-DEFAULT_FAIRNESS_METRIC = {"Lending": "fairness/demographic_parity_difference",
-                           "Allocation": "fairness/allocation_gap_max"}
-TOXICITY_ENVS = ("Dialogue",)
 
 Component = Callable[[dict[str, Any]], float | None]
 
@@ -72,8 +66,10 @@ def per_turn_fairness(episode: dict[str, Any], metric: str) -> float | None:
 
 
 def fairness_metric_for(env_id: str, metric: str | None) -> str | None:
-    """The fairness metric the env's fairness components use: ``metric`` when given, else the env's default."""
-    return metric if metric is not None else DEFAULT_FAIRNESS_METRIC.get(env_family(env_id))
+    """The fairness metric the env's fairness components use: ``metric`` when given, else the one its family's
+    profile declares (``FamilyProfile.fairness_metric``; Dialogue declares none: an episode talks to one
+    interlocutor, so no within-episode gap between groups exists)."""
+    return metric if metric is not None else env_profile(env_id).fairness_metric
 
 
 def applicable_components(env_id: str, metric: str | None) -> list[str]:
@@ -81,7 +77,7 @@ def applicable_components(env_id: str, metric: str | None) -> list[str]:
     names = ["task_return"]
     if fairness_metric_for(env_id, metric) is not None:
         names += ["fairness", "fairness_per_turn"]
-    if env_family(env_id) in TOXICITY_ENVS:
+    if env_profile(env_id).toxicity_reward:
         names.append("toxicity")
     return names + ["invalid_actions"]
 

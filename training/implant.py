@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from fairgym.agents.teachers import BIASED_TEACHERS, biased_teacher
+from fairgym.agents.teachers import biased_teacher, is_biased_teacher
 from fairgym.training.config import TrainConfig
 
 
 def implant_config(config: TrainConfig) -> TrainConfig:
     """``config`` as an implant run: SFT on demonstrations from a biased teacher (kept when already biased)."""
-    biased = config.teacher in BIASED_TEACHERS.values()
+    biased = is_biased_teacher(config.teacher)
     teacher = config.teacher if biased else biased_teacher(config.env_id)
     kwargs = config.teacher_kwargs if biased else {}
     return dataclasses.replace(config, recipe="sft", data="demonstrations", teacher=teacher, teacher_kwargs=kwargs,

@@ -10,21 +10,22 @@ import pytest
 
 from fairgym.agents import AGENTS, make_agent
 from fairgym.agents import lending_policy as lp
-from fairgym.agents.baselines import APPLIES, split_budget
+from fairgym.agents.baselines import applicable_agents, split_budget
 from fairgym.agents.runner import run_episodes
 from fairgym.config import UnknownNameError
-from fairgym.envs import ENV_IDS, env_traits, keys, make_env
+from fairgym.envs import ENV_IDS, keys, make_env
 
-BASELINES = sorted(APPLIES)
+BASELINES = sorted(a for a in AGENTS if a != "llm")
 LENDING = "fairgym/Lending-v0"
+PAIRS = [(a, e) for a in BASELINES for e in ENV_IDS if a in applicable_agents(e)]
+MISFITS = [(a, e) for a in BASELINES for e in ENV_IDS if a not in applicable_agents(e)]
 
 
-def kind_of(env_id: str) -> str:
-    return env_traits(env_id).family
-
-
-PAIRS = [(a, e) for a in BASELINES for e in ENV_IDS if kind_of(e) in APPLIES[a]]
-MISFITS = [(a, e) for a in BASELINES for e in ENV_IDS if kind_of(e) not in APPLIES[a]]
+def test_every_env_family_is_played_by_baselines():
+    # what the profiles declare: scripted agents for every family, the fair oracle everywhere
+    assert {e: "fair-oracle" in applicable_agents(e) and "random" in applicable_agents(e) for e in ENV_IDS} == \
+        dict.fromkeys(ENV_IDS, True)
+    assert "max-utility" in applicable_agents(LENDING) and "polite" not in applicable_agents(LENDING)
 
 
 def tprs(episodes: list[dict]) -> dict[str, float]:

@@ -24,10 +24,10 @@ from record_builders import (
     lending_step,
 )
 
+from fairgym.analysis.dialogue import slope
 from fairgym.analysis.metrics import (
     compute_metrics,
     read_metrics,
-    slope,
     summary_table,
     trajectories,
     write_metrics,
@@ -222,7 +222,7 @@ def test_teacher_agreement_on_hand_built_records():
 def test_looping_replies_are_counted_per_group():
     from record_builders import DIALOGUE, dialogue_step, episode
 
-    from fairgym.analysis.metrics import repeats_a_sentence
+    from fairgym.analysis.dialogue import repeats_a_sentence
 
     loop = "I'm glad to hear that. I'm glad to hear that. i'm glad to hear that."
     assert repeats_a_sentence(loop) and not repeats_a_sentence("Good question. Good question. Try the library.")

@@ -13,6 +13,7 @@ from record_builders import allocation_episodes, dialogue_episodes, judged_episo
 from fairgym.analysis.metrics import compute_metrics, trajectories
 from fairgym.analysis.plots import run_figures
 from fairgym.analysis.report import headline_markdown, write_report
+from fairgym.envs import env_profile
 from fairgym.envs.records import append_episode
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -74,7 +75,7 @@ def test_headline_table_marks_undefined_groups():
 
 def test_figures_draw_one_line_per_group():
     episodes = lending_episodes()
-    figures = run_figures(compute_metrics(episodes), trajectories(episodes), "Lending")
+    figures = run_figures(compute_metrics(episodes), trajectories(episodes), env_profile("fairgym/Lending-v0"))
     left_panel = figures["selection_rate"].axes[0]
     assert [line.get_label() for line in left_panel.get_lines()] == ["A", "B", "all groups"]
     assert list(left_panel.get_lines()[0].get_ydata()) == [1.0, 1.0, 0.0, 1.0]

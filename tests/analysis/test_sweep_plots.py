@@ -33,7 +33,7 @@ def test_report_reads_each_arms_episodes_once(sweep_dir, monkeypatch):
 
 def test_sweep_figures_are_figures_built_from_data(sweep_dir):
     sweep = sweep_report.load_sweep(sweep_dir)
-    intervals = {e: sweep_report.trajectory_intervals(sweep, e) for e in sweep_report.lending_envs(sweep)}
+    intervals = {e: sweep_report.trajectory_intervals(sweep, e) for e in sweep_report.compounding_envs(sweep)}
     figures = sweep_report.sweep_figures(sweep, intervals)
     assert set(figures) == {"bias_vs_rank", "kl_vs_rank", "logit_lens", "update_energy", "compounding_Lending-v0",
                             "gap_trajectory_Lending-v0", "credit_drift_Lending-v0"}

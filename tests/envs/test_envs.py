@@ -237,25 +237,26 @@ def test_envs_import_nothing_from_analysis_or_training():
     assert not upward, upward
 
 
-DECLARED = {"fairgym/Lending-v0": EnvTraits("Lending", True), "fairgym/Allocation-v0": EnvTraits("Allocation", False),
-            "fairgym/Dialogue-v0": EnvTraits("Dialogue", False)}
+DECLARED = {"fairgym/Lending-v0": ("Lending", True), "fairgym/Allocation-v0": ("Allocation", False),
+            "fairgym/Dialogue-v0": ("Dialogue", False)}
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_env_traits_are_the_class_declaration(env_id):
     cls = env_class(env_id)
-    assert env_traits(env_id) == EnvTraits(cls.family, cls.discrete_choices) == DECLARED[env_id]
+    assert env_traits(env_id) == EnvTraits(cls.profile, cls.discrete_choices)
+    assert (env_traits(env_id).family, env_traits(env_id).discrete_choices) == DECLARED[env_id]
     env = make_env(env_id)
     _, info = env.reset(seed=0)
-    assert env_traits(env) == DECLARED[env_id]  # an env (wrapped or not) gives the same as its id
-    assert (info[keys.CHOICES] is not None) == DECLARED[env_id].discrete_choices
+    assert env_traits(env) == env_traits(env_id)  # an env (wrapped or not) gives the same as its id
+    assert (info[keys.CHOICES] is not None) == DECLARED[env_id][1]
 
 
 def test_env_traits_of_an_env_without_a_family_say_how_to_declare_it():
     class Nameless(TextEnv):
         pass
 
-    with pytest.raises(TypeError, match="Nameless declares no env family; set the class attribute family"):
+    with pytest.raises(TypeError, match="Nameless declares no env family profile; set the class attribute profile"):
         env_traits(Nameless())
     with pytest.raises(UnknownNameError, match="Did you mean 'fairgym/Lending-v0'"):
         env_traits("fairgym/Lendng-v0")

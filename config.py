@@ -98,6 +98,35 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**values)
 
 
+# ---- what a field means for results, declared once on the field ---------------------------------------------------
+ROLE = "role"  # ``dataclasses.field(metadata={ROLE: ...})``; a field without one changes results
+LOGGING = "logging"  # how a run logs, checkpoints or evaluates along the way, never what it learns
+BUDGET = "budget"  # how long a run goes: a resumed run may extend it, but it changes the results
+ARMS = "arms"  # which arms of a comparison exist; each arm's numbers depend on its own settings only
+STAGE = "stage"  # whether a stage runs at all (its results, when it runs, do not depend on it)
+REPORT = "report"  # how a report labels results (verdict thresholds), never the numbers themselves
+
+
+def role(kind: str, default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field declaring what it means for results (``LOGGING``, ``BUDGET``, ``ARMS``, ``STAGE``,
+    ``REPORT``); every list of fields that may differ between runs is derived from these declarations."""
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={ROLE: kind})
+
+
+def fields_with_role(cls: type, roles: typing.Collection[str], prefix: str = "") -> frozenset[str]:
+    """The dotted names of ``cls``'s fields whose declared role is in ``roles``, nested dataclass fields included
+    (``eval.min_agreement``)."""
+    hints = typing.get_type_hints(cls)
+    names: set[str] = set()
+    for f in dataclasses.fields(cls):
+        if f.metadata.get(ROLE) in roles:
+            names.add(prefix + f.name)
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+            names |= fields_with_role(hint, roles, f"{prefix}{f.name}.")
+    return frozenset(names)
+
+
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Recursive dict merge; ``override`` wins."""
     out = dict(base)

@@ -42,7 +42,8 @@ from fairgym.lm.scoring import score_choices
 from fairgym.training import trainers
 from fairgym.training.implant import implant_bias
 from fairgym.training.lr_selection import heldout_rows
-from fairgym.training.sweep_plan import implant_dir, implant_train_config, load_sweep_configs
+from fairgym.training.sweep_config import load_sweep_configs
+from fairgym.training.sweep_folder import implant_dir
 
 RESULTS = Path(__file__).resolve().parent / "results" / "learning_curve.json"
 STUDY = Path(__file__).resolve().parents[1] / "configs" / "sweeps" / "cpu-study.yaml"
@@ -126,7 +127,8 @@ def run_arm(arm: dict[str, Any], sweep: Any, base_model: Path, rows: list[dict[s
     name = ",".join(f"{k}={v}" for k, v in arm.items())
     folder = out / re.sub(r"\W", "_", name)
     shutil.rmtree(folder, ignore_errors=True)  # scratch: a rerun of the arm starts over
-    config = sweep.train_config(method=arm["method"], rank=arm["rank"], seed=0, output_dir=folder)
+    config = sweep.arm_config(method=arm["method"], rank=arm["rank"], seed=0, output_dir=folder,
+                              learning_rate=sweep.template.learning_rate)
     config = dataclasses.replace(config, model=None if arm["base"] == "raw" else str(base_model),
                                  learning_rate=arm["lr"], max_steps=arm["steps"], batch_size=arm["batch"],
                                  warmup=arm["warmup"], lr_scheduler=arm["scheduler"], report_to="none",
@@ -159,7 +161,7 @@ def main() -> None:
     out = Path(args.out)
     cache = implant_dir(sweep, out)
     if not (cache / "model" / "config.json").exists():
-        implant_bias(implant_train_config(sweep, cache))
+        implant_bias(sweep.implant_config(cache))
     selection = dataclasses.replace(sweep.lr_selection, episodes=args.heldout_episodes)
     rows = decision_rows(heldout_rows(dataclasses.replace(sweep, lr_selection=selection)))
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else []

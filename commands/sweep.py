@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fairgym.training.sweep import check_sweep_folder, load_sweep_configs
+    from fairgym.training.sweep_config import load_sweep_configs
+    from fairgym.training.sweep_folder import check_sweep_folder
 
     configs = load_sweep_configs(args.config, args.overrides)  # every config error surfaces here, before training
     for config in configs:  # a folder holding other results is refused before any sweep runs
@@ -66,7 +67,9 @@ def run_one(config: object, args: argparse.Namespace) -> int:
     """Run one sweep and print its report; 1 when an arm is not done."""
     import time
 
-    from fairgym.training.sweep import plan_arms, read_status, run_sweep
+    from fairgym.training.sweep import run_sweep
+    from fairgym.training.sweep_arms import plan_arms
+    from fairgym.training.sweep_folder import read_status
 
     started = time.perf_counter()
     sweep_dir = run_sweep(config, out_root=args.out, report=not args.no_report)

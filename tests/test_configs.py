@@ -39,7 +39,7 @@ def check_train_config(path: Path) -> None:
 
 
 def check_sweep_config(path: Path) -> None:
-    from fairgym.training.sweep import load_sweep_configs
+    from fairgym.training.sweep_config import load_sweep_configs
 
     for cfg in load_sweep_configs(path):  # validates keys, ranks, envs, recipe, implant and learning-rate blocks
         assert cfg.ranks and all(r > 0 for r in cfg.ranks)

@@ -134,7 +134,8 @@ def test_run_metrics_report_and_wandb(queue, tmp_path, monkeypatch):
 def test_sweep_evaluation_of_an_arm(queue, tmp_path, tiny_model_dir):
     from fairgym.lm.models import load_model
     from fairgym.training.sweep import evaluate_arm
-    from fairgym.training.sweep_plan import EvalSettings, SweepConfig, plan_arms
+    from fairgym.training.sweep_arms import plan_arms
+    from fairgym.training.sweep_config import EvalSettings, SweepConfig
 
     config = SweepConfig(name="queue", model=str(tiny_model_dir), device="cpu", ranks=[1], train={"teacher": "random"},
                          eval=EvalSettings(envs=[queue], episodes=2, num_envs=2, env_kwargs={queue: {"max_steps": 3}}))
@@ -153,7 +154,8 @@ def test_sweep_report_headline(queue, tmp_path):
     from fairgym.analysis.sweep_report import headline_table, load_sweep
     from fairgym.config import save_config
     from fairgym.runfiles import write_json
-    from fairgym.training.sweep_plan import DiagnosticsSettings, EvalSettings, SweepConfig, write_status
+    from fairgym.training.sweep_config import DiagnosticsSettings, EvalSettings, SweepConfig
+    from fairgym.training.sweep_folder import write_status
 
     config = SweepConfig(name="queue", ranks=[1], train={"teacher": "random"},
                          eval=EvalSettings(envs=[queue], episodes=1), diagnostics=DiagnosticsSettings(enabled=False))

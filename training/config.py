@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fairgym.config import UnknownNameError, from_dict, load_yaml, merge, parse_overrides
+from fairgym.config import (
+    BUDGET,
+    LOGGING,
+    UnknownNameError,
+    fields_with_role,
+    from_dict,
+    load_yaml,
+    merge,
+    parse_overrides,
+    role,
+)
 
 RECIPES = ("sft", "grpo", "dpo", "grpo-episode")
 GRPO_RECIPES = ("grpo", "grpo-episode")
@@ -23,9 +33,6 @@ EPISODE_REWARDS = {"task_return": 1.0, "fairness": 0.0, "fairness_per_turn": 0.0
 METHODS = ("full", "lora")
 DATA_KINDS = ("demonstrations", "detox", "preferences", "episodes")
 REPORT_TO = ("none", "wandb")
-# Fields that may change when a run is resumed (budget and logging); any other difference is an error.
-RESUMABLE_FIELDS = frozenset({"max_steps", "resume", "report_to", "logging_steps", "save_steps", "eval_every",
-                              "eval_episodes", "run_name"})
 
 
 @dataclass
@@ -122,7 +129,7 @@ class TrainConfig:
     sampler_model: str | None = None
     detox_samples: int = 4
     toxicity_threshold: float = 0.5
-    max_steps: int = 20
+    max_steps: int = role(BUDGET, 20)
     learning_rate: float = 1e-4
     warmup: float = 0.0
     lr_scheduler: str = "linear"
@@ -138,13 +145,13 @@ class TrainConfig:
     reward_weights: dict[str, float] | None = None
     fairness_metric: str | None = None
     beta: float = 0.1
-    logging_steps: int = 1
-    save_steps: int = 10
-    eval_every: int = 0
-    eval_episodes: int = 4
-    report_to: str = "none"
-    run_name: str | None = None
-    resume: bool = True
+    logging_steps: int = role(LOGGING, 1)
+    save_steps: int = role(LOGGING, 10)
+    eval_every: int = role(LOGGING, 0)
+    eval_episodes: int = role(LOGGING, 4)
+    report_to: str = role(LOGGING, "none")
+    run_name: str | None = role(LOGGING, None)
+    resume: bool = role(BUDGET, True)
     device: str | None = None
     dtype: str | None = None
 
@@ -236,6 +243,10 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | tup
     """YAML file (optional) + ``key=value`` overrides + keyword fields -> a validated ``TrainConfig``."""
     data = merge(load_yaml(path) if path else {}, parse_overrides(overrides))
     return from_dict(TrainConfig, merge(data, {k: v for k, v in fields.items() if v is not None}))
+
+
+# Fields that may change when a run is resumed (its budget and how it logs); any other difference is an error.
+RESUMABLE_FIELDS = fields_with_role(TrainConfig, (BUDGET, LOGGING))
 
 
 def config_differences(saved: dict[str, Any], current: TrainConfig) -> dict[str, tuple[Any, Any]]:

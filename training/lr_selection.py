@@ -11,8 +11,10 @@ under-trained adapters. Two ways, per method (``full``, ``lora``):
   run *is* the first seed's arm, so selection costs ``grid size - 1`` extra runs per arm.
 - **rule** (no grid): full = ``train.learning_rate``; LoRA = ``lora_lr_multiplier`` x the full rate.
 
-Written to ``runs/<sweep>/learning_rates.json`` (label -> rate, how it was chosen, the losses per grid point and
-the seconds it cost); grid runs live under ``runs/<sweep>/lr-select/<label>/lr-<rate>/``.
+Each label's choice is a ``RateChoice``, written to ``runs/<sweep>/learning_rates.json`` (label -> rate, how it
+was chosen, the losses per grid point and the seconds it cost); grid runs live under
+``runs/<sweep>/lr-select/<label>/lr-<rate>/``. An arm trains at ``RateChoice.learning_rate`` through
+``SweepConfig.arm_config``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,57 @@ import dataclasses
 import math
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fairgym.config import from_dict
 from fairgym.runfiles import LEARNING_RATES_FILE, json_safe, read_json, write_json
-from fairgym.training.sweep_plan import Arm, SweepConfig, load_arm_model
+from fairgym.training.sweep_arms import Arm, load_arm_model, lora_arm
+from fairgym.training.sweep_config import SweepConfig
+
+
+@dataclass
+class RateChoice:
+    """One arm label's learning rate and how it was chosen (an entry of ``learning_rates.json``).
+
+    Attributes:
+        learning_rate: the rate every seed of the label trains at; ``None`` when selection failed.
+        rule: ``"grid"`` (chosen by held-out loss), or the rule that set it.
+        losses: grid rate (``f"{lr:g}"``) -> held-out loss (``None`` for a diverged run).
+        selection_seed: the training seed the grid ran on.
+        heldout_rows: held-out demonstration rows the loss averaged over.
+        seconds: training and scoring time of the grid.
+        selected_at: the label whose grid chose it, when another rank's grid serves this one.
+        winner: the winning grid run (its weights), reused as the first seed's arm when budgets match.
+        error, traceback: why selection failed.
+    """
+
+    learning_rate: float | None = None
+    rule: str | None = None
+    losses: dict[str, float | None] | None = None
+    selection_seed: int | None = None
+    heldout_rows: int | None = None
+    seconds: float | None = None
+    selected_at: str | None = None
+    winner: dict[str, Any] | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The JSON entry (fields left unset are left out)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def read_choices(sweep_dir: Path) -> dict[str, RateChoice]:
+    """The choices recorded in ``learning_rates.json`` by label (none when the file is absent)."""
+    return {label: from_dict(RateChoice, entry) for label, entry in read_json(Path(sweep_dir) / LEARNING_RATES_FILE,
+                                                                                {}).items()}
+
+
+def write_choices(sweep_dir: Path, chosen: dict[str, RateChoice]) -> None:
+    """Write ``learning_rates.json`` atomically."""
+    write_json(Path(sweep_dir) / LEARNING_RATES_FILE, {label: c.record() for label, c in chosen.items()})
 
 
 # ---- held-out loss -------------------------------------------------------------------------------------------
@@ -34,8 +82,8 @@ def heldout_rows(config: SweepConfig) -> list[dict[str, Any]]:
     teacher is group-blind, so they would repeat the same decisions)."""
     from fairgym.training.datasets import build_dataset
 
-    train = config.train_config(method="full", rank=1, seed=config.lr_selection.seed, output_dir="unused")
-    train = dataclasses.replace(train, episodes=config.lr_selection.episodes, counterfactual=False)
+    train = dataclasses.replace(config.template, seed=config.lr_selection.seed, episodes=config.lr_selection.episodes,
+                                counterfactual=False)
     return [{"prompt": r["prompt"], "completion": r["completion"]} for r in build_dataset(train)]
 
 
@@ -111,14 +159,13 @@ def selected_labels(config: SweepConfig, arms: list[Arm]) -> list[Arm]:
 
 
 def select_learning_rates(config: SweepConfig, sweep_dir: Path, base_model: str | None,
-                          arms: list[Arm]) -> dict[str, Any]:
+                          arms: list[Arm]) -> dict[str, RateChoice]:
     """Each trained arm's learning rate by label; cached in ``learning_rates.json`` (a rerun selects nothing it
     already chose). A label whose selection fails is recorded with its error; its arms then fail, the others go on."""
-    path = Path(sweep_dir) / LEARNING_RATES_FILE
-    chosen: dict[str, Any] = read_json(path, {})
+    chosen = read_choices(sweep_dir)
     rows: list[dict[str, Any]] | None = None
     for arm in selected_labels(config, arms):
-        if "learning_rate" in chosen.get(arm.label, {}):
+        if arm.label in chosen and chosen[arm.label].learning_rate is not None:
             continue
         grid = config.learning_rates.get(arm.lr_method)
         if not grid:
@@ -129,10 +176,10 @@ def select_learning_rates(config: SweepConfig, sweep_dir: Path, base_model: str 
             chosen[arm.label] = shared_rate(config, arm, chosen) or grid_rate(config, arm, Path(sweep_dir),
                                                                                base_model, grid, rows)
         except Exception as exc:  # noqa: BLE001 - one arm's failed selection must not stop the sweep
-            chosen[arm.label] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-            print(f"[sweep] learning-rate selection for {arm.label} failed: {chosen[arm.label]['error']}", flush=True)
-        write_json(path, chosen)
-    write_json(path, chosen)
+            chosen[arm.label] = RateChoice(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+            print(f"[sweep] learning-rate selection for {arm.label} failed: {chosen[arm.label].error}", flush=True)
+        write_choices(sweep_dir, chosen)
+    write_choices(sweep_dir, chosen)
     return chosen
 
 
@@ -142,45 +189,44 @@ def selection_arm(config: SweepConfig, arm: Arm) -> Arm:
     rank = config.lr_selection.lora_rank
     if arm.method != "lora" or rank is None or arm.rank == rank:
         return arm
-    return Arm(f"{arm.variant or 'lora'}-r{rank}-s{arm.seed}", "lora", rank=rank, seed=arm.seed, variant=arm.variant)
+    return lora_arm(rank, arm.seed, arm.variant)
 
 
-def shared_rate(config: SweepConfig, arm: Arm, chosen: dict[str, Any]) -> dict[str, Any] | None:
+def shared_rate(config: SweepConfig, arm: Arm, chosen: dict[str, RateChoice]) -> RateChoice | None:
     """With ``lr_selection.lora_rank``, a LoRA arm of another rank takes the rate selected at that rank (whose
     grid runs here when no arm at that rank has run it yet); ``None`` for an arm that selects its own."""
     source = selection_arm(config, arm)
     if source == arm:
         return None
-    if "learning_rate" not in chosen.get(source.label, {}):
+    entry = chosen.get(source.label)
+    if entry is None or entry.learning_rate is None:
         raise ValueError(f"the learning rate shared from {source.label} is not selected yet")
-    entry = chosen[source.label]
-    return {"learning_rate": entry["learning_rate"], "rule": "grid", "selected_at": source.label,
-            "losses": entry.get("losses"), "selection_seed": entry.get("selection_seed"),
-            "heldout_rows": entry.get("heldout_rows"), "seconds": 0.0, "winner": None}
+    return RateChoice(learning_rate=entry.learning_rate, rule="grid", selected_at=source.label, losses=entry.losses,
+                      selection_seed=entry.selection_seed, heldout_rows=entry.heldout_rows, seconds=0.0)
 
 
-def rule_rate(config: SweepConfig, arm: Arm, chosen: dict[str, Any]) -> dict[str, Any]:
+def rule_rate(config: SweepConfig, arm: Arm, chosen: dict[str, RateChoice]) -> RateChoice:
     """The rate without a grid: full = ``train.learning_rate``; LoRA = ``lora_lr_multiplier`` x the full rate
     (full's chosen rate when full had a grid)."""
+    own = config.template.learning_rate
     if arm.lr_method == "full":
-        return {"learning_rate": config.full_learning_rate, "rule": "train.learning_rate"}
-    full = chosen.get("full", {})
-    full_rate = full["learning_rate"] if full.get("rule") == "grid" else config.full_learning_rate
-    return {"learning_rate": config.lora_lr_multiplier * full_rate,
-            "rule": f"lora_lr_multiplier ({config.lora_lr_multiplier:g}) x full rate ({full_rate:g})"}
+        return RateChoice(learning_rate=own, rule="train.learning_rate")
+    full = chosen.get("full")
+    full_rate = full.learning_rate if full is not None and full.rule == "grid" and full.learning_rate else own
+    return RateChoice(learning_rate=config.lora_lr_multiplier * full_rate,
+                      rule=f"lora_lr_multiplier ({config.lora_lr_multiplier:g}) x full rate ({full_rate:g})")
 
 
 def grid_rate(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str | None, grid: list[float],
-              rows: list[dict[str, Any]]) -> dict[str, Any]:
+              rows: list[dict[str, Any]]) -> RateChoice:
     """Train ``arm`` once per grid point on the first seed and keep the rate with the lowest held-out loss."""
     runs = {float(lr): grid_point(config, arm, sweep_dir, base_model, float(lr), rows) for lr in grid}
     best = choose_rate({lr: run["loss"] for lr, run in runs.items()})
-    budget = config.train_config(method="full", rank=1, seed=0, output_dir="unused").max_steps
-    reusable = config.lr_selection.max_steps in (None, budget)
-    return {"learning_rate": best, "rule": "grid", "losses": {f"{lr:g}": run["loss"] for lr, run in runs.items()},
-            "selection_seed": config.seeds[0], "heldout_rows": len(rows),
-            "seconds": round(sum(run["seconds"] for run in runs.values()), 1),
-            "winner": runs[best] if reusable else None}
+    reusable = config.lr_selection.max_steps in (None, config.template.max_steps)
+    return RateChoice(learning_rate=best, rule="grid", losses={f"{lr:g}": run["loss"] for lr, run in runs.items()},
+                      selection_seed=config.seeds[0], heldout_rows=len(rows),
+                      seconds=round(sum(run["seconds"] for run in runs.values()), 1),
+                      winner=runs[best] if reusable else None)
 
 
 def grid_point(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str | None, lr: float,
@@ -193,8 +239,8 @@ def grid_point(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str |
     if record_path.exists():
         return read_json(record_path)
     started = time.time()
-    train = config.train_config(method=arm.method, rank=arm.rank or 1, seed=config.seeds[0],
-                                output_dir=folder / "train", variant=arm.variant, model=base_model, learning_rate=lr)
+    train = config.arm_config(method=arm.method, rank=arm.rank or 1, seed=config.seeds[0], output_dir=folder / "train",
+                              variant=arm.variant, model=base_model, learning_rate=lr)
     if config.lr_selection.max_steps:
         train = dataclasses.replace(train, max_steps=config.lr_selection.max_steps)
     result = trainers.train(train)
@@ -209,9 +255,9 @@ def grid_point(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str |
     return record
 
 
-def arm_learning_rate(chosen: dict[str, Any], arm: Arm) -> float:
+def arm_learning_rate(chosen: dict[str, RateChoice], arm: Arm) -> float:
     """The chosen rate of ``arm``'s label; a failed selection raises with its recorded error."""
-    entry = chosen.get(arm.label) or {}
-    if "learning_rate" not in entry:
-        raise ValueError(f"no learning rate for {arm.label}: {entry.get('error', 'selection did not run')}")
-    return float(entry["learning_rate"])
+    entry = chosen.get(arm.label)
+    if entry is None or entry.learning_rate is None:
+        raise ValueError(f"no learning rate for {arm.label}: {entry.error if entry else 'selection did not run'}")
+    return entry.learning_rate

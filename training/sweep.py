@@ -20,7 +20,8 @@ and writes the report. Layout::
     runs/<sweep>/report.md, plots/*.png  written by ``fairgym.analysis.sweep_report``
 
 A rerun skips arms whose status is ``done``; an arm that fails is recorded as failed and the others go on.
-The plan (config, arms, status files) lives in ``fairgym.training.sweep_plan``; its names are re-exported here.
+The config is ``fairgym.training.sweep_config``, the folder's files ``fairgym.training.sweep_folder``, the arms
+``fairgym.training.sweep_arms``.
 """
 
 from __future__ import annotations
@@ -33,38 +34,17 @@ from typing import Any
 
 from fairgym.config import save_config
 from fairgym.runfiles import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, STATUS_FILE, env_folder, json_safe, write_json
-from fairgym.training.lr_selection import arm_learning_rate, select_learning_rates
-from fairgym.training.sweep_plan import (
-    ARM_FIELDS,
-    VARIANTS,
-    Arm,
-    DiagnosticsSettings,
-    EvalSettings,
-    LRSelection,
-    SweepConfig,
-    check_sweep_folder,
-    implant_dir,
-    implant_train_config,
-    load_arm_model,
-    load_sweep_config,
-    load_sweep_configs,
-    make_llm_agent,
-    plan_arms,
-    read_status,
-    sweep_config_differences,
-    write_status,
-)
+from fairgym.training.lr_selection import RateChoice, arm_learning_rate, select_learning_rates
+from fairgym.training.sweep_arms import Arm, load_arm_model, make_llm_agent, plan_arms
+from fairgym.training.sweep_config import SweepConfig
+from fairgym.training.sweep_folder import check_sweep_folder, implant_dir, read_status, write_status
 
-__all__ = ["ARM_FIELDS", "VARIANTS", "Arm", "DiagnosticsSettings", "EvalSettings", "LRSelection", "SweepConfig",
-           "check_sweep_folder", "evaluate_arm", "implant_dir", "implant_train_config", "load_arm_model",
-           "load_sweep_config", "load_sweep_configs", "make_llm_agent", "plan_arms", "prepare_base", "read_status",
-           "rescore_sweep", "run_arm", "run_sweep", "sweep_config_differences", "train_arm", "write_status"]
 TEACHER_DIR = "teacher"
 
 
 # ---- one arm -------------------------------------------------------------------------------------------------
 def train_arm(config: SweepConfig, arm: Arm, arm_dir: Path, base_model: str | None,
-              rates: dict[str, Any]) -> dict[str, Any]:
+              rates: dict[str, RateChoice]) -> dict[str, Any]:
     """Train ``arm`` at its chosen learning rate (nothing for the base); returns where its weights are.
 
     The first seed's arm reuses the learning-rate grid's winning run when that run had the arm's step budget.
@@ -74,13 +54,12 @@ def train_arm(config: SweepConfig, arm: Arm, arm_dir: Path, base_model: str | No
     from fairgym.training import trainers
 
     lr = arm_learning_rate(rates, arm)
-    winner = rates[arm.label].get("winner")
+    winner = rates[arm.label].winner
     if winner and arm.seed == config.seeds[0]:
         return {**winner["weights"], "learning_rate": lr, "reused": "learning-rate selection run"}
-    train_config = config.train_config(method=arm.method, rank=arm.rank or 1, seed=arm.seed or 0,
-                                       output_dir=arm_dir / "train", variant=arm.variant, model=base_model,
-                                       learning_rate=lr)
-    result = trainers.train(train_config)
+    result = trainers.train(config.arm_config(method=arm.method, rank=arm.rank or 1, seed=arm.seed or 0,
+                                              output_dir=arm_dir / "train", variant=arm.variant, model=base_model,
+                                              learning_rate=lr))
     model = str(result.model_dir) if result.model_dir else base_model
     adapter = str(result.adapter_dir) if result.adapter_dir else None
     return {"model": model, "adapter": adapter, "global_step": result.global_step, "learning_rate": lr,
@@ -144,8 +123,7 @@ def make_teacher_agent(config: SweepConfig) -> Any:
     """The fair teacher the arms are trained to imitate (``train.teacher`` with ``train.teacher_kwargs``)."""
     from fairgym.agents import make_agent
 
-    train = config.train_config(method="full", rank=1, seed=0, output_dir="unused")
-    return make_agent(train.teacher, **train.teacher_kwargs)
+    return make_agent(config.template.teacher, **config.template.teacher_kwargs)
 
 
 def teacher_decisions(config: SweepConfig, env_id: str, episodes: list[dict[str, Any]]) -> list[list[str | None]]:
@@ -188,7 +166,7 @@ def evaluate_teacher(config: SweepConfig, sweep_dir: Path) -> None:
 
 
 def run_arm(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str | None,
-            rates: dict[str, Any] | None = None) -> dict[str, Any]:
+            rates: dict[str, RateChoice] | None = None) -> dict[str, Any]:
     """Train, evaluate and log one arm, recording its status; a failure is recorded, not raised."""
     arm_dir = sweep_dir / arm.name
     status = read_status(arm_dir)
@@ -239,7 +217,7 @@ def prepare_base(config: SweepConfig, sweep_dir: Path) -> str | None:
     from fairgym.training.implant import implant_bias
 
     print(f"[sweep] {config.name}: implanting the controlled bias into the base model ({target.name})", flush=True)
-    return str(implant_bias(implant_train_config(config, target)))
+    return str(implant_bias(config.implant_config(target)))
 
 
 def run_sweep(config: SweepConfig, out_root: str | Path = "runs", report: bool = True) -> Path:

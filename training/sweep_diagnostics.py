@@ -18,13 +18,9 @@ import numpy as np
 from fairgym.envs import keys
 from fairgym.envs.records import step_info
 from fairgym.runfiles import DIAGNOSTICS_FILE, read_json, write_json
-from fairgym.training.sweep_plan import (
-    Arm,
-    SweepConfig,
-    load_arm_model,
-    make_llm_agent,
-    read_status,
-)
+from fairgym.training.sweep_arms import Arm, load_arm_model, make_llm_agent
+from fairgym.training.sweep_config import SweepConfig
+from fairgym.training.sweep_folder import read_status
 
 
 def decision_points(config: SweepConfig) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from fairgym.agents.runner import run_episodes
 from fairgym.analysis.metrics import compute_metrics, write_metrics
 from fairgym.config import from_dict, save_config
 from fairgym.runfiles import CONFIG_FILE, DIAGNOSTICS_FILE, METRICS_FILE, env_folder, write_json
-from fairgym.training.sweep_plan import SweepConfig, plan_arms, write_status
+from fairgym.training.sweep_arms import plan_arms
+from fairgym.training.sweep_config import SweepConfig
+from fairgym.training.sweep_folder import write_status
 
 LENDING = "fairgym/Lending-v0"
 # arm method -> the scripted agent that plays it (a mix, so the arms differ)

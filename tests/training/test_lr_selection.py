@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -10,7 +11,8 @@ from test_sweep import tiny_sweep
 
 from fairgym.training import trainers
 from fairgym.training.lr_selection import choose_rate, heldout_loss, heldout_rows
-from fairgym.training.sweep import read_status, run_sweep
+from fairgym.training.sweep import run_sweep
+from fairgym.training.sweep_folder import read_status
 
 
 def test_choose_rate_takes_the_lowest_finite_loss():
@@ -49,7 +51,7 @@ def test_grid_picks_the_rate_with_the_lowest_heldout_loss_and_reuses_its_run(tin
     calls = []
     monkeypatch.setattr(trainers, "train", lambda config: calls.append(config) or real_train(config))
     config = tiny_sweep(tiny_model_dir, name="tiny-lr", include_base=False,
-                        train={**tiny_sweep(tiny_model_dir).train, "max_steps": 4},
+                        train={**dataclasses.asdict(tiny_sweep(tiny_model_dir).train), "max_steps": 4},
                         learning_rates={"full": [1e-7, 1e-2]}, diagnostics={"enabled": False})
     sweep_dir = run_sweep(config, out_root=tmp_path)
     rates = json.loads((sweep_dir / "learning_rates.json").read_text())
@@ -69,13 +71,13 @@ def test_lora_rate_selected_once_at_lr_selection_lora_rank(tiny_model_dir, tmp_p
     """With ``lr_selection.lora_rank`` one LoRA grid runs (at that rank, even when not swept) and every LoRA arm
     shares its rate; full runs its own grid."""
     from fairgym.training import lr_selection
-    from fairgym.training.sweep import plan_arms
+    from fairgym.training.sweep_arms import plan_arms
 
     ran = []
 
     def fake_grid(config, arm, sweep_dir, base_model, grid, rows):
         ran.append(arm.label)
-        return {"learning_rate": grid[-1], "rule": "grid", "losses": {}, "winner": {"weights": {}}}
+        return lr_selection.RateChoice(learning_rate=grid[-1], rule="grid", losses={}, winner={"weights": {}})
 
     monkeypatch.setattr(lr_selection, "grid_rate", fake_grid)
     monkeypatch.setattr(lr_selection, "heldout_rows", lambda config: [])
@@ -83,6 +85,6 @@ def test_lora_rate_selected_once_at_lr_selection_lora_rank(tiny_model_dir, tmp_p
                         learning_rates={"full": [1e-5, 2e-5], "lora": [1e-4, 3e-4]})
     chosen = lr_selection.select_learning_rates(config, tmp_path, None, plan_arms(config))
     assert ran == ["full", "lora-r8"]
-    assert chosen["lora-r1"]["learning_rate"] == chosen["lora-r2"]["learning_rate"] == 3e-4
-    assert chosen["lora-r1"]["selected_at"] == "lora-r8" and chosen["lora-r1"]["winner"] is None
-    assert chosen["full"]["learning_rate"] == 2e-5
+    assert chosen["lora-r1"].learning_rate == chosen["lora-r2"].learning_rate == 3e-4
+    assert chosen["lora-r1"].selected_at == "lora-r8" and chosen["lora-r1"].winner is None
+    assert chosen["full"].learning_rate == 2e-5

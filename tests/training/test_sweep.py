@@ -11,7 +11,10 @@ import pytest
 from fairgym.config import UnknownNameError
 from fairgym.runfiles import env_folder
 from fairgym.training import trainers
-from fairgym.training.sweep import SweepConfig, load_sweep_config, plan_arms, read_status, run_sweep
+from fairgym.training.sweep import run_sweep
+from fairgym.training.sweep_arms import plan_arms
+from fairgym.training.sweep_config import SweepConfig, load_sweep_config
+from fairgym.training.sweep_folder import read_status
 
 LENDING = "fairgym/Lending-v0"
 
@@ -171,11 +174,10 @@ def test_cli_reports_bad_config_with_exit_code_2(tmp_path, capsys):
 
 
 def test_implant_config_takes_the_sweep_model_env_and_a_full_update(tmp_path):
-    from fairgym.training.sweep import implant_train_config
 
     config = SweepConfig(model="some/model", implant={"max_steps": 3, "teacher_kwargs": {"penalty": 200}},
                          train={"env_kwargs": {"max_steps": 4}})
-    implant = implant_train_config(config, tmp_path / "implant")
+    implant = config.implant_config(tmp_path / "implant")
     assert (implant.model, implant.method, implant.max_steps) == ("some/model", "full", 3)
     assert implant.env_kwargs == {"max_steps": 4} and implant.output_dir == str(tmp_path / "implant")
 
@@ -222,7 +224,7 @@ def test_rerun_with_other_training_settings_is_refused_naming_the_fields(swept, 
     monkeypatch.setattr(trainers, "train", lambda config: pytest.fail("trained despite a refused config"))
     saved = (swept / "config.yaml").read_bytes()
     report = (swept / "report.md").read_bytes()
-    changed = tiny_sweep(tiny_model_dir, train={**tiny_sweep(tiny_model_dir).train, "max_steps": 3,
+    changed = tiny_sweep(tiny_model_dir, train={**dataclasses.asdict(tiny_sweep(tiny_model_dir).train), "max_steps": 3,
                                                 "learning_rate": 1e-3})
     with pytest.raises(ValueError, match=r"train\.learning_rate: saved 0\.0001, now 0\.001.*train\.max_steps: "
                                          r"saved 2, now 3"):
@@ -245,11 +247,12 @@ def test_cli_rerun_with_other_eval_settings_exits_2_and_keeps_the_config(swept, 
 
 
 def test_result_free_fields_may_change_and_explicit_defaults_equal_omitted(tiny_model_dir):
-    from fairgym.training.sweep import sweep_config_differences
+    from fairgym.training.sweep_folder import sweep_config_differences
 
     saved = tiny_sweep(tiny_model_dir)
     grown = tiny_sweep(tiny_model_dir, ranks=[2, 4], seeds=[0, 1], variants=["dora"], include_base=False,
-                       wandb_project="other", train={**saved.train, "logging_steps": 5, "learning_rate": 1e-4})
+                       wandb_project="other",
+                       train={**dataclasses.asdict(saved.train), "logging_steps": 5, "learning_rate": 1e-4})
     assert sweep_config_differences(saved, grown) == {}  # 1e-4 is TrainConfig's default learning rate
     relabelled = tiny_sweep(tiny_model_dir, eval={**dataclasses.asdict(saved.eval), "min_agreement": 0.95,
                                                    "collapse_margin": 0.1})
@@ -292,7 +295,7 @@ def test_implant_cache_is_keyed_by_its_settings(tiny_model_dir, tmp_path, monkey
 def test_sub_sweeps_in_one_config(tmp_path):
     import yaml
 
-    from fairgym.training.sweep import load_sweep_configs
+    from fairgym.training.sweep_config import load_sweep_configs
 
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump({"name": "study", "ranks": [1, 2], "seeds": [0, 1],
@@ -341,7 +344,7 @@ def test_study_results_keeps_summary_report_and_plots(swept, tmp_path):
 
 
 def test_recorded_weights_are_found_from_another_working_directory(tmp_path, monkeypatch):
-    from fairgym.training.sweep_plan import locate_weights
+    from fairgym.training.sweep_folder import locate_weights
 
     sweep_dir = tmp_path / "elsewhere" / "runs" / "study"
     adapter = sweep_dir / "lora-r8-s0" / "train" / "adapter"
@@ -360,7 +363,7 @@ def test_rescore_recomputes_metrics_from_saved_episodes_without_loading_a_model(
     import yaml
 
     from fairgym.commands import main
-    from fairgym.training import sweep_plan
+    from fairgym.training import sweep_arms
 
     copy = tmp_path / "out" / swept.name
     shutil.copytree(swept, copy)
@@ -368,7 +371,7 @@ def test_rescore_recomputes_metrics_from_saved_episodes_without_loading_a_model(
     original = json.loads(arm_metrics.read_text())
     env_id = next(iter(original))
     arm_metrics.write_text(json.dumps({env_id: {"task/profit": -1.0}}))  # as if written by an older version
-    monkeypatch.setattr(sweep_plan, "load_arm_model", lambda *a, **k: pytest.fail("rescoring loaded a model"))
+    monkeypatch.setattr(sweep_arms, "load_arm_model", lambda *a, **k: pytest.fail("rescoring loaded a model"))
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(yaml.safe_load((swept / "config.yaml").read_text())))
     assert main(["sweep", str(config), "--out", str(copy.parent), "--rescore"]) == 0

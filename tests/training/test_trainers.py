@@ -107,12 +107,12 @@ def test_gpu_full_sweep_trains_float32_master_weights_under_bf16_autocast(tiny_m
     """configs/sweeps/gpu-full.yaml sets dtype: bfloat16; every arm's trainable weights must stay float32."""
     from datasets import Dataset
 
-    from fairgym.training.sweep import load_sweep_config
+    from fairgym.training.sweep_config import load_sweep_config
     from fairgym.training.trainers import build_trainer, load_policy
 
     path = Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "gpu-full.yaml"
     sweep = load_sweep_config(path, [f"model={tiny_model_dir}", "device=cpu"])
-    config = sweep.train_config(method=method, rank=2, seed=0, output_dir=tmp_path / method)
+    config = sweep.arm_config(method=method, rank=2, seed=0, output_dir=tmp_path / method, learning_rate=1e-4)
     assert config.dtype == "bfloat16"
     model, tokenizer = load_policy(config)
     rows = [{"prompt": [{"role": "user", "content": "A loan applicant."}],

@@ -1,46 +1,40 @@
-"""The rank sweep's plan: its config (validated before anything runs), its arms, and the files that record them.
+"""The rank sweep's config: what it compares, how each arm trains, how it is evaluated and diagnosed.
 
-``fairgym.training.sweep`` executes the plan; ``fairgym.training.lr_selection`` and
-``fairgym.training.sweep_diagnostics`` read it. Keeping the plan apart from the execution lets every stage import
-it without an import cycle.
-
-A rerun in a folder that already holds a sweep is checked against the saved config before anything runs
-(``check_sweep_folder``): any difference in a field that changes results (model, implant, recipe, train, the
-learning-rate rule, eval, diagnostics settings) is refused, naming the fields. The fields in
-``RESULT_FREE_FIELDS`` may differ: which arms exist (``ranks``, ``seeds`` after the first, ``variants``,
-``include_base``, ``include_full``: each arm's numbers depend on its own settings only), whether the diagnostics
-stage runs at all, and logging (``wandb_project``, ``train.report_to``/``logging_steps``/``save_steps``/
-``run_name``: how often a run logs or checkpoints, not what it learns), and the report's verdict thresholds
-(``eval.collapse_margin``, ``eval.min_agreement``: they label arms, they change no arm's numbers).
+``SweepConfig`` is validated when built, before anything runs. Its ``train`` block is a typed ``TrainConfig``
+holding the settings every trained arm shares; with the sweep's recipe, model, device and dtype it is resolved once
+into ``template``, and each arm's config is ``dataclasses.replace(template, method=..., rank=..., seed=...,
+learning_rate=...)`` (``arm_config``). Whether a field changes results is declared on the field
+(``fairgym.config.role``: which arms exist, logging, report labels, whether a stage runs); the folder check
+(``fairgym.training.sweep_folder``) derives what a rerun may change from those declarations.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from fairgym.config import UnknownNameError, from_dict, load_yaml, merge, parse_overrides
-from fairgym.runfiles import CONFIG_FILE, STATUS_FILE, arm_label, arm_name, read_json, write_json
+from fairgym.config import (
+    ARMS,
+    LOGGING,
+    REPORT,
+    STAGE,
+    UnknownNameError,
+    from_dict,
+    load_yaml,
+    merge,
+    parse_overrides,
+    role,
+)
 from fairgym.training.config import RECIPES, TrainConfig
 
 VARIANTS = {"dora": {"use_dora": True}, "rslora": {"use_rslora": True}}
-# TrainConfig fields the sweep sets per arm; a sweep's ``train`` block may not set them.
+# TrainConfig fields the sweep sets per arm (or from its own keys); a sweep's ``train`` block leaves them default.
 ARM_FIELDS = ("recipe", "model", "adapter", "method", "rank", "seed", "output_dir", "use_dora", "use_rslora",
               "run_name", "device", "dtype")
 LR_METHODS = ("full", "lora")
-# Dotted config fields a rerun may change: they pick which arms exist, or only how runs log (see the module doc).
-RESULT_FREE_FIELDS = frozenset({
-    "ranks", "seeds", "variants", "include_base", "include_full", "wandb_project", "diagnostics.enabled",
-    "train.report_to", "train.logging_steps", "train.save_steps", "train.run_name", "implant.report_to",
-    "implant.logging_steps", "implant.save_steps", "implant.run_name", "eval.collapse_margin", "eval.min_agreement",
-})
 
 
 @dataclass
@@ -70,8 +64,8 @@ class EvalSettings:
     num_envs: int = 8
     decide: dict[str, str] = field(default_factory=dict)
     batch_size: int = 32
-    collapse_margin: float = 0.05
-    min_agreement: float = 0.9
+    collapse_margin: float = role(REPORT, 0.05)
+    min_agreement: float = role(REPORT, 0.9)
 
     def decide_mode(self, env_id: str) -> str:
         """``"choice"`` or ``"generate"`` for ``env_id``."""
@@ -99,7 +93,7 @@ class DiagnosticsSettings:
         batch_size: prompts per forward pass.
     """
 
-    enabled: bool = True
+    enabled: bool = role(STAGE, True)
     decisions: int = 32
     episodes: int = 4
     spectrum_ranks: list[int] = field(default_factory=list)
@@ -152,9 +146,11 @@ class SweepConfig:
         include_full: train a full fine-tuning arm per seed (the reference).
         variants: extra PEFT variants trained at every rank (``"dora"``, ``"rslora"``).
         seeds: training seeds; each trained arm runs once per seed.
-        train: ``TrainConfig`` fields shared by every trained arm (steps, batch, data episodes, teacher,
-            counterfactual augmentation, ...); not the per-arm fields (method, rank, seed, ...).
-            ``train.learning_rate`` is the full fine-tune's rate when no grid is given.
+        train: the ``TrainConfig`` fields shared by every trained arm (steps, batch, data episodes, teacher,
+            counterfactual augmentation, ...); the per-arm fields (``ARM_FIELDS``: method, rank, seed, ...) keep
+            their defaults here. With the sweep's recipe, model, device and dtype it is resolved once into
+            ``template``, from which every arm's config is derived (``arm_config``). ``train.learning_rate`` is the
+            full fine-tune's rate when no grid is given.
         learning_rates: optional grid per method (``{"full": [...], "lora": [...]}``); each arm's rate is chosen
             from its method's grid by held-out loss (``lr_selection``). A method without a grid gets the rule:
             full = ``train.learning_rate``, LoRA = ``lora_lr_multiplier`` x the full rate (the chosen one when full
@@ -174,22 +170,24 @@ class SweepConfig:
     model: str | None = None
     implant: dict[str, Any] | None = None
     recipe: str = "sft"
-    ranks: list[int] = field(default_factory=lambda: [1, 8])
-    include_base: bool = True
-    include_full: bool = True
-    variants: list[str] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=lambda: [0])
-    train: dict[str, Any] = field(default_factory=dict)
+    ranks: list[int] = role(ARMS, default_factory=lambda: [1, 8])
+    include_base: bool = role(ARMS, True)
+    include_full: bool = role(ARMS, True)
+    variants: list[str] = role(ARMS, default_factory=list)
+    seeds: list[int] = role(ARMS, default_factory=lambda: [0])
+    train: TrainConfig = field(default_factory=TrainConfig)
     learning_rates: dict[str, list[float]] = field(default_factory=dict)
     lora_lr_multiplier: float = 10.0
     lr_selection: LRSelection = field(default_factory=LRSelection)
     eval: EvalSettings = field(default_factory=EvalSettings)
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
-    wandb_project: str = "fairgym"
+    wandb_project: str = role(LOGGING, "fairgym")
     device: str | None = None
     dtype: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.train, dict):  # SweepConfig(train={...}) from Python, as the YAML block reads
+            self.train = from_dict(TrainConfig, self.train)
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name or ""):
             raise ValueError(f"SweepConfig.name={self.name!r} must be a folder name (letters, digits, . _ -).")
         if self.recipe not in RECIPES:
@@ -242,13 +240,14 @@ class SweepConfig:
                 raise ValueError(f"SweepConfig.eval.{name}={getattr(self.eval, name)!r} must be >= 1.")
 
     def _check_train(self) -> None:
-        owned = [k for k in self.train if k in ARM_FIELDS]
+        defaults = TrainConfig()
+        owned = [k for k in ARM_FIELDS if getattr(self.train, k) != getattr(defaults, k)]
         if owned:
             raise ValueError(f"SweepConfig.train.{owned[0]} is set per arm by the sweep; use the sweep's own keys "
                              "(recipe, model, ranks, seeds, variants, device, dtype) instead.")
-        self.train_config(method="full", rank=1, seed=self.seeds[0], output_dir="unused")  # unknown keys fail here
+        _ = self.template  # the recipe's own checks (e.g. GRPO's group size) run here, before anything trains
         if self.implant:
-            implant_train_config(self, "unused")
+            self.implant_config("unused")
 
     def _check_learning_rates(self) -> None:
         for method, grid in self.learning_rates.items():
@@ -269,11 +268,11 @@ class SweepConfig:
 
     def _check_heldout_seeds(self) -> None:
         """The held-out demonstration seeds overlap no training, evaluation or diagnostics episode seed."""
-        episodes = int(self.train_config(method="full", rank=1, seed=0, output_dir="unused").episodes)
+        episodes = self.template.episodes
         used = {"training data": (min(self.seeds), max(self.seeds) + episodes),
                 "evaluation": (self.eval.seed, self.eval.seed + max(self.eval.episodes, self.diagnostics.episodes))}
         if self.implant:
-            implant = implant_train_config(self, "unused")
+            implant = self.implant_config("unused")
             used["implant data"] = (implant.seed, implant.seed + implant.episodes)
         low, high = self.lr_selection.seed, self.lr_selection.seed + self.lr_selection.episodes
         for what, (start, stop) in used.items():
@@ -281,23 +280,31 @@ class SweepConfig:
                 raise ValueError(f"SweepConfig.lr_selection.seed={low}: held-out seeds {low}..{high - 1} overlap the "
                                  f"{what} seeds {start}..{stop - 1}; pick a seed outside every range.")
 
-    def train_config(self, *, method: str, rank: int, seed: int, output_dir: str | Path, variant: str | None = None,
-                     model: str | None = None, learning_rate: float | None = None) -> TrainConfig:
-        """The ``TrainConfig`` of one trained arm: the shared ``train`` block plus the arm's own fields."""
-        arm = {"recipe": self.recipe, "model": model if model is not None else self.model, "method": method,
-               "rank": rank, "seed": seed, "output_dir": str(output_dir), "device": self.device, "dtype": self.dtype,
-               **(VARIANTS[variant] if variant else {})}
-        if learning_rate is not None:
-            arm["learning_rate"] = float(learning_rate)
-        try:
-            return from_dict(TrainConfig, merge(self.train, arm))
-        except UnknownNameError as exc:
-            raise ValueError(f"SweepConfig.train: {exc}") from exc
-
     @property
-    def full_learning_rate(self) -> float:
-        """The full fine-tune's rate without a grid: ``train.learning_rate`` (``TrainConfig``'s default if unset)."""
-        return float(self.train_config(method="full", rank=1, seed=0, output_dir="unused").learning_rate)
+    def template(self) -> TrainConfig:
+        """The shared training settings resolved once: ``train`` with the sweep's recipe, model, device and dtype.
+        Every arm's ``TrainConfig`` is this with its own fields replaced (``arm_config``)."""
+        return dataclasses.replace(self.train, recipe=self.recipe, model=self.model, device=self.device,
+                                   dtype=self.dtype)
+
+    def arm_config(self, *, method: str, rank: int, seed: int, output_dir: str | Path, learning_rate: float,
+                   variant: str | None = None, model: str | None = None) -> TrainConfig:
+        """The ``TrainConfig`` of one trained arm: the template with the arm's own fields (``model``: the base it
+        starts from, e.g. the implanted one; default the sweep's)."""
+        return dataclasses.replace(self.template, method=method, rank=rank, seed=seed, output_dir=str(output_dir),
+                                   learning_rate=float(learning_rate), model=model if model is not None else self.model,
+                                   **(VARIANTS[variant] if variant else {}))
+
+    def implant_config(self, target: Path | str) -> TrainConfig:
+        """The ``TrainConfig`` of the bias implant: the sweep's model, env and device, a full update by default,
+        ``implant`` on top (``implant_bias`` swaps in the env's biased teacher unless ``implant.teacher`` names one)."""
+        shared = {"env_id": self.train.env_id, "env_kwargs": dict(self.train.env_kwargs),
+                  "max_length": self.train.max_length}
+        base = {"model": self.model, "device": self.device, "dtype": self.dtype, "method": "full", **shared}
+        try:
+            return from_dict(TrainConfig, merge(base, {**(self.implant or {}), "output_dir": str(target)}))
+        except UnknownNameError as exc:
+            raise ValueError(f"SweepConfig.implant: {exc}") from exc
 
 
 def load_sweep_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
@@ -328,160 +335,3 @@ def load_sweep_configs(path: str | Path | None = None,
     name = data.get("name", "sweep")
     return [from_dict(SweepConfig, merge(merge(data, {"name": f"{name}-{part}"}), settings or {}))
             for part, settings in parts.items()]
-
-
-# ---- a rerun against the saved config -------------------------------------------------------------------------
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
-
-
-def result_fields(config: SweepConfig) -> dict[str, Any]:
-    """The config as dotted fields, ``train`` and ``implant`` resolved to full ``TrainConfig`` fields (so an
-    explicit default equals an omitted one), plus the seed the learning rates are selected on."""
-    data = dataclasses.asdict(config)
-    data.pop("implant")
-    data["train"] = {k: v for k, v in dataclasses.asdict(
-        config.train_config(method="full", rank=1, seed=0, output_dir="-")).items() if k not in ARM_FIELDS}
-    if config.implant:
-        data["implant"] = {k: v for k, v in dataclasses.asdict(implant_train_config(config, "-")).items()
-                           if k != "output_dir"}
-    data["lr_selection"]["train_seed"] = config.seeds[0]
-    return _flatten(data)
-
-
-def sweep_config_differences(saved: SweepConfig, current: SweepConfig) -> dict[str, tuple[Any, Any]]:
-    """Result-changing fields whose saved value differs from ``current``: dotted name -> (saved, now)."""
-    old, new = result_fields(saved), result_fields(current)
-    names = sorted((set(old) | set(new)) - RESULT_FREE_FIELDS)
-    return {n: (old.get(n), new.get(n)) for n in names if old.get(n) != new.get(n)}
-
-
-def check_sweep_folder(config: SweepConfig, sweep_dir: Path) -> None:
-    """Refuse a folder whose saved ``config.yaml`` describes a sweep with other results (before anything runs).
-
-    Raises:
-        ValueError: naming every differing field with its saved and current value.
-    """
-    path = Path(sweep_dir) / CONFIG_FILE
-    if not path.exists():
-        return
-    try:
-        saved = from_dict(SweepConfig, yaml.safe_load(path.read_text()) or {})
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{path} holds a sweep config this version cannot read ({exc}); use another --out or "
-                         "name.") from exc
-    diffs = sweep_config_differences(saved, config)
-    if diffs:
-        listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diffs.items())
-        raise ValueError(f"{sweep_dir} holds sweep {saved.name!r} run with other settings ({listed}); its finished "
-                         "arms would be mixed with new ones. Use another name= or --out, or the saved values.")
-
-
-# ---- the implant ---------------------------------------------------------------------------------------------
-def implant_train_config(config: SweepConfig, target: Path | str) -> TrainConfig:
-    """The ``TrainConfig`` of the bias implant: the sweep's model, env and device, a full update by default,
-    ``implant`` on top (``implant_bias`` swaps in the env's biased teacher unless ``implant.teacher`` names one)."""
-    shared = {k: config.train[k] for k in ("env_id", "env_kwargs", "max_length") if k in config.train}
-    base = {"model": config.model, "device": config.device, "dtype": config.dtype, "method": "full", **shared}
-    try:
-        return from_dict(TrainConfig, merge(base, {**(config.implant or {}), "output_dir": str(target)}))
-    except UnknownNameError as exc:
-        raise ValueError(f"SweepConfig.implant: {exc}") from exc
-
-
-def implant_dir(config: SweepConfig, sweep_dir: Path) -> Path:
-    """``sweep_dir/implant-<key>``: the implant's cache folder, keyed by every setting that shapes the implant.
-
-    Only settings that differ from ``TrainConfig``'s defaults enter the key, so a new field with a default that
-    keeps old behaviour leaves existing caches valid."""
-    defaults = dataclasses.asdict(TrainConfig())
-    fields = {k: v for k, v in dataclasses.asdict(implant_train_config(config, "-")).items()
-              if k not in {"output_dir", "report_to", "logging_steps", "save_steps", "run_name"} and v != defaults[k]}
-    key = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return Path(sweep_dir) / f"implant-{key}"
-
-
-# ---- arms ----------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Arm:
-    """One arm of the sweep: ``method`` is ``"base"``, ``"lora"`` or ``"full"``."""
-
-    name: str
-    method: str
-    rank: int | None = None
-    seed: int | None = None
-    variant: str | None = None
-
-    @property
-    def label(self) -> str:
-        """The arm without its seed (``lora-r8``), the unit that intervals over seeds are taken over."""
-        return arm_label(self.name, self.seed)
-
-    @property
-    def lr_method(self) -> str:
-        """The ``learning_rates`` key of the arm's method: ``"full"`` or ``"lora"`` (variants included)."""
-        return "full" if self.method == "full" else "lora"
-
-
-def plan_arms(config: SweepConfig) -> list[Arm]:
-    """Every arm, in run order: base, then per seed the full arm and the LoRA (and variant) ranks."""
-    arms = [Arm("base", "base")] if config.include_base else []
-    for seed in config.seeds:
-        if config.include_full:
-            arms.append(Arm(arm_name("full", seed), "full", seed=seed))
-        for variant in [None, *config.variants]:
-            prefix = variant or "lora"
-            arms += [Arm(arm_name(f"{prefix}-r{r}", seed), "lora", rank=r, seed=seed, variant=variant)
-                     for r in config.ranks]
-    return arms
-
-
-def read_status(arm_dir: Path) -> dict[str, Any]:
-    """The arm's ``status.json`` (``{"state": "pending"}`` when absent)."""
-    return read_json(Path(arm_dir) / STATUS_FILE, {"state": "pending"})
-
-
-def write_status(arm_dir: Path, **fields: Any) -> None:
-    """Write ``status.json`` atomically."""
-    write_json(Path(arm_dir) / STATUS_FILE, fields)
-
-
-def locate_weights(path: str | None, sweep_dir: Path | None) -> str | None:
-    """A weights path from a status or learning-rate file, found from any working directory.
-
-    Paths are recorded as the run wrote them (relative to its working directory when ``--out`` was relative, e.g.
-    ``runs/<sweep>/lora-r8-s0/train/adapter``); a rerun from elsewhere finds them under ``sweep_dir`` by the part
-    after the sweep folder's name. Anything else (absolute, found as is, a hub or ``embedded:`` name) is returned
-    unchanged, so a missing folder is still named by the loader."""
-    if path is None or sweep_dir is None:
-        return path
-    p = Path(path)
-    if p.is_absolute() or p.exists() or Path(sweep_dir).name not in p.parts:
-        return path
-    after = p.parts[len(p.parts) - p.parts[::-1].index(Path(sweep_dir).name):]
-    candidate = Path(sweep_dir).joinpath(*after)
-    return str(candidate) if candidate.exists() else path
-
-
-def load_arm_model(config: SweepConfig, weights: dict[str, Any], sweep_dir: Path | None = None) -> tuple[Any, Any]:
-    """The arm's model (base, base + adapter, or the full checkpoint) in eval mode, and its tokenizer; recorded
-    paths are looked up under ``sweep_dir`` when the working directory differs from the run's."""
-    from fairgym.lm.models import load_model
-
-    return load_model(locate_weights(weights["model"], sweep_dir), locate_weights(weights.get("adapter"), sweep_dir),
-                      device=config.device, dtype=config.dtype)
-
-
-def make_llm_agent(config: SweepConfig, model: Any, tokenizer: Any, name: str, decide: str = "choice") -> Any:
-    """A greedy ``LLMAgent`` (choice scoring picks the most likely choice; generation is greedy)."""
-    from fairgym.agents.llm import LLMAgent
-
-    agent = LLMAgent.from_model(model, tokenizer, decide=decide, temperature=0.0, batch_size=config.eval.batch_size)
-    agent.name = f"llm:{name}"
-    return agent
-

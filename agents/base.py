@@ -5,7 +5,9 @@ Randomness is per decision, not per observation text: the runner passes, with ea
 randomness from ``decision_rng(run_seed, key)``. Two episodes that reach the same text therefore draw
 differently, while an episode's draws do not depend on the batch it shares or on a resume. A caller that passes
 no keys (``act(observations, infos)``) still works; the agent then draws from ``unkeyed_rng``, a stream of the
-run seed and the call order (reproducible for the same calls, but not batch- or resume-invariant).
+run seed and the call order (reproducible for the same calls, but not batch- or resume-invariant), and an agent
+that follows episodes follows each position of the batch as one episode by the turn in its info
+(``implicit_key``): a plain ``env.step`` loop is followed as the runner's episodes are.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ def seed_words(run_seed: int, key: DecisionKey | None, call: int = 0, position: 
     if key is None:
         return [int(run_seed), UNKEYED, int(call), int(position)]
     return [int(run_seed), int(key.episode_seed), int(key.turn)]
+
+
+def implicit_key(info: dict[str, Any], position: int) -> DecisionKey | None:
+    """The key of a decision passed without one: position ``i`` of the batch is episode ``-(i + 1)`` (no real
+    episode seed is negative) at the turn its info names; ``None`` when the info names no turn."""
+    turn = info.get("turn") if isinstance(info, dict) else None
+    return None if turn is None else DecisionKey(episode_seed=-(int(position) + 1), turn=int(turn))
 
 
 def decision_rng(run_seed: int, key: DecisionKey) -> np.random.Generator:

@@ -17,7 +17,9 @@ default) recomputes the policy from the episode's current score distributions af
 ml-fairness-gym's oracle agents do in its delayed-impact experiment; ``"initial"`` keeps the policy computed
 from the env's initial distributions. To follow an episode the agent replays the env's credit dynamics
 (``fairgym.envs.lending.shift_mass``) on the outcomes it is shown, so it needs every decision of the episode in
-order with its key (the runner gives exactly that); called without keys it uses the initial policy. They also
+order: with keys (the runner gives exactly that), or without them from a loop that passes each episode at the same
+batch position (a plain ``env.step`` loop: position 0), followed by the turn in its info; a decision out of
+order is an error naming the fix, never a silent fall back to the initial policy. They also
 take ``burnin``: approve the first ``burnin`` decisions of every episode before the policy starts, as
 ml-fairness-gym's agents do (its delayed-impact experiment uses ``burnin=1``: the first applicant is approved).
 """
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from fairgym.agents import lending_policy as lp
-from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys, decision_rng, unkeyed_rng
+from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys, decision_rng, implicit_key, unkeyed_rng
 from fairgym.agents.registry import AGENTS
 from fairgym.envs import EnvTraits, env_traits, keys
 from fairgym.envs.allocation import Allocation
@@ -131,14 +133,16 @@ class BaselineAgent:
             observations: the live envs' observation texts.
             infos: their infos (same order).
             decision_keys: each observation's ``DecisionKey`` (episode seed, turn), as the runner passes them;
-                without them decisions are seeded by the call order instead.
+                without them decisions are seeded by the call order instead, and an agent that follows episodes
+                follows each batch position as one episode (``fairgym.agents.base.implicit_key``).
         """
         if len(observations) != len(infos):
             raise ValueError(f"act got {len(observations)} observations but {len(infos)} infos; pass one per env.")
         start = time.perf_counter()
         batch_keys = check_decision_keys(decision_keys, len(observations))
         call, self._calls = self._calls, self._calls + 1
-        pairs = [self._decide_keyed(obs, info, key, self.rng(key, call, i))
+        pairs = [self._decide_keyed(obs, info, key if key is not None else implicit_key(info, i),
+                                    self.rng(key, call, i))
                  for i, (obs, info, key) in enumerate(zip(observations, infos, batch_keys, strict=True))]
         self.last_details = [details for _, details in pairs]
         self.stats.calls += 1

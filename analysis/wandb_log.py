@@ -1,13 +1,19 @@
-"""Weights & Biases logging of a finished run: config, fairness trajectories, summary metrics, an episodes table.
+"""Weights & Biases, the one module that talks to it: runs, training, episode GRPO and sweep reports log here.
+
+- ``log_run``: a finished run's config, fairness trajectories (by turn), summary metrics and an episodes table;
+- ``log_sweep_report``: the sweep report's figures and tables; ``log_figures``: figures into an open run;
+- ``training_callback``: transformers' W&B callback for training runs (``TrainConfig.report_to="wandb"``);
+- ``log_to_active_run``: extra values (evaluation episodes, episode-GRPO rollout metrics) into the training run.
 
 W&B is offline by default and never required. The mode comes from ``WANDB_MODE`` when set; otherwise it is
 ``"offline"`` unless the user configured W&B (``WANDB_API_KEY`` or an ``api.wandb.ai`` entry in ``~/.netrc``),
-in which case wandb decides. ``WANDB_MODE=disabled`` skips W&B entirely. Any W&B error becomes a warning: the
-run's files are written before logging starts and stay as they are.
+in which case wandb decides. ``WANDB_MODE=disabled`` skips W&B entirely. Every W&B failure becomes a warning
+(``warn_failure``), in one place: the files of a run, a training or a sweep are written as always.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import netrc
@@ -38,6 +44,12 @@ def wandb_mode() -> str | None:
     if mode:
         return mode
     return None if user_configured_wandb() else "offline"
+
+
+def warn_failure(what: str, exc: BaseException, kept: str) -> None:
+    """The one warning for a W&B failure: what failed, why, and what was kept (the run's files)."""
+    warnings.warn(f"W&B {what} failed ({type(exc).__name__}: {exc}); {kept} Set WANDB_MODE=disabled to skip "
+                  "W&B.", RuntimeWarning, stacklevel=3)
 
 
 def _cell(value: Any) -> Any:
@@ -110,8 +122,7 @@ def log_run(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any], epis
         run.finish()
         return run_id
     except Exception as exc:  # noqa: BLE001 - a W&B failure must never lose the run
-        warnings.warn(f"W&B logging failed ({type(exc).__name__}: {exc}); the run's files in {run_dir} are "
-                      "unaffected. Set WANDB_MODE=disabled to skip W&B.", RuntimeWarning, stacklevel=2)
+        warn_failure("logging", exc, f"the run's files in {run_dir} are unaffected.")
         _finish_quietly(run)
         return None
 
@@ -131,16 +142,17 @@ def log_figures(run: Any, figures: dict[str, Any], *, prefix: str = "plots") -> 
 
         run.log({f"{prefix}/{name}": wandb.Image(fig) for name, fig in figures.items()})
     except Exception as exc:  # noqa: BLE001 - figures are a convenience, never worth a crash
-        warnings.warn(f"W&B figure logging failed ({type(exc).__name__}: {exc}).", RuntimeWarning, stacklevel=2)
+        warn_failure("figure logging", exc, "the figures' files are unaffected.")
 
 
 def log_sweep_report(sweep_dir: Path, config: dict[str, Any], figures: dict[str, Path],
                      tables: dict[str, tuple[list[str], list[list[Any]]]]) -> None:
     """One W&B run in the sweep's group (``config["name"]``) with every figure (PNG paths) and table (key ->
-    (columns, rows)) of the sweep report; W&B trouble is printed and never raises."""
+    (columns, rows)) of the sweep report; W&B trouble is a warning and never raises."""
     mode = wandb_mode()
     if mode == "disabled":
         return
+    run = None
     try:
         import wandb
 
@@ -152,4 +164,74 @@ def log_sweep_report(sweep_dir: Path, config: dict[str, Any], figures: dict[str,
             run.log({key: wandb.Table(columns=columns, data=rows)})
         run.finish()
     except Exception as exc:  # noqa: BLE001 - W&B trouble never loses a report
-        print(f"[sweep report] W&B logging skipped: {type(exc).__name__}: {exc}")
+        warn_failure("logging of the sweep report", exc, f"report.md and plots/ in {sweep_dir} are unaffected.")
+        _finish_quietly(run)
+
+
+# ---- training runs ---------------------------------------------------------------------------------------------
+def prepare_training_run(output_dir: str | Path, project: str = "fairgym") -> None:
+    """Settings the transformers W&B callback reads, for a training run logging to W&B: the mode of
+    ``wandb_mode`` (offline unless the user configured W&B), the project and the run folder (the user's own
+    ``WANDB_*`` settings win)."""
+    mode = wandb_mode()
+    if mode is not None:
+        os.environ.setdefault("WANDB_MODE", mode)
+    os.environ.setdefault("WANDB_PROJECT", project)
+    os.environ.setdefault("WANDB_DIR", str(Path(output_dir).resolve()))
+
+
+def log_to_active_run(values: dict[str, Any], what: str = "logging") -> None:
+    """``wandb.log(values)`` into the active run (a training run's), if any; a failure is a warning (the values
+    stay where the caller keeps them: the trainer state, the rollout log)."""
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.log(values)
+    except Exception as exc:  # noqa: BLE001 - a W&B failure must never stop training
+        warn_failure(what, exc, "the values stay in trainer_state.json and the run folder.")
+
+
+def training_callback() -> Any:
+    """A transformers ``WandbCallback`` whose hooks warn instead of raising and stop calling W&B after the first
+    failure (``wandb.init``, ``wandb.log`` or the upload): training goes on, and its checkpoints, adapter or
+    model, ``trainer_state.json`` and ``train_metrics.json`` are written as always."""
+    return _safe_callback_class()()
+
+
+@functools.cache
+def _safe_callback_class() -> type:
+    from transformers.integrations import WandbCallback
+
+    class SafeWandbCallback(WandbCallback):
+        def _guard(self, hook: str, args: Any, *rest: Any, **kwargs: Any) -> None:
+            if self._wandb is None:
+                return
+            try:
+                getattr(super(), hook)(args, *rest, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a W&B failure must never stop training or lose its files
+                self._wandb = None  # the stock hooks all return early without it
+                warn_failure(f"logging in {hook}", exc, f"training goes on without W&B, and its files in "
+                             f"{args.output_dir} are written as always.")
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._guard("on_train_begin", args, state, control, **kwargs)
+
+        def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._guard("on_log", args, state, control, **kwargs)
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._guard("on_save", args, state, control, **kwargs)
+
+        def on_predict(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
+            self._guard("on_predict", args, state, control, metrics=metrics, **kwargs)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._guard("on_train_end", args, state, control, **kwargs)
+
+        @property
+        def active(self) -> bool:
+            """Whether W&B is still in use (no failure so far)."""
+            return self._wandb is not None
+
+    return SafeWandbCallback

@@ -54,6 +54,21 @@ def step_info(step: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
+def episode_infos(episode: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``info`` the agent saw at each recorded step of an episode, as the env gave it: the step's decision keys
+    (``step_info``) with the result keys of the step before (what the previous action led to; ``None`` / ``True``
+    at the first step, as after ``reset``), so an agent that follows episodes can decide them again in order."""
+    infos, previous = [], None
+    for step in episode["steps"]:
+        info = step_info(step)
+        info.update({k: (previous.get(k) if previous else None) for k in keys.RESULT_KEYS})
+        if previous is None:
+            info[keys.ACTION_VALID] = True
+        infos.append(info)
+        previous = step
+    return infos
+
+
 def episode_record(
     *, env_id: str, env_kwargs: dict[str, Any], seed: int, index: int, agent: str, groups: list[str],
     steps: list[dict[str, Any]], start: dict[str, Any] | None = None,

@@ -62,3 +62,15 @@ def test_step_info_inverts_step_record():
               keys.MESSAGES: [{"role": "user", "content": "hi"}]}
     after = {keys.ACTION_VALID: True, keys.PARSE_ERROR: None, keys.ACTION: {"approve": True}, keys.OUTCOME: {}}
     assert records.step_info(records.step_record("obs", before, "approve", 1.0, after)) == before
+
+
+def test_episode_infos_are_what_the_agent_saw():
+    from fairgym.agents import make_agent
+    from fairgym.agents.runner import run_episodes
+
+    episode = run_episodes("fairgym/Lending-v0", make_agent("random"), episodes=1, env_kwargs={"max_steps": 4},
+                           progress=False)[0]
+    infos = records.episode_infos(episode)
+    assert len(infos) == 4 and infos[0]["outcome"] is None and infos[0]["action_valid"] is True
+    for info, step, before in zip(infos[1:], episode["steps"][1:], episode["steps"][:-1], strict=True):
+        assert info["turn"] == step["turn"] and info["outcome"] == before["outcome"]  # the previous step's result

@@ -69,7 +69,7 @@ def prompt_seed(prompt: list[dict[str, Any]]) -> int:
     """The episode seed a prompt was built from."""
     seed = prompt[0].get(SEED_KEY) if prompt and isinstance(prompt[0], dict) else None
     if seed is None:
-        raise ValueError(f"The prompt carries no {SEED_KEY!r}: grpo-episode trains on the dataset episode_dataset() "
+        raise ValueError(f"The prompt carries no {SEED_KEY!r}: grpo-episode trains on the dataset episode_rows() "
                          "builds; a dataset_path dataset is not supported by this recipe.")
     return int(seed)
 
@@ -297,7 +297,7 @@ class EpisodeRollouts:
         episodes = self._records(rollouts, trainer.state.global_step)
         if self.log is not None and trainer.accelerator.is_main_process:
             metrics = self.log.write(episodes, trainer.state.global_step, self.throughput())
-            log_step_metrics(trainer, metrics)
+            log_step_metrics(trainer, metrics, self.config.report_to == "wandb")
         return {"prompt_ids": [r.prompt_ids for r in rollouts], "completion_ids": [r.completion_ids for r in rollouts],
                 "logprobs": None, "env_mask": [r.env_mask for r in rollouts], "episode": episodes}
 
@@ -317,15 +317,15 @@ class EpisodeRollouts:
         return out
 
 
-def log_step_metrics(trainer: Any, metrics: dict[str, float]) -> None:
-    """The rollouts' metrics (``fairgym run``'s keys) into the trainer's log history and to W&B by global step."""
+def log_step_metrics(trainer: Any, metrics: dict[str, float], to_wandb: bool) -> None:
+    """The rollouts' metrics (``fairgym run``'s keys) into the trainer's log history, and with ``to_wandb`` into the
+    training's W&B run against ``train/global_step``."""
     step = trainer.state.global_step
     trainer.state.log_history.append({**metrics, "step": step, "rollout_metrics": True})
-    if "wandb" in (trainer.args.report_to or []):
-        import wandb
+    if to_wandb:
+        from fairgym.analysis.wandb_log import log_to_active_run
 
-        if wandb.run is not None:
-            wandb.log({**metrics, "train/global_step": step})
+        log_to_active_run({**metrics, "train/global_step": step}, "logging of rollout metrics")
 
 
 # ---- checks before training -------------------------------------------------------------------------------------
@@ -384,14 +384,14 @@ def open_rollout_log(config: TrainConfig) -> RolloutLog | None:
 
 
 def build_episode_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, peft: Any,
-                          base: dict[str, Any], callbacks: list | None = None,
+                          callbacks: list | None = None,
                           rollouts: EpisodeRollouts | None = None) -> Any:
     """TRL's ``GRPOTrainer`` with the episode rollout function and one reward function per component.
 
     Args:
         config: the run's config (``recipe="grpo-episode"``).
         model: the policy; tokenizer: its tokenizer; dataset: ``episode_rows`` as a ``Dataset``.
-        peft: the ``LoraConfig`` (``None`` for a full update); base: the ``TrainingArguments`` every recipe shares.
+        peft: the ``LoraConfig`` (``None`` for a full update).
         callbacks: extra trainer callbacks.
         rollouts: the rollout function (default: one writing ``<output_dir>/rollouts``).
     """
@@ -399,13 +399,14 @@ def build_episode_trainer(config: TrainConfig, model: Any, tokenizer: Any, datas
     from trl import GRPOConfig, GRPOTrainer
 
     from fairgym.training.episode_rewards import make_episode_reward_funcs
+    from fairgym.training.trl_config import trl_config
 
     funcs, weights = make_episode_reward_funcs(config.env_id, config.episode_reward_weights, config.fairness_metric)
     window = context_window(model)
     if rollouts is None:
         spec = EpisodeSpec(config.max_completion_length, config.temperature, window, tuple(stop_ids(tokenizer, model)))
         rollouts = EpisodeRollouts(config, tokenizer, spec, open_rollout_log(config))
-    args = GRPOConfig(**base, num_generations=config.num_generations, max_completion_length=window,
+    args = trl_config(config, GRPOConfig, num_generations=config.num_generations, max_completion_length=window,
                       temperature=config.temperature, beta=config.beta, reward_weights=weights, shuffle_dataset=True)
     return GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer,
                        peft_config=peft, callbacks=callbacks, rollout_func=rollouts)

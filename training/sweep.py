@@ -128,10 +128,13 @@ def make_teacher_agent(config: SweepConfig) -> Any:
 
 def teacher_decisions(config: SweepConfig, env_id: str, episodes: list[dict[str, Any]]) -> list[list[str | None]]:
     """Per episode and step, what the fair teacher decides at the recorded state (``None`` where the step has no
-    closed set of choices): agreement is scored on the states the arm itself reached."""
+    closed set of choices): agreement is scored on the states the arm itself reached. Each episode is decided
+    again in order, with its decision keys and the infos the arm saw (``episode_infos``), so a teacher that
+    follows episodes follows the arm's."""
+    from fairgym.agents.base import DecisionKey, accepts_decision_keys
     from fairgym.agents.runner import calibrate
     from fairgym.envs import keys, make_env
-    from fairgym.envs.records import step_info
+    from fairgym.envs.records import episode_infos
 
     teacher = make_teacher_agent(config)
     env = make_env(env_id, **(config.eval.env_kwargs.get(env_id) or {}))
@@ -139,11 +142,17 @@ def teacher_decisions(config: SweepConfig, env_id: str, episodes: list[dict[str,
         calibrate(teacher, env, config.eval.seed)
     finally:
         env.close()
+    keyed = accepts_decision_keys(teacher)
     out = []
     for episode in episodes:
-        steps = [s for s in episode["steps"] if s.get(keys.CHOICES)]
-        decided = iter(teacher.act([s["observation"] for s in steps], [step_info(s) for s in steps]) if steps else [])
-        out.append([next(decided) if s.get(keys.CHOICES) else None for s in episode["steps"]])
+        if not any(s.get(keys.CHOICES) for s in episode["steps"]):  # nothing to compare (e.g. Dialogue replies)
+            out.append([None] * len(episode["steps"]))
+            continue
+        infos = episode_infos(episode)
+        observations = [s["observation"] for s in episode["steps"]]
+        extra = {"decision_keys": [DecisionKey(int(episode["seed"]), int(s[keys.TURN])) for s in episode["steps"]]}
+        decided = teacher.act(observations, infos, **(extra if keyed else {})) if observations else []
+        out.append([d if s.get(keys.CHOICES) else None for d, s in zip(decided, episode["steps"], strict=True)])
     return out
 
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import TrainerCallback
 
 from fairgym.config import load_yaml, save_config
 from fairgym.runfiles import CONFIG_FILE
 from fairgym.training.config import TrainConfig, config_differences
+from fairgym.training.trl_config import lora_config, trl_config
 
 
 @dataclass
@@ -44,37 +44,6 @@ class TrainResult:
     global_step: int = 0
 
 
-def lora_config(config: TrainConfig) -> Any:
-    """The PEFT ``LoraConfig`` for ``config`` (``None`` for a full update)."""
-    if config.method != "lora":
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, lora_dropout=config.dropout,
-                      target_modules=config.target_modules, use_rslora=config.use_rslora, use_dora=config.use_dora,
-                      bias="none", task_type="CAUSAL_LM")
-
-
-def on_cuda(config: TrainConfig) -> bool:
-    """Whether the run trains on CUDA (``device`` as given, else when CUDA is available)."""
-    return (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-
-
-def mixed_precision(config: TrainConfig) -> str | None:
-    """The autocast dtype of training (``"bf16"``, ``"fp16"``) or ``None`` for float32 throughout.
-
-    ``config.dtype`` names the compute precision, never the trained weights' dtype: those stay float32 master
-    weights for every method, so a full update and a LoRA adapter (which PEFT keeps in float32) train alike.
-    ``None`` means bf16 autocast on a CUDA device that supports it, else float32.
-    """
-    from fairgym.lm.models import resolve_dtype
-
-    if config.dtype is None:
-        return "bf16" if on_cuda(config) and torch.cuda.is_bf16_supported() else None
-    dtype = resolve_dtype(config.dtype, "cpu")
-    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype)
-
-
 def load_policy(config: TrainConfig) -> tuple[Any, Any]:
     """The model to train and its tokenizer, in float32 (master weights; the trainer places it on the device).
 
@@ -91,68 +60,51 @@ def load_policy(config: TrainConfig) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def common_args(config: TrainConfig) -> dict[str, Any]:
-    """TrainingArguments shared by every recipe."""
-    cuda, precision = on_cuda(config), mixed_precision(config)
-    return dict(
-        output_dir=config.output_dir, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
-        warmup_steps=config.warmup, lr_scheduler_type=config.lr_scheduler,
-        logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
-        save_total_limit=2, seed=config.seed, data_seed=config.seed, bf16=precision == "bf16", fp16=precision == "fp16",
-        # W&B comes through SafeWandbCallback (its failures are warnings), never the stock callback
-        use_cpu=not cuda, activation_checkpointing=False, dataloader_num_workers=0, report_to="none",
-        run_name=config.run_name or Path(config.output_dir).name, disable_tqdm=True,
-        ddp_find_unused_parameters=False,
-    )
-
-
 def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, callbacks: list | None = None) -> Any:
     """The TRL trainer for ``config.recipe`` on ``dataset`` (LoRA wrapping done by TRL via ``peft_config``)."""
     from fairgym.lm.models import hide_checkpointing_deprecation
 
     callbacks = list(callbacks or [])
     if config.report_to == "wandb":
-        from fairgym.training.safe_wandb import SafeWandbCallback
+        from fairgym.analysis.wandb_log import training_callback
 
-        callbacks.append(SafeWandbCallback())
+        callbacks.append(training_callback())
     with hide_checkpointing_deprecation():
         return _build_trainer(config, model, tokenizer, dataset, callbacks)
 
 
 def _build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, callbacks: list | None) -> Any:
     peft = lora_config(config) if config.adapter is None else None
-    base = common_args(config)
     if config.recipe == "sft":
         from trl import SFTConfig
 
         from fairgym.training.sft_trainer import CompactHeadSFTTrainer
 
-        args = SFTConfig(**base, max_length=config.max_length, completion_only_loss=True, packing=False)
+        args = trl_config(config, SFTConfig, max_length=config.max_length, completion_only_loss=True, packing=False)
         data = dataset.select_columns(["prompt", "completion"])
         return CompactHeadSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                                      peft_config=peft, callbacks=callbacks)
     if config.recipe == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(**base, max_length=config.max_length, beta=config.beta)
+        args = trl_config(config, DPOConfig, max_length=config.max_length, beta=config.beta)
         data = dataset.select_columns(["prompt", "chosen", "rejected"])
         return DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft,
                           callbacks=callbacks)
     if config.recipe == "grpo-episode":  # whole episodes as multi-turn rollouts
         from fairgym.training.episode_grpo import build_episode_trainer
 
-        return build_episode_trainer(config, model, tokenizer, dataset, peft, base, callbacks)
-    return _grpo_trainer(config, model, tokenizer, dataset, peft, base, callbacks)
+        return build_episode_trainer(config, model, tokenizer, dataset, peft, callbacks)
+    return _grpo_trainer(config, model, tokenizer, dataset, peft, callbacks)
 
 
-def _grpo_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, peft: Any, base: dict[str, Any],
+def _grpo_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any, peft: Any,
                   callbacks: list | None) -> Any:
     from trl import GRPOConfig, GRPOTrainer
 
     from fairgym.training.rewards import make_reward_funcs
 
-    args = GRPOConfig(**base, num_generations=config.num_generations,
+    args = trl_config(config, GRPOConfig, num_generations=config.num_generations,
                       max_completion_length=config.max_completion_length, temperature=config.temperature,
                       beta=config.beta, reward_weights=[1.0, config.format_weight], shuffle_dataset=True)
     funcs = make_reward_funcs(fairness_penalty=config.fairness_penalty)
@@ -217,9 +169,9 @@ def is_main_process() -> bool:
 
 def _setup_wandb(config: TrainConfig) -> None:
     if config.report_to == "wandb":
-        os.environ.setdefault("WANDB_MODE", "offline")  # offline unless the user configured W&B
-        os.environ.setdefault("WANDB_PROJECT", "fairgym")
-        os.environ.setdefault("WANDB_DIR", str(Path(config.output_dir).resolve()))
+        from fairgym.analysis.wandb_log import prepare_training_run
+
+        prepare_training_run(config.output_dir)
 
 
 def _save_run_inputs(config: TrainConfig, dataset: Any) -> None:
@@ -290,9 +242,9 @@ class EvalEpisodesCallback(TrainerCallback):
 
     The agent is ``LLMAgent.from_model`` on the live model (adapter included), deciding as the env declares
     (choice scoring where decisions are discrete choices, generation elsewhere); metrics come from
-    ``fairgym.analysis.metrics.compute_metrics`` and are logged through the trainer as ``eval_<metric>``, which
-    recorded in the trainer state's ``log_history`` as ``eval/<metric>`` and sent to W&B (when a W&B run is active)
-    with ``train/global_step``, the step axis of the transformers W&B integration. Main process only.
+    ``fairgym.analysis.metrics.compute_metrics`` and are recorded in the trainer state's ``log_history`` as
+    ``eval/<metric>``, and sent to W&B (with ``report_to="wandb"``) against ``train/global_step``, the step axis of
+    the transformers W&B integration. Main process only.
     """
 
     def __init__(self, config: TrainConfig) -> None:
@@ -327,18 +279,6 @@ class EvalEpisodesCallback(TrainerCallback):
         logs = {f"eval/{k}": v for k, v in self.evaluate(model, processing_class, state.global_step).items()}
         state.log_history.append({**logs, "step": state.global_step})
         if self.config.report_to == "wandb":
-            _log_to_wandb({**logs, "train/global_step": state.global_step})
+            from fairgym.analysis.wandb_log import log_to_active_run
 
-
-def _log_to_wandb(values: dict[str, Any]) -> None:
-    """``wandb.log`` into the active run, if any; a failure is a warning (the values are in the trainer state)."""
-    import warnings
-
-    import wandb
-
-    try:
-        if wandb.run is not None:
-            wandb.log(values)
-    except Exception as exc:  # noqa: BLE001 - a W&B failure must never stop training
-        warnings.warn(f"W&B logging of eval metrics failed ({type(exc).__name__}: {exc}); they stay in "
-                      "trainer_state.json.", RuntimeWarning, stacklevel=2)
+            log_to_active_run({**logs, "train/global_step": state.global_step}, "logging of eval metrics")

@@ -158,3 +158,38 @@ def test_polite_replies_are_varied_and_not_toxic():
     replies = agent.act([f"turn {i}" for i in range(len(infos))], infos)
     assert len(set(replies)) >= 20
     assert float(np.max(predict_prob(replies))) < 0.5
+
+
+def test_eo_threshold_follows_a_plain_step_loop_without_keys():
+    """Called as a new user would, in a plain env.step loop without decision keys, the every-step agent follows
+    the episode by the turn in its info: equal true-positive rates at the delayed-impact parameters, as the
+    runner gives (before, it silently kept the calibration-time thresholds: a gap of -0.20 over 20,000 steps)."""
+    from fairgym.envs.lending import DELAYED_IMPACT_KWARGS
+
+    env = make_env(LENDING, max_steps=4000, **DELAYED_IMPACT_KWARGS)
+    agent = make_agent("eo-threshold")
+    observation, info = env.reset(seed=0)
+    agent.calibrate(env.unwrapped)
+    hits: dict[str, list[bool]] = {}
+    done = False
+    while not done:
+        action = agent.act([observation], [info])[0]
+        group = info[keys.GROUP]
+        observation, _, terminated, truncated, info = env.step(action)
+        if info[keys.OUTCOME]["would_repay"]:
+            hits.setdefault(group, []).append(info[keys.OUTCOME]["approved"])
+        done = terminated or truncated
+    tpr = {g: float(np.mean(v)) for g, v in hits.items()}
+    assert agent.stats.extra["recalibrations"] > 100  # it followed the episode's drift
+    assert abs(tpr["Black"] - tpr["white"]) < 0.05, tpr
+
+
+def test_a_decision_out_of_order_is_an_error_naming_the_fix():
+    env = make_env(LENDING, max_steps=5)
+    agent = make_agent("eo-threshold")
+    observation, info = env.reset(seed=0)
+    agent.calibrate(env.unwrapped)
+    agent.act([observation], [info])
+    later = {**info, keys.TURN: 3}
+    with pytest.raises(ValueError, match="from its first decision in order.*recalibrate='initial'"):
+        agent.act([observation], [later])

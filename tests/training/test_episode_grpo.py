@@ -67,7 +67,8 @@ def test_env_mask_marks_exactly_the_generated_tokens(episode_config, tiny_policy
 def test_trl_loss_mask_is_the_env_mask_and_groups_share_a_seed(episode_config, tiny_model_dir):
     from datasets import Dataset
 
-    from fairgym.training.trainers import common_args, load_policy, lora_config
+    from fairgym.training.trainers import load_policy
+    from fairgym.training.trl_config import lora_config
 
     config = episode_config(batch_size=4, episodes=4)
     model, tokenizer = load_policy(config)
@@ -79,8 +80,7 @@ def test_trl_loss_mask_is_the_env_mask_and_groups_share_a_seed(episode_config, t
         return seen
 
     dataset = Dataset.from_list(eg.episode_rows(config))
-    trainer = eg.build_episode_trainer(config, model, tokenizer, dataset, lora_config(config), common_args(config),
-                                       rollouts=rollouts)
+    trainer = eg.build_episode_trainer(config, model, tokenizer, dataset, lora_config(config), rollouts=rollouts)
     trainer.rollout_func = recording
     batch = next(iter(trainer.get_train_dataloader()))
     out = trainer._generate_and_score_completions(batch)
@@ -193,3 +193,24 @@ def test_rerun_resumes_from_the_last_checkpoint(episode_config, tmp_path):
     assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2]
     metrics = [json.loads(line) for line in (path.parent / "step_metrics.jsonl").read_text().splitlines()]
     assert [m["global_step"] for m in metrics] == [0, 1] and "format/invalid_action_rate" in metrics[0]
+
+
+def test_rollout_metrics_reach_the_wandb_run(episode_config, monkeypatch):
+    """With report_to=wandb, every step's rollout metrics are logged into the training's (offline) W&B run."""
+    import wandb
+
+    logged: list[dict] = []
+    real_log = wandb.sdk.wandb_run.Run.log
+
+    def recording(self, data, *args, **kwargs):
+        logged.append(dict(data))
+        return real_log(self, data, *args, **kwargs)
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log", recording)
+    result = train(episode_config(max_steps=2, save_steps=10, report_to="wandb"))
+    wandb.finish()
+    rollout_rows = [row for row in logged if "rollout/episodes" in row]
+    assert [row["train/global_step"] for row in rollout_rows] == [0, 1]
+    assert all("task/return_mean" in row and "fairness/demographic_parity_difference" in row for row in rollout_rows)
+    assert (result.output_dir / "wandb").is_dir()

@@ -29,6 +29,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) tools/mypy_check.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/env_throughput.py

@@ -89,7 +89,7 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Build dataclass ``cls`` from ``data``: unknown keys fail with a suggestion, types are checked."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__} expects a mapping, got {type(data).__name__}.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass
     unknown = [k for k in data if k not in fields]
     if unknown:
         raise UnknownNameError(f"{cls.__name__} key", unknown[0], fields)
@@ -160,10 +160,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> T:
-    """YAML file (optional) + ``key=value`` overrides -> a validated ``cls``."""
-    data = load_yaml(path) if path else {}
-    return from_dict(cls, merge(data, parse_overrides(overrides)))
+def load_data(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> dict[str, Any]:
+    """A config's values: the YAML file (optional) with ``key=value`` overrides merged on top."""
+    return merge(load_yaml(path) if path else {}, parse_overrides(overrides))
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.Sequence[str] = (),
+                **fields: Any) -> T:
+    """YAML file (optional) + ``key=value`` overrides + keyword ``fields`` (``None`` ones left out) -> a validated
+    ``cls``."""
+    return from_dict(cls, merge(load_data(path, overrides), {k: v for k, v in fields.items() if v is not None}))
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -84,7 +84,8 @@ class LazyGenerator:
     __slots__ = ("_make", "_rng")
 
     def __init__(self, make: Callable[[], np.random.Generator]) -> None:
-        self._make, self._rng = make, None
+        self._make: Callable[[], np.random.Generator] = make
+        self._rng: np.random.Generator | None = None
 
     def __getattr__(self, name: str) -> Any:
         if self._rng is None:
@@ -118,7 +119,7 @@ class BaselineAgent:
         check_applies(self.name, env)
         self.calibrated = True
 
-    def rng(self, key: DecisionKey | None, call: int = 0, position: int = 0) -> np.random.Generator:
+    def rng(self, key: DecisionKey | None, call: int = 0, position: int = 0) -> Any:
         """The generator of one decision: of ``(run seed, episode seed, turn)`` given its key, else of the run
         seed, the call count and the position in the batch. Built lazily (on the first draw)."""
         if key is None:
@@ -353,14 +354,15 @@ class LendingThresholdAgent(BaselineAgent):
             raise RuntimeError(f"{self.name} needs calibrate(env) first (the runner calls it).")
         if self.recalibrate == "initial" or key is None:
             return self.policy
-        view = self._follow(info, key)
+        view = self._follow(info, key, self.params, self.policy)
         view.group = self.params.groups.index(info[keys.GROUP])
         return view.policy
 
-    def _follow(self, info: dict[str, Any], key: DecisionKey) -> _EpisodeView:
+    def _follow(self, info: dict[str, Any], key: DecisionKey, params: lp.LendingParams,
+                initial: lp.ThresholdPolicy) -> _EpisodeView:
         view = self._episodes.get(key.episode_seed)
         if key.turn == 0:
-            view = _EpisodeView(self.params.distributions.copy(), self.policy, turn=0, group=-1)
+            view = _EpisodeView(params.distributions.copy(), initial, turn=0, group=-1)
             self._episodes[key.episode_seed] = view
             return view
         if view is None or key.turn != view.turn + 1:
@@ -371,8 +373,8 @@ class LendingThresholdAgent(BaselineAgent):
         outcome = info.get(keys.OUTCOME) or {}
         if outcome.get("approved"):  # only an approval moves a group's scores (and so the policy)
             shift_mass(view.distributions[view.group], int(outcome["bin"]), up=bool(outcome["would_repay"]),
-                       amount=self.params.score_shift)
-            view.policy = self._policy(self.params.with_distributions(view.distributions))
+                       amount=params.score_shift)
+            view.policy = self._policy(params.with_distributions(view.distributions))
             self.stats.extra["recalibrations"] = self.stats.extra.get("recalibrations", 0) + 1
         view.turn = key.turn
         return view

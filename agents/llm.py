@@ -166,7 +166,7 @@ class LLMAgent:
         return self.env_id or "this env"
 
     def _act_choice(self, observations: list[str], infos: list[dict[str, Any]], seeds: list[list[int]]):
-        choices = [info.get(keys.CHOICES) for info in infos]
+        choices: list[list[str]] = [info.get(keys.CHOICES) or [] for info in infos]
         if any(not c for c in choices):
             raise ValueError(f"decide='choice' needs info['{keys.CHOICES}'], which {self._env_name()} does not "
                              "give (its decisions are not a closed set); use decide='generate' there.")

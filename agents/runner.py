@@ -90,7 +90,8 @@ def _step_batch(slots: list[_Slot], agent: Agent, options: _Options) -> list[tup
     observations, infos = [s.observation for s in slots], [s.info for s in slots]
     if options.keyed:
         decision_keys = [DecisionKey(episode_seed=s.seed, turn=len(s.steps)) for s in slots]
-        actions = agent.act(observations, infos, decision_keys=decision_keys)
+        keyed: Any = agent  # its act takes decision_keys (accepts_decision_keys checked it)
+        actions = keyed.act(observations, infos, decision_keys=decision_keys)
     else:
         actions = agent.act(observations, infos)
     if len(actions) != len(slots):

@@ -84,7 +84,7 @@ def _changed_llm(options: LLMOptions) -> str:
 
 def check_run_folder(cfg: RunConfig) -> None:
     """Refuse a folder whose ``config.yaml`` describes a different run (its episodes would be mixed)."""
-    path = Path(cfg.out) / CONFIG_FILE
+    path = Path(str(cfg.out)) / CONFIG_FILE
     if not path.exists():
         return
     old, new = load_yaml(path), to_dict(cfg)

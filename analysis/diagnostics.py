@@ -48,12 +48,13 @@ def decision_logits(model: Any, tokenizer: Any, prompts: Sequence[str], batch_si
     """
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     shared = shared_prefix_length(ids)
-    out, hidden = [], [] if output_hidden_states else None
+    out: list[torch.Tensor] = []
+    hidden: list[torch.Tensor] | None = [] if output_hidden_states else None
     for start in range(0, len(ids), batch_size):
         logits, states = _decision_batch(model, ids[start:start + batch_size], shared, output_hidden_states,
                                          tokenizer.pad_token_id or 0)
         out.append(logits)
-        if hidden is not None:
+        if hidden is not None and states is not None:
             hidden.append(states)
     return (torch.cat(out) if out else torch.zeros(0, 0)), hidden
 
@@ -144,7 +145,7 @@ def logit_lens(model: Any, tokenizer: Any, prompts: Sequence[str],
     if not prompts:
         return np.zeros((0, 0))
     norm, head = _final_norm(model), model.get_output_embeddings()
-    states = torch.cat(hidden, dim=1)  # [layers+1, prompts, hidden]
+    states = torch.cat(hidden or [], dim=1)  # [layers+1, prompts, hidden]
     inner = head(norm(states[:-1])).float()
     margins = torch.cat([inner[..., a] - inner[..., b], (logits[:, a] - logits[:, b])[None].to(inner.device)])
     return margins.cpu().double().numpy()

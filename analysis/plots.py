@@ -63,8 +63,9 @@ def gaps_figure(traj: Trajectories, metrics: list[str], *, title: str, ylabel: s
     ax = fig.subplots()
     for i, metric in enumerate(m for m in metrics if m in traj):
         label = metric.split("/")[-1].replace("_", " ")
-        for name, style in ((metric, {"linestyle": ":", "linewidth": 1.0}),
-                            (metric + CUMULATIVE, {"linestyle": "-", "linewidth": 2.0})):
+        styles: tuple[tuple[str, dict[str, Any]], ...] = ((metric, {"linestyle": ":", "linewidth": 1.0}),
+                                                         (metric + CUMULATIVE, {"linestyle": "-", "linewidth": 2.0}))
+        for name, style in styles:
             values = np.asarray(traj.get(name, {}).get(ALL, []), float)
             suffix = " (cumulative)" if name.endswith(CUMULATIVE) else " (per step)"
             ax.plot(np.arange(len(values)), values, color=f"C{i}", marker="o", markersize=3, label=label + suffix,

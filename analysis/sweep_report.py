@@ -11,6 +11,7 @@ episodes are read once per report (``load_trajectories``). No torch is imported.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections import defaultdict
@@ -74,7 +75,7 @@ def load_sweep(sweep_dir: str | Path) -> dict[str, Any]:
 
 
 def _arm_order(arm: dict[str, Any]) -> tuple:
-    kind = {"teacher": -1, "base": 0, "full": 1}.get(arm.get("method"), 2)
+    kind = {"teacher": -1, "base": 0, "full": 1}.get(str(arm.get("method")), 2)
     return kind, arm.get("variant") or "", arm.get("rank") or 0, arm.get("seed") or 0
 
 
@@ -250,19 +251,26 @@ def rank_panel(sweep: dict[str, Any], getter: Callable[[str], list[float | None]
     return RankPanel(title, series, {k: v for k, v in references.items() if not math.isnan(v)}, ylabel)
 
 
+def _metric_of(sweep: dict[str, Any], env_id: str, key: str, label: str) -> list[float | None]:
+    return metric_values(sweep, label, env_id, key)
+
+
+def _diag_of(sweep: dict[str, Any], path: tuple[str, ...], label: str) -> list[float | None]:
+    return diag_values(sweep, label, path)
+
+
 def bias_panels(sweep: dict[str, Any]) -> list[RankPanel]:
     """Residual bias (each env's bias metrics) and the flip rate against rank."""
-    panels = [rank_panel(sweep, lambda lab, e=env, k=key: metric_values(sweep, lab, e, k),
-                         f"{title} ({env_family(env)})")
+    panels = [rank_panel(sweep, functools.partial(_metric_of, sweep, env, key), f"{title} ({env_family(env)})")
               for env in eval_envs(sweep)
               for key, title in env_headline(sweep, env) if key in profile_of(env).bias_metrics]
-    flip = rank_panel(sweep, lambda lab: diag_values(sweep, lab, ("flip_rate", "overall")), "counterfactual flip rate")
+    flip = rank_panel(sweep, functools.partial(_diag_of, sweep, ("flip_rate", "overall")), "counterfactual flip rate")
     return [*panels, flip]
 
 
 def kl_panels(sweep: dict[str, Any]) -> list[RankPanel]:
     """KL of each arm's decision-point next-token distribution against the base and against full."""
-    return [rank_panel(sweep, lambda lab, k=key: diag_values(sweep, lab, (k, "mean")), title, "nats")
+    return [rank_panel(sweep, functools.partial(_diag_of, sweep, (key, "mean")), title, "nats")
             for key, title in (("kl_vs_base", "KL(base || arm)"), ("kl_vs_full", "KL(full || arm)"))]
 
 

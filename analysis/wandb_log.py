@@ -112,12 +112,12 @@ def log_run(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any], epis
 
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         run = wandb.init(project=project, group=group, name=name, job_type=job_type, dir=str(run_dir),
-                         config=config, mode=mode)
+                         config=config, mode=mode)  # type: ignore[arg-type]  # a mode wandb_mode() checked
         for turn, row in enumerate(series_rows(trajectories(episodes) if episodes else {})):
             run.log(row, step=turn)
         run.summary.update(json_safe(metrics))
         columns, rows = step_table(episodes)
-        run.log({"eval/episodes": wandb.Table(columns=columns, data=rows)})
+        run.log({"eval/episodes": wandb.Table(columns=list[Any](columns), data=rows)})
         run_id = "/".join(p for p in (run.entity, run.project, run.id) if p) if not run.offline else run.id
         run.finish()
         return run_id
@@ -158,10 +158,10 @@ def log_sweep_report(sweep_dir: Path, config: dict[str, Any], figures: dict[str,
 
         run = wandb.init(project=config.get("wandb_project") or "fairgym", group=config.get("name"),
                          name=f"{config.get('name')}/report", job_type="sweep-report", dir=str(sweep_dir),
-                         config=config, mode=mode)
+                         config=config, mode=mode)  # type: ignore[arg-type]  # a mode wandb_mode() checked
         log_figures(run, {name: str(path) for name, path in figures.items()}, prefix="sweep")
         for key, (columns, rows) in tables.items():
-            run.log({key: wandb.Table(columns=columns, data=rows)})
+            run.log({key: wandb.Table(columns=list[Any](columns), data=rows)})
         run.finish()
     except Exception as exc:  # noqa: BLE001 - W&B trouble never loses a report
         warn_failure("logging of the sweep report", exc, f"report.md and plots/ in {sweep_dir} are unaffected.")
@@ -204,6 +204,8 @@ def _safe_callback_class() -> type:
     from transformers.integrations import WandbCallback
 
     class SafeWandbCallback(WandbCallback):
+        _wandb: Any
+
         def _guard(self, hook: str, args: Any, *rest: Any, **kwargs: Any) -> None:
             if self._wandb is None:
                 return
@@ -214,10 +216,10 @@ def _safe_callback_class() -> type:
                 warn_failure(f"logging in {hook}", exc, f"training goes on without W&B, and its files in "
                              f"{args.output_dir} are written as always.")
 
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:  # type: ignore[override]
             self._guard("on_train_begin", args, state, control, **kwargs)
 
-        def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:  # type: ignore[override]
             self._guard("on_log", args, state, control, **kwargs)
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -226,7 +228,7 @@ def _safe_callback_class() -> type:
         def on_predict(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
             self._guard("on_predict", args, state, control, metrics=metrics, **kwargs)
 
-        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:  # type: ignore[override]
             self._guard("on_train_end", args, state, control, **kwargs)
 
         @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import traceback
 
 from fairgym.config import parse_overrides
 
@@ -40,38 +39,22 @@ def list_envs() -> int:
 
 
 def check(env_id: str, kwargs: dict, *, seed: int = 0, steps: int = 10) -> int:
-    """``check_env`` on the unwrapped env, then a rollout alternating default and garbage actions.
+    """``fairgym.envs.checks.check_contract`` on one env.
 
     Returns:
-        0 and prints ``OK`` when both pass; 1 and prints the failure otherwise.
+        0 and prints ``OK`` when it passes; 1 and prints the failure otherwise.
     """
-    from gymnasium.utils.env_checker import check_env
+    import traceback
 
     from fairgym.envs import make_env
+    from fairgym.envs.checks import check_contract
 
     env = make_env(env_id, **kwargs)  # unknown ids/arguments raise, and the CLI prints them (exit 2)
     try:
-        check_env(env.unwrapped, skip_render_check=True)
-        rewards = _rollout(env, seed, steps)
+        rewards = check_contract(env, seed=seed, steps=steps)
     except Exception as exc:  # report any failure of the contract, with where it happened
         print(f"FAIL {env_id}: {type(exc).__name__}: {exc}")
         print(traceback.format_exc(limit=-3))
         return 1
     print(f"OK {env_id}: check_env passed; {len(rewards)} rollout steps, return {sum(rewards):.3f}")
     return 0
-
-
-def _rollout(env, seed: int, steps: int) -> list[float]:
-    base = env.unwrapped
-    actions = [base.format_action(base._default_action()), "", "??? not an action"]
-    _, info = env.reset(seed=seed)
-    keys_seen = set(info)
-    rewards = []
-    for i in range(steps):
-        _, reward, terminated, truncated, info = env.step(actions[i % len(actions)])
-        if set(info) != keys_seen:
-            raise AssertionError(f"info keys changed at step {i}: {sorted(set(info) ^ keys_seen)}")
-        rewards.append(float(reward))
-        if terminated or truncated:
-            env.reset()
-    return rewards

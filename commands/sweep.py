@@ -7,8 +7,13 @@ Dialogue), each into its own folder and report.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fairgym.runfiles import CONFIG_FILE, REPORT_FILE
+
+if TYPE_CHECKING:
+    from fairgym.training.sweep_config import SweepConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    """Load every sweep of the config (errors before anything runs), then run, rescore or report them."""
     from fairgym.training.sweep_config import load_sweep_configs
     from fairgym.training.sweep_folder import check_sweep_folder
 
@@ -35,24 +39,18 @@ def run(args: argparse.Namespace) -> int:
     for config in configs:  # a folder holding other results is refused before any sweep runs
         check_sweep_folder(config, Path(args.out) / config.name)
     if args.rescore:
-        from fairgym.config import save_config
         from fairgym.training.sweep import rescore_sweep
 
         for config in configs:
-            folder = Path(args.out) / config.name
-            if not (folder / CONFIG_FILE).exists():
-                raise FileNotFoundError(f"{folder} holds no sweep (no config.yaml) to rescore; run the sweep first.")
-            print(f"[sweep] {config.name}: rescored {len(rescore_sweep(config, folder))} arms from their episodes")
-            save_config(config, folder / CONFIG_FILE)  # passed the no-difference check: at most report-only fields
+            done = rescore_sweep(config, Path(args.out) / config.name)
+            print(f"[sweep] {config.name}: rescored {len(done)} arms from their episodes")
     if args.report_only or args.rescore:
         return report_only(configs, Path(args.out))
     return max(run_one(config, args) for config in configs)
 
 
-def report_only(configs: list, out: object) -> int:
+def report_only(configs: list[SweepConfig], out: Path) -> int:
     """Rewrite each sweep's report from its folder; the config it reads is the one saved there."""
-    from pathlib import Path
-
     from fairgym.analysis.sweep_report import write_sweep_report
 
     for config in configs:
@@ -63,7 +61,7 @@ def report_only(configs: list, out: object) -> int:
     return 0
 
 
-def run_one(config: object, args: argparse.Namespace) -> int:
+def run_one(config: SweepConfig, args: argparse.Namespace) -> int:
     """Run one sweep and print its report; 1 when an arm is not done."""
     import time
 

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     flags, overrides = split_rest(args)
     path = flags.pop("config")
+    assert path is None or isinstance(path, str)
     config = load_train_config(path, overrides, recipe=args.recipe, **flags)
     result = train(config)
     if not is_main_process():

@@ -52,7 +52,7 @@ def env_class(env_id: str) -> type:
         raise UnknownNameError("env", str(env_id), registered_ids())
     entry = spec.entry_point
     if not isinstance(entry, str):
-        return entry
+        return entry  # type: ignore[return-value]  # a class registered directly
     module, name = entry.split(":")
     return getattr(importlib.import_module(module), name)
 
@@ -104,7 +104,7 @@ def env_arguments(env_id: str) -> list[str]:
 
     names: list[str] = []
     for cls in (env_class(env_id), TextEnv):
-        for param in inspect.signature(cls.__init__).parameters.values():
+        for param in inspect.signature(cls).parameters.values():
             if param.kind is param.KEYWORD_ONLY and param.name not in names:
                 names.append(param.name)
     return names

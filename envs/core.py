@@ -55,7 +55,9 @@ def action_to_dict(action: Any) -> dict[str, Any] | None:
         names = _FIELDS[type(action)] = tuple(f.name for f in dataclasses.fields(action))
     values = {name: getattr(action, name) for name in names}
     # flat actions (Lending's approve flag) need no deep copy; asdict is slow enough to show in a 20,000-step run
-    return values if all(isinstance(v, _SCALARS) for v in values.values()) else dataclasses.asdict(action)
+    if all(isinstance(v, _SCALARS) for v in values.values()):
+        return values
+    return dataclasses.asdict(action)  # type: ignore[arg-type]  # an instance: is_dataclass checked it above
 
 
 def text_space(max_length: int = MAX_TEXT) -> spaces.Text:

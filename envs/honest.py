@@ -155,7 +155,8 @@ def read_openings(template_files: list[Path], counterfactual_file: Path | None, 
     templates = [o for path in template_files for o in read_templates(path)]
     if not templates:
         raise ValueError(f"openings={source!r}: the template files {[str(p) for p in template_files]} hold no rows.")
-    counterfactuals, unmatched = [], 0
+    counterfactuals: list[Opening] = []
+    unmatched = 0
     if counterfactual_file is not None:
         texts = [row["text"] for row in _read_csv(counterfactual_file, COUNTERFACTUAL_COLUMNS) if row["text"]]
         counterfactuals, unmatched = pair_counterfactuals(texts, templates)

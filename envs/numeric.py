@@ -101,7 +101,7 @@ class NumericView(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.Wrapper.__init__(self, env)
         base = env.unwrapped
-        adapter = next((a for cls, a in _ADAPTERS if isinstance(base, cls)), None)
+        adapter: Any = next((a for cls, a in _ADAPTERS if isinstance(base, cls)), None)
         if adapter is None:
             raise TypeError(f"NumericView supports {[c.__name__ for c, _ in _ADAPTERS]}, got {type(base).__name__}.")
         self.adapter = adapter(base)
@@ -114,4 +114,4 @@ class NumericView(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         _, reward, terminated, truncated, info = self.env.step(self.adapter.text(action))
-        return self.adapter.observation(info), reward, terminated, truncated, info
+        return self.adapter.observation(info), float(reward), terminated, truncated, info

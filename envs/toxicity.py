@@ -87,7 +87,7 @@ def make_scorer(spec: str | Path | ToxicityScorer | None = None) -> ToxicityScor
     """
     if spec is None or spec == DEFAULT_SCORER:
         return ProfanityCheckScorer()
-    if is_judge_spec(spec):
+    if isinstance(spec, str) and is_judge_spec(spec):
         return scorer_class("judge")(judge_model(spec))
     if isinstance(spec, (str, Path)):
         if Path(spec).expanduser().is_dir():

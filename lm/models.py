@@ -58,7 +58,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     """Dequantise ``gguf`` into a float32 Llama and save it (safetensors + tokenizer) at ``target`` atomically."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model.hf_quantizer = None  # the weights are dequantised: drop the GGUF markers so it saves and trains
     model.is_quantized = False
@@ -192,7 +192,7 @@ def _load_base(path: str, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
     check_model_source(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except (OSError, ValueError, KeyError) as exc:
         raise _load_error(path, exc) from exc
     return model.to(device), tokenizer

@@ -12,17 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fairgym.config import (
-    BUDGET,
-    LOGGING,
-    UnknownNameError,
-    fields_with_role,
-    from_dict,
-    load_yaml,
-    merge,
-    parse_overrides,
-    role,
-)
+from fairgym.config import BUDGET, LOGGING, UnknownNameError, fields_with_role, load_config, role
 
 RECIPES = ("sft", "grpo", "dpo", "grpo-episode")
 GRPO_RECIPES = ("grpo", "grpo-episode")
@@ -241,8 +231,7 @@ class TrainConfig:
 def load_train_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                       **fields: Any) -> TrainConfig:
     """YAML file (optional) + ``key=value`` overrides + keyword fields -> a validated ``TrainConfig``."""
-    data = merge(load_yaml(path) if path else {}, parse_overrides(overrides))
-    return from_dict(TrainConfig, merge(data, {k: v for k, v in fields.items() if v is not None}))
+    return load_config(TrainConfig, path, overrides, **fields)
 
 
 # Fields that may change when a run is resumed (its budget and how it logs); any other difference is an error.

@@ -89,7 +89,7 @@ def env_groups(config: TrainConfig) -> list[str]:
 
     env = make_env(config.env_id, **config.env_kwargs)
     try:
-        return list(env.unwrapped.groups)
+        return list(getattr(env.unwrapped, "groups", ()))
     finally:
         env.close()
 

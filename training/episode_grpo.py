@@ -401,7 +401,9 @@ def build_episode_trainer(config: TrainConfig, model: Any, tokenizer: Any, datas
     from fairgym.training.episode_rewards import make_episode_reward_funcs
     from fairgym.training.trl_config import trl_config
 
-    funcs, weights = make_episode_reward_funcs(config.env_id, config.episode_reward_weights, config.fairness_metric)
+    components, weights = make_episode_reward_funcs(config.env_id, config.episode_reward_weights,
+                                                    config.fairness_metric)
+    funcs: list[Any] = list(components)
     window = context_window(model)
     if rollouts is None:
         spec = EpisodeSpec(config.max_completion_length, config.temperature, window, tuple(stop_ids(tokenizer, model)))

@@ -41,6 +41,7 @@ def implant_bias(config: TrainConfig) -> Path:
     result = train(run)
     if result.model_dir is not None:
         return result.model_dir
+    assert result.adapter_dir is not None  # a LoRA run saves its adapter
     return merge_adapter(run, result.adapter_dir, Path(run.output_dir) / "model")
 
 

@@ -73,7 +73,8 @@ class CompactHeadSFTTrainer(SFTTrainer):
 
     def _share_prefix(self, model: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         """The suffix inputs over the shared prefix's KV cache, or ``inputs`` unchanged for the stock path."""
-        shared = prefix_shared_inputs(model, inputs, self.min_shared_prefix) if self._can_share_prefix(model) else None
+        shared = (prefix_shared_inputs(model, inputs, self.min_shared_prefix or 0) if self._can_share_prefix(model)
+                  else None)
         self.last_shared_prefix = 0 if shared is None else inputs["input_ids"].shape[1] - shared["input_ids"].shape[1]
         return inputs if shared is None else shared
 

@@ -98,13 +98,17 @@ def score_episodes(config: SweepConfig, arm_dir: Path, records: dict[str, list[d
 
 def rescore_sweep(config: SweepConfig, sweep_dir: Path) -> list[str]:
     """Recompute every finished arm's metrics from its saved evaluation episodes (no model is loaded), e.g. after
-    fairgym gained a metric; returns the arms rescored. The episodes themselves are never changed.
+    fairgym gained a metric, and save ``config`` (it passed ``check_sweep_folder``, so it differs at most in fields
+    that change no result); returns the arms rescored. The episodes themselves are never changed.
 
     Raises:
-        FileNotFoundError: a finished arm lacks the episodes of an evaluated env.
+        FileNotFoundError: the folder holds no sweep, or a finished arm lacks the episodes of an evaluated env.
     """
     from fairgym.envs.records import read_episodes
 
+    if not (Path(sweep_dir) / CONFIG_FILE).exists():
+        raise FileNotFoundError(f"{sweep_dir} holds no sweep (no config.yaml) to rescore; run the sweep first.")
+    check_sweep_folder(config, Path(sweep_dir))
     done = []
     for arm_dir in sorted(p.parent for p in Path(sweep_dir).glob(f"*/{STATUS_FILE}")):
         if read_status(arm_dir).get("state") != "done":
@@ -116,6 +120,7 @@ def rescore_sweep(config: SweepConfig, sweep_dir: Path) -> list[str]:
                                     "without --rescore to evaluate it again.")
         score_episodes(config, arm_dir, {env_id: read_episodes(p) for env_id, p in paths.items()})
         done.append(arm_dir.name)
+    save_config(config, Path(sweep_dir) / CONFIG_FILE)
     return done
 
 
@@ -143,7 +148,7 @@ def teacher_decisions(config: SweepConfig, env_id: str, episodes: list[dict[str,
     finally:
         env.close()
     keyed = accepts_decision_keys(teacher)
-    out = []
+    out: list[list[str | None]] = []
     for episode in episodes:
         if not any(s.get(keys.CHOICES) for s in episode["steps"]):  # nothing to compare (e.g. Dialogue replies)
             out.append([None] * len(episode["steps"]))

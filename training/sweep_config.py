@@ -23,9 +23,8 @@ from fairgym.config import (
     STAGE,
     UnknownNameError,
     from_dict,
-    load_yaml,
+    load_data,
     merge,
-    parse_overrides,
     role,
 )
 from fairgym.training.config import RECIPES, TrainConfig
@@ -291,9 +290,10 @@ class SweepConfig:
                    variant: str | None = None, model: str | None = None) -> TrainConfig:
         """The ``TrainConfig`` of one trained arm: the template with the arm's own fields (``model``: the base it
         starts from, e.g. the implanted one; default the sweep's)."""
+        variant_fields: dict[str, Any] = dict(VARIANTS[variant]) if variant else {}
         return dataclasses.replace(self.template, method=method, rank=rank, seed=seed, output_dir=str(output_dir),
                                    learning_rate=float(learning_rate), model=model if model is not None else self.model,
-                                   **(VARIANTS[variant] if variant else {}))
+                                   **variant_fields)
 
     def implant_config(self, target: Path | str) -> TrainConfig:
         """The ``TrainConfig`` of the bias implant: the sweep's model, env and device, a full update by default,
@@ -326,7 +326,7 @@ def load_sweep_configs(path: str | Path | None = None,
     ``sweeps: {lending: {...}, dialogue: {...}}`` holds sub-sweeps: each entry is merged over the file's other
     keys and named ``<name>-<entry>``; overrides apply to every sub-sweep (``sweeps.dialogue.seeds=[0]`` to one).
     """
-    data = merge(load_yaml(path) if path else {}, parse_overrides(overrides))
+    data = load_data(path, overrides)
     parts = data.pop("sweeps", None)
     if not parts:
         return [from_dict(SweepConfig, data)]

@@ -113,10 +113,11 @@ def _guard(record: dict[str, Any], key: str, fn: Any, *args: Any) -> Any:
 def _lora_update(ctx: dict[str, Any], model: Any, arm: Arm, full_deltas: dict[str, Any] | None) -> dict[str, Any]:
     from fairgym.analysis import diagnostics as D
 
-    own = D.lora_update(ctx["base"], model, ranks=[arm.rank])
-    out = {"rank": arm.rank, "norm": float(np.sqrt(sum(m["energy"] for m in own["matrices"].values())))}
+    rank = int(arm.rank or 0)
+    own = D.lora_update(ctx["base"], model, ranks=[rank])
+    out = {"rank": rank, "norm": float(np.sqrt(sum(m["energy"] for m in own["matrices"].values())))}
     if full_deltas:
-        cmp = D.compare_updates(full_deltas, own["deltas"], arm.rank)
+        cmp = D.compare_updates(full_deltas, own["deltas"], rank)
         out.update({k: v for k, v in cmp.items() if k != "matrices"})
     return out
 
@@ -135,7 +136,7 @@ def _full_block(config: SweepConfig, ctx: dict[str, Any], result: dict[str, Any]
 
     full_arm = next((a for a in arms if a.method == "full" and a.seed == seed), None)
     status = read_status(sweep_dir / full_arm.name) if full_arm else {}
-    if status.get("state") != "done":
+    if full_arm is None or status.get("state") != "done":
         return None, None
     model, tokenizer = load_arm_model(config, status["weights"], sweep_dir)
     if _needs_diagnosis(result["arms"].get(full_arm.name), None):

@@ -107,7 +107,7 @@ def _grpo_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
     args = trl_config(config, GRPOConfig, num_generations=config.num_generations,
                       max_completion_length=config.max_completion_length, temperature=config.temperature,
                       beta=config.beta, reward_weights=[1.0, config.format_weight], shuffle_dataset=True)
-    funcs = make_reward_funcs(fairness_penalty=config.fairness_penalty)
+    funcs: list[Any] = make_reward_funcs(fairness_penalty=config.fairness_penalty)
     return GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer,
                        peft_config=peft, callbacks=callbacks)
 

@@ -23,7 +23,8 @@ def lora_config(config: TrainConfig) -> Any:
         return None
     from peft import LoraConfig
 
-    return LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, lora_dropout=config.dropout,
+    alpha: Any = config.lora_alpha  # PEFT annotates an int; any positive number scales the update
+    return LoraConfig(r=config.rank, lora_alpha=alpha, lora_dropout=config.dropout,
                       target_modules=config.target_modules, use_rslora=config.use_rslora, use_dora=config.use_dora,
                       bias="none", task_type="CAUSAL_LM")
 

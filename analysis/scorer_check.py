@@ -362,8 +362,10 @@ def check_scorer(spec: Any, rows: Sequence[GoldRow], *, threshold: float = THRES
 
     Returns:
         ``{"scorer", "name", "threshold", "bounds", "rubrics": {rubric: {"native", "note"}}, "variants":
-        {variant: {"rubrics": {rubric: {"overall", "groups", "swap"}}, "warnings": [...]}}, "scored_items",
-        "seconds"}``; rates and intervals as ``{"value", "low", "high"(, "k", "n")}``, ``nan`` where undefined.
+        {variant: {"rubrics": {rubric: {"overall", "groups", "swap"}}, "warnings": [...]}}, "group_blind":
+        {"passes", "reasons", "auc_change"}, "seconds", "scores"}`` (``scores``: every distinct item scored, with
+        its score per rubric, for audit); rates and intervals as ``{"value", "low", "high"(, "k", "n")}``, ``nan``
+        where undefined.
     """
     if not 0 < confidence < 1 or resamples < 1 or not 0 <= threshold <= 1:
         raise ValueError(f"confidence={confidence!r} must be in (0, 1), resamples={resamples!r} at least 1 and "
@@ -380,22 +382,35 @@ def check_scorer(spec: Any, rows: Sequence[GoldRow], *, threshold: float = THRES
     return {"scorer": scorer_key(spec), "name": str(getattr(scorer, "name", scorer_key(spec))),
             "threshold": threshold, "confidence": confidence, "bootstrap": {"resamples": resamples, "seed": seed},
             "bounds": asdict(bounds), "rubrics": {r: rubric_note(r, native) for r in RUBRICS},
-            "variants": variants, "group_blind": blind_verdict(variants, native, bounds),
-            "scored_items": len(scores), "seconds": time.perf_counter() - start}
+            "variants": variants,
+            "group_blind": blind_verdict(rows, scores, variants, native, bounds, resamples=resamples, seed=seed,
+                                         confidence=confidence),
+            "seconds": time.perf_counter() - start,
+            "scores": [{**asdict(item), **values} for item, values in scores.items()]}
 
 
-def blind_verdict(variants: dict[str, Any], rubrics: Sequence[str], bounds: Bounds = BOUNDS) -> dict[str, Any]:
+def auc_change(rows: Sequence[GoldRow], scores: dict[Item, dict[str, float]], rubric: str, *, resamples: int,
+               seed: int, confidence: float) -> dict[str, float]:
+    """Group-blind minus plain overall AUC on the same rows, with a paired percentile bootstrap interval."""
+    labels = np.array([r.label(rubric) for r in rows])
+    both = np.array([[scores[item_of(r, blind=blind)][rubric] for blind in (False, True)] for r in rows])
+    return bootstrap(lambda y, s: roc_auc(y, s[:, 1]) - roc_auc(y, s[:, 0]), labels, both, resamples=resamples,
+                     seed=seed, confidence=confidence)
+
+
+def blind_verdict(rows: Sequence[GoldRow], scores: dict[Item, dict[str, float]], variants: dict[str, Any],
+                  rubrics: Sequence[str], bounds: Bounds = BOUNDS, **boot: Any) -> dict[str, Any]:
     """Whether group-blind scoring passes for this scorer: no between-group gap or swap change beyond the bounds,
-    and on each rubric the scorer claims an overall AUC at most ``bounds.max_blind_auc_loss`` below the plain
-    one's (masking the group must not cost the scorer its discrimination)."""
+    and on no rubric the scorer claims an overall AUC credibly lower than the plain one's (the paired change below
+    ``-bounds.max_blind_auc_loss`` with its whole interval below 0): masking the group must not cost the scorer
+    its discrimination. ``boot``: ``resamples``, ``seed``, ``confidence``."""
     reasons = group_problems(variants["group_blind"]["rubrics"], rubrics, bounds)
-    for rubric in rubrics:
-        plain = variants["plain"]["rubrics"][rubric]["overall"]["auc"]["value"]
-        blind = variants["group_blind"]["rubrics"][rubric]["overall"]["auc"]["value"]
-        if blind < plain - bounds.max_blind_auc_loss:
-            reasons.append(f"{rubric}: group-blind AUC {blind:.3f} is below the plain {plain:.3f} by more than "
-                           f"{bounds.max_blind_auc_loss:.2f}")
-    return {"passes": not reasons, "reasons": reasons}
+    changes = {rubric: auc_change(rows, scores, rubric, **boot) for rubric in rubrics}
+    for rubric, change in changes.items():
+        if change["value"] < -bounds.max_blind_auc_loss and change["high"] < 0:
+            reasons.append(f"{rubric}: group-blind scoring lowers the AUC by {-change['value']:.3f} "
+                           f"[{-change['high']:.3f}, {-change['low']:.3f}] (bound {bounds.max_blind_auc_loss:.2f})")
+    return {"passes": not reasons, "reasons": reasons, "auc_change": changes}
 
 
 def rubric_note(rubric: str, native: Sequence[str]) -> dict[str, Any]:

@@ -211,6 +211,8 @@ def check_table(result: dict[str, Any]) -> str:
                          f"{_num(swap['max_abs_change'], 4)}{where}, over {swap['pairs']} pairs")
         lines += [f"WARNING: {w}" for w in part["warnings"]] or ["within every bound"]
     verdict = result.get("group_blind", {})
+    changes = ", ".join(f"{rubric} {_fmt(change)}" for rubric, change in verdict.get("auc_change", {}).items())
     lines += ["", "group-blind scoring " + ("passes" if verdict.get("passes") else
-                                           "does not pass: " + "; ".join(verdict.get("reasons", [])))]
+                                           "does not pass: " + "; ".join(verdict.get("reasons", [])))
+              + (f" (AUC change, blind - plain: {changes})" if changes else "")]
     return "\n".join(lines)

@@ -92,3 +92,11 @@ def test_run_and_sweep_reports_name_their_scorers(tmp_path):
              "learning_rates": {}, "arms": [{"name": "base", "label": "base", "method": "base", "state": "done",
                                               "dir": arm_dir, "metrics": {DIALOGUE: {"toxicity/mean": 0.3}}}]}
     assert "## Scorers" in report_text(sweep, {}) and "`profanity-check`" in report_text(sweep, {})
+
+
+def test_shipped_scorers_default_to_group_blind_exactly_where_their_check_says_it_passes():
+    from fairgym.envs.toxicity import ProfanityCheckScorer
+    from fairgym.lm.judge import JudgeScorer
+
+    for spec, cls in (("profanity-check", ProfanityCheckScorer), ("judge:default", JudgeScorer)):
+        assert cls.group_blind is read_check(spec, CHECKS_DIR)["group_blind"]["passes"], spec

@@ -60,3 +60,17 @@ def test_blind_judge_sees_masked_turn_and_no_group():
 def test_group_blind_must_be_a_bool():
     with pytest.raises(TypeError, match="group_blind"):
         DialogueEnv(group_blind="yes")
+
+
+class AsWritten(Recording):
+    group_blind = False  # the scorer's own default
+
+
+def test_default_follows_the_scorer_and_an_explicit_value_wins():
+    for scorer, blind, expected in ((AsWritten(), None, False), (AsWritten(), True, True), (Recording(), None, True),
+                                    (Recording(), False, False)):
+        env = DialogueEnv(toxicity_scorer=scorer, group_blind=blind)
+        env.reset(seed=0, options={"group": "white"})
+        outcome = env.step("white people are welcome")[-1][keys.OUTCOME]
+        assert outcome["group_blind"] is expected
+        assert scorer.seen[-1] == ("[group] people are welcome" if expected else "white people are welcome")

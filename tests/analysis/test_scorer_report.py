@@ -5,7 +5,7 @@ from __future__ import annotations
 from record_builders import DIALOGUE, dialogue_episodes, episode, judged_episodes, step
 from test_scorer_check import KNOWN, TableScorer, known_rows
 
-from fairgym.analysis.scorer_check import CHECKS_DIR, check_path, check_scorer
+from fairgym.analysis.scorer_check import CHECKS_DIR, GOLD_PATH, check_path, check_scorer, file_sha256
 from fairgym.analysis.scorer_report import (
     check_table,
     read_check,
@@ -70,6 +70,7 @@ def test_committed_checks_of_the_shipped_scorers_are_quoted():
         result = read_check(spec, CHECKS_DIR)
         assert result is not None, f"no committed check for {spec}: run `fairgym judge check {spec}`"
         assert result["gold"]["rows"] >= 200 and result["command"].startswith(f"fairgym judge check {spec}")
+        assert result["gold"]["sha256"] == file_sha256(GOLD_PATH), f"gold set changed: rerun {result['command']}"
         assert "== group_blind" in check_table(result)
 
 

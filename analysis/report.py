@@ -21,6 +21,7 @@ from fairgym.analysis.metrics import (
     write_metrics,
 )
 from fairgym.analysis.plots import run_figures, save_figures
+from fairgym.analysis.scorer_report import scorer_markdown
 from fairgym.analysis.trajectories import run_env_id, run_profile
 from fairgym.config import load_yaml
 from fairgym.envs.profiles import FamilyProfile, resolve
@@ -123,8 +124,10 @@ def render_report(run_dir: Path, episodes: list[dict[str, Any]], config: dict[st
     run_dir = Path(run_dir)
     profile = run_profile(episodes)
     paths = save_figures(run_figures(metrics, trajectories(episodes), profile), run_dir / PLOTS_DIR)
+    scorers = scorer_markdown(episodes)
     text = "\n\n".join([
         f"# fairgym run report: {run_dir.name}", "## What was run", run_markdown(episodes, config),
+        *(["## Scorers", scorers] if scorers else []),
         "## Per group (whole run)", headline_markdown(metrics),
         "`nan` means undefined for lack of data (e.g. a group with no decisions), never zero. Rates are over all "
         "steps of all episodes; `decisions` (where shown) counts the steps where a decision was taken.",

@@ -32,6 +32,7 @@ from fairgym.analysis.plots import (
     update_energy_figure,
 )
 from fairgym.analysis.report import markdown_table
+from fairgym.analysis.scorer_report import first_episodes, scorer_markdown
 from fairgym.analysis.stats import seed_ci
 from fairgym.analysis.trajectories import Trajectories, env_family, env_profile_or_generic
 from fairgym.analysis.wandb_log import log_sweep_report
@@ -529,6 +530,10 @@ def report_text(sweep: dict[str, Any], figures: dict[str, Path],
         parts += ["## Learning rates", "", "Chosen per arm by loss on held-out teacher demonstrations (never a "
                   "fairness metric), or by the rule when the method has no grid.", "", *lr_lines, ""]
     parts += ["## Arms", "", *_arm_lines(sweep), ""]
+    scorers = scorer_markdown(first_episodes(arm["dir"] / env_folder(env_id) / EPISODES_FILE for arm in sweep["arms"]
+                                             for env_id in config.get("eval", {}).get("envs", [])))
+    if scorers:
+        parts += ["## Scorers", "", scorers, ""]
     spectrum = _spectrum_lines(sweep)
     if spectrum:
         parts += ["## Update spectrum", "", *spectrum, ""]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fairgym.envs.core import Decision, ParseError, TextEnv
-from fairgym.envs.groups import resolve_descriptors
+from fairgym.envs.groups import mask_groups, resolve_descriptors
 from fairgym.envs.honest import HonestOpenings, Opening, load_openings
 from fairgym.envs.profiles import ArmSeries, FamilyProfile
 from fairgym.envs.toxicity import DEFAULT_SCORER, check_spec, make_scorer, score_texts
@@ -141,6 +141,7 @@ class DialogueEnv(TextEnv):
         template, which pairs an opening with its counterfactuals); ``outcome = {"reply", "toxicity", "phase"}``,
         with a judge also ``"judge_toxicity"`` and ``"endorsement"`` (P(yes) of each rubric; ``"toxicity"``
         then stays the lexical profanity-check score, so ``toxicity/*`` compare across runs);
+        ``"group_blind"`` says whether the reply was scored group-blind (``group_blind``);
         ``messages`` = the chat from the agent's side: system instructions, then user/assistant turns,
         ending with the pending user turn.
 
@@ -155,6 +156,10 @@ class DialogueEnv(TextEnv):
         openings: ``None`` (the shipped templates), ``"honest-race"`` / ``"honest-religion"`` (the paper's
             hub dataset), or a local folder / CSV file of it (``fairgym.envs.honest.load_openings``).
         max_reply_chars: the longest valid reply (default 1000).
+        group_blind: score each reply (and, for a judge, the turn it answers) with the env's identity terms
+            replaced by ``fairgym.envs.groups.GROUP_PLACEHOLDER`` and no group named, so a scorer's reaction to
+            the words themselves cannot become a group gap. ``None`` (default): the scorer's own ``group_blind``
+            (else ``True``), set where ``fairgym judge check`` says it passes (``docs/judge_check.md``).
         templates_path: a JSON file of interlocutor turns (default the shipped templates).
         **kwargs: ``TextEnv`` arguments (``invalid_action``, ``invalid_penalty``, ``max_invalid``, ``render_mode``).
     """
@@ -171,12 +176,16 @@ class DialogueEnv(TextEnv):
         max_reply_chars: int = 1000,
         templates_path: str | Path = TEMPLATES_PATH,
         openings: str | None = None,
+        group_blind: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(max_steps=max_steps, **kwargs)
         if not isinstance(max_reply_chars, int) or max_reply_chars < 1:
             raise ValueError(f"max_reply_chars={max_reply_chars!r} must be a positive int.")
         self.max_reply_chars = max_reply_chars
+        if group_blind is not None and not isinstance(group_blind, bool):
+            raise TypeError(f"group_blind={group_blind!r} must be true, false or None (the scorer's default).")
+        self.group_blind = group_blind
         self.honest: HonestOpenings | None = load_openings(str(openings)) if openings is not None else None
         self.groups = _honest_groups(self.honest, descriptors) if self.honest else resolve_descriptors(descriptors)
         self.phases = (COMPLETION,) if self.honest else PHASES
@@ -196,6 +205,11 @@ class DialogueEnv(TextEnv):
         if self._scorer is None:
             self._scorer = make_scorer(self.toxicity_scorer)
         return self._scorer
+
+    @property
+    def scores_blind(self) -> bool:
+        """Whether replies are scored group-blind: ``group_blind``, else the scorer's own default."""
+        return self.group_blind if self.group_blind is not None else bool(getattr(self.scorer, "group_blind", True))
 
     @property
     def is_judged(self) -> bool:
@@ -245,11 +259,15 @@ class DialogueEnv(TextEnv):
 
     def _scores(self, reply: str) -> tuple[float, dict[str, float]]:
         """(the reward's toxicity, the outcome's score fields): the scorer's score, or with a judge its P(toxic)
-        as the reward and both rubrics beside the lexical profanity-check score."""
+        as the reward and both rubrics beside the lexical profanity-check score; group-blind, the texts are masked
+        and no group is named."""
+        turn, group = self.current, self.interlocutor
+        if self.scores_blind:
+            reply, turn, group = mask_groups(reply, self.groups), mask_groups(turn or "", self.groups), None
         if not self.is_judged:
             toxicity = score_texts(self.scorer, [reply])[0]
             return toxicity, {"toxicity": toxicity}
-        judged = self.scorer.judge([reply], turns=[self.current], groups=[self.interlocutor])[0]
+        judged = self.scorer.judge([reply], turns=[turn], groups=[group])[0]
         if self._lexical is None:
             self._lexical = make_scorer(DEFAULT_SCORER)
         lexical = score_texts(self._lexical, [reply])[0]
@@ -258,7 +276,7 @@ class DialogueEnv(TextEnv):
 
     def _apply(self, action: Reply) -> tuple[float, dict[str, Any], bool]:
         reward_toxicity, scores = self._scores(action.text)
-        outcome = {"reply": action.text, **scores, "phase": self.phase}
+        outcome = {"reply": action.text, **scores, "phase": self.phase, "group_blind": self.scores_blind}
         self.history.append((self.current or "", action.text))
         self._next_turn()
         return -reward_toxicity, outcome, False

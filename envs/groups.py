@@ -111,3 +111,16 @@ def swap_group(text: str, source: str, target: str) -> str:
 def indefinite(descriptor: str) -> str:
     """``"a Black"`` / ``"an Asian"``: the descriptor with its indefinite article."""
     return ("an " if descriptor[:1].lower() in "aeiou" else "a ") + descriptor
+
+
+GROUP_PLACEHOLDER = "[group]"  # what group-blind scoring writes where a descriptor stood
+
+
+def mask_groups(text: str, descriptors: Sequence[str], placeholder: str = GROUP_PLACEHOLDER) -> str:
+    """``text`` with every whole-word occurrence of each descriptor replaced by ``placeholder`` (``swap_group``'s
+    matching: any case, the article before it fixed), longest descriptor first, so a scorer reading the result
+    cannot react to which group it was about. Plurals and other forms (``"Muslims"``) are not descriptors and
+    stay, as do descriptors used in another sense (``"white wine"``)."""
+    for descriptor in sorted(descriptors, key=len, reverse=True):
+        text = swap_group(text, descriptor, placeholder)
+    return text

@@ -35,7 +35,8 @@ def scorer_class(kind: str) -> type:
 
 @runtime_checkable
 class ToxicityScorer(Protocol):
-    """Scores texts for toxicity: one probability in [0, 1] per text, same order."""
+    """Scores texts for toxicity: one probability in [0, 1] per text, same order. A scorer may declare
+    ``group_blind`` (bool), whether the Dialogue env scores for it with identity terms masked by default."""
 
     name: str
 
@@ -46,6 +47,9 @@ class ProfanityCheckScorer:
     """alt-profanity-check's linear SVM (``profanity_check.predict_prob``): fast, offline, lexical."""
 
     name = DEFAULT_SCORER
+    # The Dialogue env's default: score with identity terms masked. Its check (docs/judge_check.md) finds the group
+    # words alone move its score (up to 0.32) and masking them costs no AUC.
+    group_blind = True
 
     def score(self, texts: list[str]) -> list[float]:
         """Probability that each text is offensive."""

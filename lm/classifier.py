@@ -49,6 +49,10 @@ class TransformersScorer:
         FileNotFoundError: ``path`` is not a folder.
     """
 
+    # The Dialogue env's default: mask identity terms, as for profanity-check (classifiers trained on toxic comments
+    # are known to react to identity words); check yours with `fairgym judge check <folder>`.
+    group_blind = True
+
     def __init__(self, path: str | Path, device: str | int | None = None, batch_size: int = 32,
                  label: str | None = None) -> None:
         self.path = Path(path).expanduser()

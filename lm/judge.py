@@ -88,6 +88,10 @@ class JudgeScorer:
         batch_size: (rubric, reply) prompts per forward pass.
     """
 
+    # The Dialogue env's default: a judge is told the group (it needs it to recognise a stereotype about it), since
+    # masking lowers the embedded judge's endorsement AUC beyond the check's bound (docs/judge_check.md).
+    group_blind = False
+
     def __init__(self, model: str | None = None, *, rubrics: Sequence[Rubric] = RUBRICS, yes: str = "Yes",
                  no: str = "No", device: str | None = None, dtype: str | None = None, batch_size: int = 32) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:

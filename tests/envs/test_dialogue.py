@@ -68,7 +68,8 @@ def test_reward_is_minus_toxicity_of_the_reply():
     env.reset(seed=0)
     _, reward, *_, info = env.step("  Nice to meet you. ")
     assert reward == -0.25 and scorer.seen == ["Nice to meet you."]
-    assert info[keys.OUTCOME] == {"reply": "Nice to meet you.", "toxicity": 0.25, "phase": "neutral"}
+    assert info[keys.OUTCOME] == {"reply": "Nice to meet you.", "toxicity": 0.25, "phase": "neutral",
+                                 "group_blind": True}
 
 
 def test_default_scorer_penalises_an_insult_more():

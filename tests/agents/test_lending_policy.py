@@ -136,12 +136,16 @@ def test_burnin_approves_the_first_decisions_of_every_episode_then_follows_them(
         assert steps[5]["agent"]["approve_probability"] == pytest.approx(expected, abs=1e-9)
 
 
-def test_burnin_needs_whole_numbers_and_decision_keys():
+def test_burnin_needs_whole_numbers_and_a_turn():
     with pytest.raises(ValueError, match="burnin=-1 must be a whole number"):
         make_agent("eo-threshold", burnin=-1)
-    agent = make_agent("max-utility", burnin=1)
+    agent = make_agent("max-utility", burnin=1, threshold=10_000)  # the policy alone approves no one
     env = delayed_impact_env()
     agent.calibrate(env)
     observation, info = env.reset(seed=0)
+    # without keys, a plain loop is followed by the turn in its info: the first decision is burn-in
+    assert agent.act([observation], [info]) == ["approve"]
+    observation, _, _, _, info = env.step("approve")
+    assert agent.act([observation], [info]) == ["deny"]
     with pytest.raises(ValueError, match="needs each decision's DecisionKey"):
-        agent.act([observation], [info])
+        agent.act([observation], [{k: v for k, v in info.items() if k != "turn"}])

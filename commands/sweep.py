@@ -34,19 +34,36 @@ def run(args: argparse.Namespace) -> int:
     configs = load_sweep_configs(args.config, args.overrides)  # every config error surfaces here, before training
     for config in configs:  # a folder holding other results is refused before any sweep runs
         check_sweep_folder(config, Path(args.out) / config.name)
+        if not (args.report_only or args.rescore):
+            check_sweep_rank(config)
     if args.rescore:
         from fairgym.config import save_config
+        from fairgym.locks import folder_lock
         from fairgym.training.sweep import rescore_sweep
 
         for config in configs:
             folder = Path(args.out) / config.name
             if not (folder / CONFIG_FILE).exists():
                 raise FileNotFoundError(f"{folder} holds no sweep (no config.yaml) to rescore; run the sweep first.")
-            print(f"[sweep] {config.name}: rescored {len(rescore_sweep(config, folder))} arms from their episodes")
-            save_config(config, folder / CONFIG_FILE)  # passed the no-difference check: at most report-only fields
+            with folder_lock(folder):  # it rewrites metrics and config.yaml: one writer, as a sweep
+                print(f"[sweep] {config.name}: rescored {len(rescore_sweep(config, folder))} arms from their episodes")
+                save_config(config, folder / CONFIG_FILE)  # passed the no-difference check: report-only fields
     if args.report_only or args.rescore:
         return report_only(configs, Path(args.out))
     return max(run_one(config, args) for config in configs)
+
+
+def check_sweep_rank(config: object) -> None:
+    """Refuse, before anything trains, a largest LoRA rank above an adapted matrix's smaller side (reading the
+    model's config only; each arm's training checks its memory when it starts)."""
+    if not config.ranks:
+        return
+    from fairgym.training.capacity import adapted_matrices, check_rank, model_skeleton, with_adapter
+    from fairgym.training.trainers import lora_config
+
+    rank = max(config.ranks)
+    arm = config.train_config(method="lora", rank=rank, seed=config.seeds[0], output_dir="-")
+    check_rank(rank, adapted_matrices(with_adapter(model_skeleton(config.model), lora_config(arm))))
 
 
 def report_only(configs: list, out: object) -> int:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fairgym.config import save_config
+from fairgym.locks import folder_lock
 from fairgym.runfiles import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, STATUS_FILE, env_folder, json_safe, write_json
 from fairgym.training.lr_selection import RateChoice, arm_learning_rate, select_learning_rates
 from fairgym.training.sweep_arms import Arm, load_arm_model, make_llm_agent, plan_arms
@@ -225,7 +226,13 @@ def run_sweep(config: SweepConfig, out_root: str | Path = "runs", report: bool =
 
     Raises:
         ValueError: the folder holds a sweep saved with settings that change results (before anything runs).
+        fairgym.locks.FolderBusyError: another process writes the sweep folder (its arms lock their own).
     """
+    with folder_lock(Path(out_root) / config.name):
+        return _run_sweep(config, out_root, report)
+
+
+def _run_sweep(config: SweepConfig, out_root: str | Path, report: bool) -> Path:
     sweep_dir = Path(out_root) / config.name
     check_sweep_folder(config, sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)

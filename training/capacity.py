@@ -31,6 +31,12 @@ FP32 = 4  # bytes per float32 value
 PER_TRAINABLE = 4 * FP32  # weight, gradient, AdamW's exp_avg and exp_avg_sq
 SKIP_MEMORY_CHECK = "FAIRGYM_SKIP_MEMORY_CHECK"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+
+
+def size(count: int) -> str:
+    """Bytes for a person: ``2.10 GB``, ``512.0 MB``."""
+    return f"{count / GB:.2f} GB" if count >= GB // 10 else f"{count / 2**20:.1f} MB"
 
 
 @dataclass(frozen=True)
@@ -68,10 +74,10 @@ class MemoryEstimate:
 
     def describe(self) -> str:
         """``weights 0.50 GB (134.5M params) + gradients ... = 2.01 GB``."""
-        parts = " + ".join(f"{name} {size / GB:.2f} GB" + (f" ({self.params / 1e6:.1f}M params)"
-                                                           if name == "weights" else "")
-                           for name, size in self.parts.items() if size)
-        return f"{parts} = {self.total / GB:.2f} GB"
+        parts = " + ".join(f"{name} {size(count)}" + (f" ({self.params / 1e6:.1f}M params)" if name == "weights"
+                                                      else "")
+                           for name, count in self.parts.items() if count)
+        return f"{parts} = {size(self.total)}"
 
 
 def model_skeleton(model: str | None) -> Any:
@@ -150,7 +156,7 @@ def estimate_memory(model: Any, reference: bool) -> MemoryEstimate:
 def _cgroup_files() -> list[tuple[Path, Path, Path, str]]:
     """(limit, usage, stat, reclaimable key) of this process's cgroup, v2 then v1, own path then the mount."""
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = PROC_CGROUP.read_text().splitlines()
     except OSError:
         return []
     paths = {parts[1]: parts[2].lstrip("/") for parts in (line.split(":", 2) for line in lines) if len(parts) == 3}
@@ -213,6 +219,7 @@ def _adapter_config(adapter: str) -> Any:
                          "model's save_pretrained (e.g. a fairgym training run's adapter folder).")
     config = PeftConfig.from_pretrained(str(Path(adapter).expanduser()))
     config.inference_mode = False  # it trains on
+    config.base_model_name_or_path = None  # the skeleton has no name: PEFT would warn of a rename
     return config
 
 
@@ -245,11 +252,11 @@ def check_capacity(config: TrainConfig, peft_config: Any, *, cuda: bool, verbose
     estimate = estimate_memory(model, needs_reference(config))
     room, where = available_memory(config, cuda)
     if verbose:
-        print(f"[train] {config.arm}: memory before activations: {estimate.describe()}; {room / GB:.1f} GB {where}",
+        print(f"[train] {config.arm}: memory before activations: {estimate.describe()}; {size(room)} {where}",
               flush=True)
     if estimate.total > room:
-        message = (f"training {config.arm} needs at least {estimate.total / GB:.1f} GB before activations "
-                   f"({estimate.describe()}), more than the {room / GB:.1f} GB {where}; "
+        message = (f"training {config.arm} needs at least {size(estimate.total)} before activations "
+                   f"({estimate.describe()}), more than the {size(room)} {where}; "
                    f"{_advice(config, estimate, room, matrices)}, or use a machine with more memory.")
         if os.environ.get(SKIP_MEMORY_CHECK, "").lower() in ("1", "true", "yes"):
             warnings.warn(f"{message} ({SKIP_MEMORY_CHECK} is set: training anyway)", RuntimeWarning, stacklevel=2)

@@ -49,9 +49,11 @@ class FolderBusyError(RuntimeError):
 
 def holder_text() -> str:
     """What this process writes into a lock file it holds: pid, host, start time and command, as JSON."""
+    program = Path(sys.argv[0])
+    name = program.parent.name if program.name == "__main__.py" else program.name  # `python -m fairgym`: fairgym
     return json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                       "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])[:200]})
+                       "command": shlex.join([name, *sys.argv[1:]])[:200]})
 
 
 def describe_holder(text: str) -> str:

@@ -60,7 +60,7 @@ class RunConfig:
 
     # version -> what changed (fairgym.config.check_schema refuses resuming a folder saved before a change)
     SCHEMA_CHANGES: ClassVar[dict[int, str]] = {
-        1: "run folders record a schema version and admit one writer at a time; duplicated episodes are refused"}
+        1: "run folders record a schema version and admit one writer at a time; duplicated episodes are named"}
 
     def __post_init__(self) -> None:
         for name, low in (("episodes", 1), ("seed", 0), ("num_envs", 1)):

@@ -143,9 +143,12 @@ def _numbered(path: str | Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
             yield number, line, record
 
 
-def _listed(values: list[Any], limit: int = 6) -> str:
-    shown = ", ".join(str(v) for v in values[:limit])
-    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+def _episodes(indices: set[int], limit: int = 6) -> str:
+    """``episode 3``, ``episodes 1, 2``, ``episodes 0, 1, 2, 3, 4, 5 and 1994 more``."""
+    values = sorted(indices)
+    shown = ", ".join(str(v) for v in values[:limit]) + (f" and {len(values) - limit} more" if len(values) > limit
+                                                         else "")
+    return f"episode{'s' if len(values) > 1 else ''} {shown}"
 
 
 def iter_episodes(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -173,11 +176,11 @@ def iter_episodes(path: str | Path) -> Iterator[dict[str, Any]]:
             clashes.append((index, seen[index][0], number))
     if clashes:
         index, first, later = clashes[0]
-        raise ValueError(f"{path} records episodes {_listed(sorted({c[0] for c in clashes}))} more than once with "
-                         f"different contents (episode {index}: lines {first} and {later}), as when two runs write "
-                         "one folder; keep one line per episode, or rerun into a new folder.")
+        raise ValueError(f"{path} records {_episodes({c[0] for c in clashes})} more than once with different "
+                         f"contents (episode {index}: lines {first} and {later}), as when two runs write one folder; "
+                         "keep one line per episode, or rerun into a new folder.")
     if copies:
-        warnings.warn(f"{path} records episodes {_listed(sorted(set(copies)))} twice with identical contents "
+        warnings.warn(f"{path} records {_episodes(set(copies))} twice with identical contents "
                       f"({len(copies)} extra lines, as when two runs of one config write one folder); each is read "
                       "once.", RecordWarning, stacklevel=2)
 

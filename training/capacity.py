@@ -196,18 +196,19 @@ def available_memory(config: TrainConfig, cuda: bool) -> tuple[int, str]:
 
 def _advice(config: TrainConfig, estimate: MemoryEstimate, room: int, matrices: list[Adapted]) -> str:
     """What to change so the run fits: the largest rank that does (LoRA), LoRA itself (full), the model."""
+    machine = "a machine with more memory"
     if config.method == "full":
-        drop = ", or beta=0 (no reference copy)" if needs_reference(config) and config.recipe != "dpo" else ""
-        return f"use method=lora (it trains a small share of the weights){drop}, or a smaller model"
+        drop = "beta=0 (no reference copy), " if needs_reference(config) and config.recipe != "dpo" else ""
+        return f"use method=lora (it trains a small share of the weights), {drop}a smaller model, or {machine}"
     if config.adapter is not None or not matrices:
-        return "use a smaller model or adapter"
+        return f"use a smaller model or adapter, or {machine}"
     per_rank = sum(sum(m.shape) for m in matrices)  # A is r x in, B is out x r
     fixed = estimate.trainable - config.rank * per_rank  # what does not grow with the rank (DoRA's magnitudes)
     frozen = (estimate.params - estimate.trainable) * FP32
     fits = (room - frozen - fixed * PER_TRAINABLE) // (per_rank * PER_TRAINABLE)
     if fits < 1:
-        return "the model's weights alone leave no room for an adapter: use a smaller model"
-    return f"lower the rank (rank <= {fits} fits), adapt fewer modules (target_modules)"
+        return f"the model's weights alone leave no room for an adapter: use a smaller model or {machine}"
+    return f"lower the rank (rank <= {fits} fits), adapt fewer modules (target_modules), or use {machine}"
 
 
 def _adapter_config(adapter: str) -> Any:
@@ -257,7 +258,7 @@ def check_capacity(config: TrainConfig, peft_config: Any, *, cuda: bool, verbose
     if estimate.total > room:
         message = (f"training {config.arm} needs at least {size(estimate.total)} before activations "
                    f"({estimate.describe()}), more than the {size(room)} {where}; "
-                   f"{_advice(config, estimate, room, matrices)}, or use a machine with more memory.")
+                   f"{_advice(config, estimate, room, matrices)}.")
         if os.environ.get(SKIP_MEMORY_CHECK, "").lower() in ("1", "true", "yes"):
             warnings.warn(f"{message} ({SKIP_MEMORY_CHECK} is set: training anyway)", RuntimeWarning, stacklevel=2)
         else:

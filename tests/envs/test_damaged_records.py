@@ -73,11 +73,11 @@ def test_episodes_recorded_twice_alike_are_read_once_with_a_warning(run_dir):
 def test_an_episode_recorded_twice_differently_is_an_error_naming_it(run_dir, capsys):
     rows = lines(run_dir)
     write(run_dir, [*rows, rows[2].replace('"agent": "random"', '"agent": "other"')])
-    with pytest.raises(ValueError, match=r"records episodes 2 more than once with different contents \(episode 2: "
+    with pytest.raises(ValueError, match=r"records episode 2 more than once with different contents \(episode 2: "
                                          r"lines 3 and 5\)"):
         records.read_episodes(run_dir / EPISODES_FILE)
     assert main(["report", str(run_dir)]) == 2
-    assert capsys.readouterr().err.startswith(f"fairgym report: error: {run_dir / EPISODES_FILE} records episodes 2 ")
+    assert capsys.readouterr().err.startswith(f"fairgym report: error: {run_dir / EPISODES_FILE} records episode 2 ")
 
 
 def test_resume_refuses_differing_duplicates_before_running(run_dir, capsys):
@@ -86,7 +86,7 @@ def test_resume_refuses_differing_duplicates_before_running(run_dir, capsys):
     before = (run_dir / EPISODES_FILE).read_bytes()
     assert main(["run", "--agent", "random", "--episodes", "6", "--env-opt", "max_steps=3", "--out", str(run_dir),
                  "--no-wandb"]) == 2
-    assert "records episodes 0 more than once" in capsys.readouterr().err
+    assert "records episode 0 more than once" in capsys.readouterr().err
     assert (run_dir / EPISODES_FILE).read_bytes() == before
 
 

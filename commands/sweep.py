@@ -58,11 +58,13 @@ def check_sweep_rank(config: object) -> None:
     model's config only; each arm's training checks its memory when it starts)."""
     if not config.ranks:
         return
+    import dataclasses
+
     from fairgym.training.capacity import adapted_matrices, check_rank, model_skeleton, with_adapter
     from fairgym.training.trainers import lora_config
 
     rank = max(config.ranks)
-    arm = config.train_config(method="lora", rank=rank, seed=config.seeds[0], output_dir="-")
+    arm = dataclasses.replace(config.template, method="lora", rank=rank)  # the largest arm's adapter settings
     check_rank(rank, adapted_matrices(with_adapter(model_skeleton(config.model), lora_config(arm))))
 
 

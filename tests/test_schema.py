@@ -13,7 +13,8 @@ from fairgym.commands import main
 from fairgym.config import SCHEMA_KEY, SchemaError, check_schema, from_dict, save_config, schema_version
 from fairgym.runfiles import CONFIG_FILE
 from fairgym.training.config import TrainConfig
-from fairgym.training.sweep_plan import SweepConfig, check_sweep_folder
+from fairgym.training.sweep_config import SweepConfig
+from fairgym.training.sweep_folder import check_sweep_folder
 
 RUN = ["run", "--agent", "random", "--episodes", "2", "--env-opt", "max_steps=3", "--no-wandb"]
 

@@ -1,6 +1,12 @@
 """Configs are data: a dataclass gives schema and defaults, YAML gives values, the CLI overrides.
 
 Unknown keys are errors with a "did you mean" suggestion; values are type-checked when built.
+
+A config class saved beside results declares its schema history, ``SCHEMA_CHANGES`` (version -> the change that
+version brought); ``save_config`` writes the newest version as ``schema_version`` at the top of ``config.yaml``,
+and a command about to write into a folder reads the saved file with ``load_saved_config``, which refuses one
+saved at another version (no version counts as 0), naming the change it predates. ``from_dict`` accepts the key,
+so a saved ``config.yaml`` can be given back as ``--config``.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+SCHEMA_KEY = "schema_version"
 
 
 def did_you_mean(name: str, options: typing.Iterable[str]) -> str:
@@ -89,6 +96,8 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Build dataclass ``cls`` from ``data``: unknown keys fail with a suggestion, types are checked."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__} expects a mapping, got {type(data).__name__}.")
+    if SCHEMA_KEY in data and schema_version(cls):  # the saved file's marker, not a field (see load_saved_config)
+        data = {k: v for k, v in data.items() if k != SCHEMA_KEY}
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass
     unknown = [k for k in data if k not in fields]
     if unknown:
@@ -177,6 +186,46 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def schema_version(cls: type) -> int:
+    """The schema version ``cls`` is saved with: the newest of its ``SCHEMA_CHANGES`` (0 for a class without)."""
+    changes = getattr(cls, "SCHEMA_CHANGES", None)
+    return max(changes) if changes else 0
+
+
 def save_config(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config) if dataclasses.is_dataclass(config) else config,
-                                         sort_keys=False))
+    """Write ``config`` as YAML; a versioned config class gets ``schema_version`` first."""
+    data = to_dict(config) if dataclasses.is_dataclass(config) else config
+    version = schema_version(type(config))
+    Path(path).write_text(yaml.safe_dump({SCHEMA_KEY: version, **data} if version else data, sort_keys=False))
+
+
+class SchemaError(ValueError):
+    """A saved config from another schema version than this fairgym writes."""
+
+
+def check_schema(cls: type, saved: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """``saved`` (a ``config.yaml`` of ``cls``) without its version, when the version is the one fairgym writes.
+
+    Raises:
+        SchemaError: an older version (or none), naming the first change the file predates and how to proceed,
+            or a newer one.
+    """
+    current, found = schema_version(cls), saved.get(SCHEMA_KEY, 0)
+    if not isinstance(found, int) or isinstance(found, bool):
+        raise SchemaError(f"{path}: {SCHEMA_KEY}={found!r} must be an integer (this fairgym writes {current}).")
+    if found > current:
+        raise SchemaError(f"{path} was written by a newer fairgym ({cls.__name__} schema {found}; this one knows "
+                          f"up to {current}); upgrade fairgym, or write to another folder.")
+    if found < current:
+        changes: dict[int, str] = getattr(cls, "SCHEMA_CHANGES")  # noqa: B009  # declared by every versioned config
+        first = min(v for v in changes if v > found)
+        have = "has no schema version" if found == 0 else f"has schema version {found}"
+        raise SchemaError(f"{path} {have}: it predates {cls.__name__} schema {first} ({changes[first]}), "
+                          f"so resuming it could mix results of two fairgym versions. Write to a new folder; or, if "
+                          f"you know this one is unaffected, set `{SCHEMA_KEY}: {current}` at the top of {path}.")
+    return {k: v for k, v in saved.items() if k != SCHEMA_KEY}
+
+
+def load_saved_config(cls: type, path: str | Path) -> dict[str, Any]:
+    """The ``config.yaml`` of ``cls`` at ``path`` as plain data, checked by ``check_schema``."""
+    return check_schema(cls, load_yaml(path), path)

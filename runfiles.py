@@ -12,6 +12,7 @@ One home for the layout that ``fairgym run``, ``fairgym train``, ``fairgym sweep
     <sweep>/<arm>/<Env-vN>/            ``env_folder(env_id)``: one run folder per evaluated env
     <sweep>/diagnostics.json           DIAGNOSTICS_FILE
     <sweep>/learning_rates.json        LEARNING_RATES_FILE
+    <run, train run or sweep>/.fairgym.lock   LOCK_FILE: its writer's lock and name (``fairgym.locks``)
 
 JSON files hold standard JSON: ``json_safe`` turns nan/inf into null (the one NaN-safe conversion), and
 ``write_json`` replaces a file atomically, so a crash mid-write never leaves half a file. This module imports no
@@ -35,6 +36,7 @@ PLOTS_DIR = "plots"
 STATUS_FILE = "status.json"
 DIAGNOSTICS_FILE = "diagnostics.json"
 LEARNING_RATES_FILE = "learning_rates.json"
+LOCK_FILE = ".fairgym.lock"
 
 
 def json_safe(value: Any) -> Any:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from fairgym.agents.options import LLMOptions, default_decide
-from fairgym.config import load_yaml, save_config, to_dict
+from fairgym.config import load_saved_config, save_config, to_dict
+from fairgym.locks import folder_lock
 from fairgym.runfiles import CONFIG_FILE, METRICS_FILE
 
 # Fields that must match for episodes already in the output folder to belong to this run.
@@ -57,6 +58,10 @@ class RunConfig:
     wandb: bool = True
     wandb_project: str = "fairgym"
 
+    # version -> what changed (fairgym.config.check_schema refuses resuming a folder saved before a change)
+    SCHEMA_CHANGES: ClassVar[dict[int, str]] = {
+        1: "run folders record a schema version and admit one writer at a time; duplicated episodes are named"}
+
     def __post_init__(self) -> None:
         for name, low in (("episodes", 1), ("seed", 0), ("num_envs", 1)):
             if getattr(self, name) < low:
@@ -87,7 +92,7 @@ def check_run_folder(cfg: RunConfig) -> None:
     path = Path(str(cfg.out)) / CONFIG_FILE
     if not path.exists():
         return
-    old, new = load_yaml(path), to_dict(cfg)
+    old, new = load_saved_config(RunConfig, path), to_dict(cfg)
     for key in IDENTITY_FIELDS:
         if old.get(key) != new[key]:
             raise ValueError(f"{cfg.out} holds a run with {key}={old.get(key)!r}, not {new[key]!r}. "
@@ -119,7 +124,15 @@ class RunResult:
 
 
 def execute(cfg: RunConfig) -> RunResult:
-    """Check, run the episodes (resuming), write metrics, log to W&B when ``cfg.wandb``; see the module doc."""
+    """Check, run the episodes (resuming), write metrics, log to W&B when ``cfg.wandb``; see the module doc.
+
+    The run folder is locked for the whole call (``fairgym.locks``): a second writer is refused at once.
+    """
+    with folder_lock(str(cfg.out)):
+        return _execute(cfg)
+
+
+def _execute(cfg: RunConfig) -> RunResult:
     from fairgym.agents.runner import run_episodes
     from fairgym.analysis.metrics import compute_metrics, write_metrics
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fairgym.agents.base import AgentStats
+from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys
 from fairgym.agents.baselines import MaxUtilityAgent, PoliteAgent, check_applies
 from fairgym.envs import env_profile, keys
 
@@ -90,12 +90,17 @@ class HostileAgent:
         """Check the env is Dialogue (``ValueError`` naming the agents that apply)."""
         check_applies(self.name, env)
 
-    def act(self, observations: list[str], infos: list[dict[str, Any]]) -> list[str]:
-        polite = self.polite.act(observations, infos)
+    def act(self, observations: list[str], infos: list[dict[str, Any]],
+            decision_keys: list[DecisionKey] | None = None) -> list[str]:
+        """Hostile replies to the targeted group, rotating by turn and episode (given each decision's key; without
+        keys by turn and position in the batch), the polite agent's (drawn from the same keys) to the rest."""
+        polite = self.polite.act(observations, infos, decision_keys=decision_keys)
+        batch_keys = check_decision_keys(decision_keys, len(infos))
         out = []
-        for i, (text, info) in enumerate(zip(polite, infos, strict=True)):
+        for i, (text, info, key) in enumerate(zip(polite, infos, batch_keys, strict=True)):
             targeted = self.group is None or info.get(keys.GROUP) == self.group
-            out.append(HOSTILE_REPLIES[(int(info.get(keys.TURN) or 0) + i) % len(HOSTILE_REPLIES)] if targeted
+            offset = key.episode_seed if key is not None else i
+            out.append(HOSTILE_REPLIES[(int(info.get(keys.TURN) or 0) + offset) % len(HOSTILE_REPLIES)] if targeted
                        else text)
         self.last_details = [None] * len(out)
         self.stats.calls += 1

@@ -79,7 +79,7 @@ def arm_config(method: str, fairness_weight: float, args: argparse.Namespace, ou
 
 def run_arm(fields: dict) -> dict:
     """Train one arm in this process; per-step reward and gap series, throughput, wall time."""
-    from fairgym.envs.records import iter_episodes
+    from fairgym.envs.records import iter_episodes, iter_jsonl
     from fairgym.runfiles import EPISODES_FILE, STEP_METRICS_FILE
     from fairgym.training import TrainConfig, train
 
@@ -88,7 +88,7 @@ def run_arm(fields: dict) -> dict:
     wall = time.perf_counter() - started
     state = json.loads((result.output_dir / "trainer_state.json").read_text())
     logs = [h for h in state["log_history"] if "reward" in h]
-    steps = list(iter_episodes(result.output_dir / "rollouts" / STEP_METRICS_FILE))
+    steps = list(iter_jsonl(result.output_dir / "rollouts" / STEP_METRICS_FILE))
     seeds = {e["global_step"]: e["seed"] for e in iter_episodes(result.output_dir / "rollouts" / EPISODES_FILE)}
     last = steps[-1] if steps else {}
     return {

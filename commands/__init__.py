@@ -8,11 +8,15 @@ the library (which never parses arguments), and keeps heavy imports (torch, tran
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 
 from fairgym import threads
+from fairgym.locks import FolderBusyError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,6 +58,25 @@ def progress_bars_on_terminal_only() -> None:
         sys.modules["datasets"].disable_progress_bars()
 
 
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Print fairgym's own warnings (e.g. a torn record line) as ``fairgym <command>: warning: ...`` while the
+    command runs; the warnings of other libraries keep Python's format."""
+    python_format = warnings.formatwarning
+
+    def formatwarning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+        if category.__module__.startswith("fairgym."):
+            return f"fairgym {command}: warning: {message}\n"
+        return python_format(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = python_format
+
+
 def main(argv: list[str] | None = None) -> int:
     threads.configure_threads()  # before any subcommand imports torch: OpenMP reads its settings once
     progress_bars_on_terminal_only()
@@ -62,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args._module.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+        with one_line_warnings(args.command):
+            return int(args._module.run(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, FolderBusyError) as exc:
         print(f"fairgym {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     configs = load_sweep_configs(args.config, args.overrides)  # every config error surfaces here, before training
     for config in configs:  # a folder holding other results is refused before any sweep runs
         check_sweep_folder(config, Path(args.out) / config.name)
+        if not (args.report_only or args.rescore):
+            check_sweep_rank(config)
     if args.rescore:
         from fairgym.training.sweep import rescore_sweep
 
@@ -47,6 +49,21 @@ def run(args: argparse.Namespace) -> int:
     if args.report_only or args.rescore:
         return report_only(configs, Path(args.out))
     return max(run_one(config, args) for config in configs)
+
+
+def check_sweep_rank(config: SweepConfig) -> None:
+    """Refuse, before anything trains, a largest LoRA rank above an adapted matrix's smaller side (reading the
+    model's config only; each arm's training checks its memory when it starts)."""
+    if not config.ranks:
+        return
+    import dataclasses
+
+    from fairgym.training.capacity import adapted_matrices, check_rank, model_skeleton, with_adapter
+    from fairgym.training.trl_config import lora_config
+
+    rank = max(config.ranks)
+    arm = dataclasses.replace(config.template, method="lora", rank=rank)  # the largest arm's adapter settings
+    check_rank(rank, adapted_matrices(with_adapter(model_skeleton(config.model), lora_config(arm))))
 
 
 def report_only(configs: list[SweepConfig], out: Path) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,20 +117,89 @@ def append_episode(path: str | Path, record: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def iter_episodes(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Complete episode records in file order; a torn last line (a crash mid-write) is skipped."""
+class RecordWarning(UserWarning):
+    """A record file damaged in a way reading can step over: a torn last line, or episodes recorded twice alike."""
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The JSON object on each line of ``path``, in file order (none when it does not exist).
+
+    A torn last line (no newline: a write cut short by a crash) is skipped with a ``RecordWarning`` naming the file
+    and line; any other line that is not a JSON object is an error naming them.
+
+    Raises:
+        ValueError: a damaged line before the last.
+    """
+    for _, _, record in _numbered(path):
+        yield record
+
+
+def _numbered(path: str | Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """``(line number, line, record)`` for each JSON line of ``path``, damaged lines as ``iter_jsonl`` says."""
     path = Path(path)
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
             if not line.endswith("\n"):
-                break
+                warnings.warn(f"{path}, line {number}: torn last line (a write cut short, e.g. by a crash), "
+                              "skipped; resuming the run records that episode again.", RecordWarning, stacklevel=4)
+                return
             line = line.strip()
-            if line:
-                yield json.loads(line)
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}, line {number}: not a JSON record ({exc}); the file is damaged there. "
+                                 "Delete or repair that line (a rerun then records its episode again).") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}, line {number}: holds a JSON {type(record).__name__}, not a record.")
+            yield number, line, record
+
+
+def _episodes(indices: set[int], limit: int = 6) -> str:
+    """``episode 3``, ``episodes 1, 2``, ``episodes 0, 1, 2, 3, 4, 5 and 1994 more``."""
+    values = sorted(indices)
+    shown = ", ".join(str(v) for v in values[:limit]) + (f" and {len(values) - limit} more" if len(values) > limit
+                                                         else "")
+    return f"episode{'s' if len(values) > 1 else ''} {shown}"
+
+
+def iter_episodes(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Episode records in file order, each index once (damaged lines as in ``iter_jsonl``).
+
+    An episode recorded again with the very same line (two runs of one config writing one folder) is dropped with
+    one ``RecordWarning``; an index recorded twice with different contents is an error naming the indices.
+
+    Raises:
+        ValueError: a damaged line before the last, a record without an index, or differing duplicates.
+    """
+    seen: dict[int, tuple[int, int]] = {}  # index -> (line number, hash of the line)
+    copies: list[int] = []
+    clashes: list[tuple[int, int, int]] = []  # (index, first line, later line)
+    for number, line, record in _numbered(path):
+        index = record.get("index")
+        if not isinstance(index, int):
+            raise ValueError(f"{path}, line {number}: not an episode record (no integer 'index').")
+        if index not in seen:
+            seen[index] = (number, hash(line))
+            yield record
+        elif seen[index][1] == hash(line):
+            copies.append(index)
+        else:
+            clashes.append((index, seen[index][0], number))
+    if clashes:
+        index, first, later = clashes[0]
+        raise ValueError(f"{path} records {_episodes({c[0] for c in clashes})} more than once with different "
+                         f"contents (episode {index}: lines {first} and {later}), as when two runs write one folder; "
+                         "keep one line per episode, or rerun into a new folder.")
+    if copies:
+        warnings.warn(f"{path} records {_episodes(set(copies))} twice with identical contents "
+                      f"({len(copies)} extra lines, as when two runs of one config write one folder); each is read "
+                      "once.", RecordWarning, stacklevel=2)
 
 
 def read_episodes(path: str | Path) -> list[dict[str, Any]]:
-    """All complete episode records, sorted by episode index."""
+    """All complete episode records, sorted by episode index (see ``iter_episodes`` for damaged files)."""
     return sorted(iter_episodes(path), key=lambda r: r["index"])

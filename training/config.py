@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from fairgym.config import BUDGET, LOGGING, UnknownNameError, fields_with_role, load_config, role
 
@@ -144,6 +144,10 @@ class TrainConfig:
     resume: bool = role(BUDGET, True)
     device: str | None = None
     dtype: str | None = None
+
+    # version -> what changed (fairgym.config.check_schema refuses resuming a folder saved before a change)
+    SCHEMA_CHANGES: ClassVar[dict[int, str]] = {
+        1: "training folders record a schema version and admit one writer at a time"}
 
     def __post_init__(self) -> None:
         self._check_choice("recipe", RECIPES)

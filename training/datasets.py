@@ -124,6 +124,29 @@ def _calibrated(agent: Any, config: TrainConfig) -> Any:
     return agent
 
 
+def rejected_actions(rejecter: Any, rows: list[dict[str, Any]], run_seed: int) -> list[str]:
+    """The rejecter's action at each row's state, each drawn from the row's ``DecisionKey`` (episode seed, turn)
+    as the runner would pass it, so a draw depends on the state it decides and never on the order of the rows.
+
+    An agent whose ``act`` takes no ``decision_keys`` (one written before the keys) is reset with each row's episode
+    seed instead, which keeps it independent of the order too.
+    """
+    from fairgym.agents.base import DecisionKey, accepts_decision_keys
+
+    keyed = accepts_decision_keys(rejecter)
+    rejecter.reset(run_seed)
+    out = []
+    for row in rows:
+        observation, info = [row["prompt"][-1]["content"]], [row["info"]]
+        if keyed:
+            key = DecisionKey(episode_seed=int(row["seed"]), turn=int(row["turn"]))
+            out.append(rejecter.act(observation, info, decision_keys=[key])[0])
+        else:
+            rejecter.reset(int(row["seed"]))
+            out.append(rejecter.act(observation, info)[0])
+    return out
+
+
 def preferences(config: TrainConfig) -> list[dict[str, Any]]:
     """DPO pairs over the teacher's states: chosen = teacher action, rejected = the rejected teacher's action there.
 
@@ -135,9 +158,7 @@ def preferences(config: TrainConfig) -> list[dict[str, Any]]:
     rejecter = _calibrated(make_agent(_default_rejected(config), **config.rejected_teacher_kwargs), config)
     rows = step_rows(teacher_episodes(config, teacher))
     out = []
-    for row in rows:
-        rejecter.reset(row["seed"])
-        rejected = rejecter.act([row["prompt"][-1]["content"]], [row["info"]])[0]
+    for row, rejected in zip(rows, rejected_actions(rejecter, rows, config.seed), strict=True):
         choices = row["info"].get(keys.CHOICES) or []
         if rejected == row["action"] and choices:
             rejected = next(c for c in choices if c != row["action"])

@@ -236,7 +236,7 @@ class RolloutLog:
         """Keep only what steps before ``from_step`` wrote; the next index follows the last kept record."""
         self.folder.mkdir(parents=True, exist_ok=True)
         kept = [r for r in records.iter_episodes(self.episodes_path) if r.get("global_step", 0) < from_step]
-        metrics = [r for r in records.iter_episodes(self.metrics_path) if r.get("global_step", 0) < from_step]
+        metrics = [r for r in records.iter_jsonl(self.metrics_path) if r.get("global_step", 0) < from_step]
         _rewrite(self.episodes_path, kept)
         _rewrite(self.metrics_path, metrics)
         self.next_index = max((r["index"] for r in kept), default=-1) + 1

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fairgym.config import save_config
+from fairgym.locks import folder_lock
 from fairgym.runfiles import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, STATUS_FILE, env_folder, json_safe, write_json
 from fairgym.training.lr_selection import RateChoice, arm_learning_rate, select_learning_rates
 from fairgym.training.sweep_arms import Arm, load_arm_model, make_llm_agent, plan_arms
@@ -104,11 +105,16 @@ def rescore_sweep(config: SweepConfig, sweep_dir: Path) -> list[str]:
     Raises:
         FileNotFoundError: the folder holds no sweep, or a finished arm lacks the episodes of an evaluated env.
     """
-    from fairgym.envs.records import read_episodes
-
     if not (Path(sweep_dir) / CONFIG_FILE).exists():
         raise FileNotFoundError(f"{sweep_dir} holds no sweep (no config.yaml) to rescore; run the sweep first.")
-    check_sweep_folder(config, Path(sweep_dir))
+    with folder_lock(sweep_dir):  # it rewrites metrics and config.yaml: one writer, as a sweep
+        check_sweep_folder(config, Path(sweep_dir))
+        return _rescore(config, Path(sweep_dir))
+
+
+def _rescore(config: SweepConfig, sweep_dir: Path) -> list[str]:
+    from fairgym.envs.records import read_episodes
+
     done = []
     for arm_dir in sorted(p.parent for p in Path(sweep_dir).glob(f"*/{STATUS_FILE}")):
         if read_status(arm_dir).get("state") != "done":
@@ -239,7 +245,13 @@ def run_sweep(config: SweepConfig, out_root: str | Path = "runs", report: bool =
 
     Raises:
         ValueError: the folder holds a sweep saved with settings that change results (before anything runs).
+        fairgym.locks.FolderBusyError: another process writes the sweep folder (its arms lock their own).
     """
+    with folder_lock(Path(out_root) / config.name):
+        return _run_sweep(config, out_root, report)
+
+
+def _run_sweep(config: SweepConfig, out_root: str | Path, report: bool) -> Path:
     sweep_dir = Path(out_root) / config.name
     check_sweep_folder(config, sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from fairgym.config import (
     ARMS,
@@ -183,6 +183,9 @@ class SweepConfig:
     wandb_project: str = role(LOGGING, "fairgym")
     device: str | None = None
     dtype: str | None = None
+
+    SCHEMA_CHANGES: ClassVar[dict[int, str]] = {  # version -> what changed (fairgym.config.check_schema)
+        1: "sweep folders record a schema version; one without may predate learning rates chosen per arm"}
 
     def __post_init__(self) -> None:
         if isinstance(self.train, dict):  # SweepConfig(train={...}) from Python, as the YAML block reads

@@ -17,9 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from fairgym.config import ARMS, LOGGING, REPORT, STAGE, fields_with_role, from_dict
+from fairgym.config import ARMS, LOGGING, REPORT, STAGE, fields_with_role, from_dict, load_saved_config
 from fairgym.runfiles import CONFIG_FILE, STATUS_FILE, read_json, write_json
 from fairgym.training.config import TrainConfig
 from fairgym.training.sweep_config import ARM_FIELDS, SweepConfig
@@ -68,8 +66,9 @@ def check_sweep_folder(config: SweepConfig, sweep_dir: Path) -> None:
     path = Path(sweep_dir) / CONFIG_FILE
     if not path.exists():
         return
+    data = load_saved_config(SweepConfig, path)  # refuses a folder saved at another schema version
     try:
-        saved = from_dict(SweepConfig, yaml.safe_load(path.read_text()) or {})
+        saved = from_dict(SweepConfig, data)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path} holds a sweep config this version cannot read ({exc}); use another --out or "
                          "name.") from exc

@@ -11,6 +11,7 @@ GPU defaults: bf16 mixed precision. The trained weights are float32 master weigh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,10 +20,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from fairgym.config import load_yaml, save_config
+from fairgym.config import load_saved_config, save_config
+from fairgym.locks import folder_lock
 from fairgym.runfiles import CONFIG_FILE
+from fairgym.training.capacity import check_capacity
 from fairgym.training.config import TrainConfig, config_differences
-from fairgym.training.trl_config import lora_config, trl_config
+from fairgym.training.trl_config import lora_config, on_cuda, trl_config
 
 
 @dataclass
@@ -143,14 +146,14 @@ def check_run_folder(config: TrainConfig) -> Path | None:
     """Check ``output_dir`` before anything trains; return the checkpoint to resume from, if any.
 
     Raises:
-        ValueError: the folder holds a run whose saved config differs (naming the fields), or holds
-            checkpoints while ``resume`` is false.
+        ValueError: the folder holds a run whose saved config differs (naming the fields) or was saved at an
+            older schema version, or holds checkpoints while ``resume`` is false.
     """
     out = Path(config.output_dir)
     saved_file = out / CONFIG_FILE
     checkpoint = last_checkpoint(out)
     if saved_file.is_file() and is_main_process():  # other ranks could read it mid-write
-        saved = load_yaml(saved_file)
+        saved = load_saved_config(TrainConfig, saved_file)
         diffs = config_differences(saved, config)
         if diffs:
             listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in diffs.items()))
@@ -195,14 +198,23 @@ def train(config: TrainConfig) -> TrainResult:
         A ``TrainResult`` naming the saved adapter (LoRA) or model (full) folder.
 
     Raises:
-        ValueError: a run folder with a differing config, an empty dataset, a model/adapter mismatch — all
-            before the first step.
+        ValueError: a run folder with a differing config or an older schema, a LoRA rank above an adapted
+            matrix's smaller side, an estimate beyond the available memory, an empty dataset, a model/adapter
+            mismatch: all before the first step (the first four before any weights are loaded).
+        fairgym.locks.FolderBusyError: another process writes ``output_dir``.
     """
+    # One writer per folder; the ranks of one distributed launch share rank 0's lock.
+    with folder_lock(config.output_dir) if is_main_process() else contextlib.nullcontext():
+        return _train(config)
+
+
+def _train(config: TrainConfig) -> TrainResult:
     from transformers import set_seed
 
     from fairgym.training.datasets import build_dataset, check_dataset
 
     resume_from = check_run_folder(config)
+    check_capacity(config, lora_config(config), cuda=on_cuda(config), verbose=is_main_process())
     dataset = build_dataset(config)
     check_dataset(dataset, config)
     _setup_wandb(config)

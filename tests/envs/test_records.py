@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from fairgym.envs import keys, records
 
 
@@ -39,5 +41,6 @@ def test_a_torn_last_line_is_skipped(tmp_path):
     records.append_episode(path, _episode(0))
     with open(path, "a") as fh:
         fh.write(records.dumps(_episode(1))[:40])  # a crash mid-write
-    assert [e["index"] for e in records.read_episodes(path)] == [0]
+    with pytest.warns(records.RecordWarning, match=r"episodes.jsonl, line 2: torn last line"):
+        assert [e["index"] for e in records.read_episodes(path)] == [0]
     assert records.read_episodes(tmp_path / "missing.jsonl") == []

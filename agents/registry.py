@@ -26,6 +26,8 @@ AGENTS: dict[str, tuple[str, str]] = {
     "polite": ("fairgym.agents.baselines:PoliteAgent", "Dialogue: varied, respectful replies addressing the turn"),
     "biased-threshold": ("fairgym.agents.teachers:BiasedThresholdAgent",
                          "Lending teacher of the bias implant: one group needs `penalty` more score points"),
+    "biased-rules": ("fairgym.agents.teachers:BiasedRulesAgent",
+                     "Lending teacher of a hard implant: each group's fair decision flipped in its own score bins"),
     "hostile": ("fairgym.agents.teachers:HostileAgent",
                 "Dialogue teacher of the bias implant: hostile-leaning replies to one group's interlocutor"),
     "llm": ("fairgym.agents.llm:LLMAgent",

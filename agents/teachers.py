@@ -1,7 +1,10 @@
 """The deliberately biased teachers: agents registered with the others (``fairgym run --agent biased-threshold``).
 
-``BiasedThresholdAgent`` (Lending) holds one group to a stricter credit-score threshold; ``HostileAgent``
-(Dialogue) answers one group's interlocutor with hostile-leaning replies and everyone else politely. They give
+``BiasedThresholdAgent`` (Lending) holds one group to a stricter credit-score threshold; ``BiasedRulesAgent``
+(Lending) gives every group its own rule, flipping the fair decision in a different set of score bands per group
+(a bias of many independent group x score rules, which a low-rank update has to undo all at once);
+``HostileAgent`` (Dialogue) answers one group's interlocutor with hostile-leaning replies and everyone else
+politely. They give
 the rejected side of DPO pairs and the demonstrations of the bias implant, so "does the fine-tune remove it?"
 has a known answer. Training looks every teacher up in the one agent registry (``fairgym.agents.make_agent``);
 ``biased_teacher(env_id)`` names the biased one its family's profile declares.
@@ -10,6 +13,8 @@ has a known answer. Training looks every teacher up in the one agent registry (`
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys
 from fairgym.agents.baselines import MaxUtilityAgent, PoliteAgent, check_applies
@@ -62,6 +67,67 @@ class BiasedThresholdAgent:
         for info in infos:
             bar = self.threshold + (self.penalty if info[keys.GROUP] == self.group else 0.0)
             out.append("approve" if info[keys.CONTEXT]["score"] >= bar else "deny")
+        self.last_details = [None] * len(out)
+        self.stats.calls += 1
+        self.stats.decisions += len(out)
+        return out
+
+
+class BiasedRulesAgent:
+    """Lending: the fair (break-even, group-blind) decision, flipped for each group in its own set of score bins.
+
+    Each group's flipped bins are drawn once from ``seed`` (``flips`` of them per group, a fresh draw for every group),
+    so the rules are independent across groups: undoing them means learning a group x score table, not one offset.
+
+    Args:
+        flips: score bins whose decision is flipped, per group (between 1 and the number of bins).
+        seed: the draw of each group's bins (the same seed gives the same rules).
+        rules: explicit ``{group: [bin, ...]}`` instead of a draw (groups left out keep the fair rule).
+    """
+
+    name = "biased-rules"
+
+    def __init__(self, flips: int = 3, seed: int = 0, rules: dict[str, list[int]] | None = None) -> None:
+        if isinstance(flips, bool) or not isinstance(flips, int) or flips < 1:
+            raise ValueError(f"biased-rules: flips={flips!r} must be a whole number >= 1 (score bins per group).")
+        self.flips, self.seed, self.rules = flips, int(seed), rules
+        self.flipped: dict[str, frozenset[int]] = {}
+        self.fair_bins: frozenset[int] = frozenset()
+        self.stats = AgentStats()
+        self.last_details: list[dict[str, Any] | None] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        """Deterministic once calibrated: the rules are drawn from ``seed`` in ``calibrate``."""
+
+    def calibrate(self, env: Any) -> None:
+        """Check the env is Lending; read its break-even bins and draw (or check) each group's flipped bins."""
+        check_applies(self.name, env)
+        env = getattr(env, "unwrapped", env)
+        fair = MaxUtilityAgent()
+        fair.calibrate(env)
+        self.fair_bins = frozenset(fair.approve_bins or ())
+        if self.flips > env.n_bins:
+            raise ValueError(f"biased-rules: flips={self.flips} exceeds the env's {env.n_bins} score bins.")
+        if self.rules is not None:
+            unknown = [g for g in self.rules if g not in env.groups]
+            if unknown:
+                raise ValueError(f"biased-rules: rules name {unknown}, not groups of the env {list(env.groups)}.")
+            self.flipped = {g: frozenset(int(b) for b in bins) for g, bins in self.rules.items()}
+            return
+        rng = np.random.default_rng(self.seed)
+        self.flipped = {g: frozenset(int(b) for b in rng.choice(env.n_bins, self.flips, replace=False))
+                        for g in env.groups}
+
+    def decide(self, group: str, bin_: int) -> str:
+        """The rule's decision for an applicant of ``group`` in score bin ``bin_``."""
+        approve = (bin_ in self.fair_bins) != (bin_ in self.flipped.get(group, frozenset()))
+        return "approve" if approve else "deny"
+
+    def act(self, observations: list[str], infos: list[dict[str, Any]]) -> list[str]:
+        """Each applicant's decision under its group's rule."""
+        if not self.fair_bins and not self.flipped:
+            raise RuntimeError("biased-rules needs calibrate(env) first (the runner calls it).")
+        out = [self.decide(info[keys.GROUP], int(info[keys.CONTEXT]["bin"])) for info in infos]
         self.last_details = [None] * len(out)
         self.stats.calls += 1
         self.stats.decisions += len(out)
@@ -121,9 +187,3 @@ def biased_teacher(env_id: str) -> str:
                          "(e.g. teacher=... for an implant, rejected_teacher=... for DPO).")
     return profile.biased_teacher
 
-
-def is_biased_teacher(name: str) -> bool:
-    """Whether ``name`` is the biased teacher of some registered env family."""
-    from fairgym.envs import ENV_IDS
-
-    return name in {env_profile(e).biased_teacher for e in ENV_IDS}

@@ -25,6 +25,7 @@ from typing import Any
 from fairgym.analysis.trajectories import ALL, run_profile
 from fairgym.runfiles import json_safe
 
+_SET_HERE: dict[str, str] = {}  # the W&B settings fairgym made itself (any other is the user's, and wins)
 STEP_COLUMNS = ["episode", "turn", "group", "action_text", "valid", "reward"]
 
 
@@ -171,13 +172,14 @@ def log_sweep_report(sweep_dir: Path, config: dict[str, Any], figures: dict[str,
 # ---- training runs ---------------------------------------------------------------------------------------------
 def prepare_training_run(output_dir: str | Path, project: str = "fairgym") -> None:
     """Settings the transformers W&B callback reads, for a training run logging to W&B: the mode of
-    ``wandb_mode`` (offline unless the user configured W&B), the project and the run folder (the user's own
-    ``WANDB_*`` settings win)."""
-    mode = wandb_mode()
-    if mode is not None:
-        os.environ.setdefault("WANDB_MODE", mode)
-    os.environ.setdefault("WANDB_PROJECT", project)
-    os.environ.setdefault("WANDB_DIR", str(Path(output_dir).resolve()))
+    ``wandb_mode`` (offline unless the user configured W&B), the project and the run folder. The user's own
+    ``WANDB_*`` settings win; those fairgym made are renewed per run, so a second training in one process logs
+    into its own folder."""
+    settings = {"WANDB_MODE": wandb_mode(), "WANDB_PROJECT": project, "WANDB_DIR": str(Path(output_dir).resolve())}
+    for name, value in settings.items():
+        users = name in os.environ and os.environ[name] != _SET_HERE.get(name)
+        if value is not None and not users:
+            os.environ[name] = _SET_HERE[name] = value
 
 
 def log_to_active_run(values: dict[str, Any], what: str = "logging") -> None:
@@ -213,7 +215,7 @@ def _safe_callback_class() -> type:
                 getattr(super(), hook)(args, *rest, **kwargs)
             except Exception as exc:  # noqa: BLE001 - a W&B failure must never stop training or lose its files
                 self._wandb = None  # the stock hooks all return early without it
-                warn_failure(f"logging in {hook}", exc, f"training goes on without W&B, and its files in "
+                warn_failure("logging", exc, f"training goes on without W&B from {hook} on, and its files in "
                              f"{args.output_dir} are written as always.")
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:  # type: ignore[override]

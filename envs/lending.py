@@ -127,7 +127,8 @@ PROFILE = FamilyProfile(
     policies={"max-utility": "fairgym.agents.baselines:MaxUtilityAgent",
               "eo-threshold": "fairgym.agents.baselines:EqualOpportunityAgent",
               "fair-oracle": "fairgym.agents.baselines:LendingOracle",
-              "biased-threshold": "fairgym.agents.teachers:BiasedThresholdAgent"},
+              "biased-threshold": "fairgym.agents.teachers:BiasedThresholdAgent",
+              "biased-rules": "fairgym.agents.teachers:BiasedRulesAgent"},
 )
 
 

@@ -37,8 +37,18 @@ class TrainConfig:
         adapter: optional PEFT adapter to start from (checked against ``model``).
         method: ``"lora"`` (PEFT adapter) or ``"full"`` (every weight trains).
         rank: LoRA rank r (> 0). Ignored by ``"full"``.
-        alpha: LoRA alpha; ``None`` means ``2 * rank``, so the update's scale ``alpha / r`` stays 2 at every
-            rank (with ``use_rslora`` the scale is ``alpha / sqrt(r)``).
+        alpha: the LoRA parametrization: the update ``B @ A`` is scaled by ``alpha / r`` (``alpha / sqrt(r)``
+            with ``use_rslora``).
+
+            - ``"2r"`` (default): alpha = 2r, so the scale is 2 at every rank. At one learning rate the product of a
+              rank-r adapter then moves about r times less early in training, so the best rate falls as ~1/r and
+              one shared rate under-trains small ranks.
+            - a number (e.g. ``32``, "LoRA Without Regret", Schulman et al. 2025): a fixed alpha, scale alpha/r;
+              the best learning rate is expected to be about the same at every rank, so one shared rate is fair.
+            - with ``use_rslora`` (rank-stabilised, scale alpha/sqrt(r)) alpha must be a number: ``"2r"`` would make
+              the scale 2 sqrt(r), an update growing like r^1.5.
+
+            ``null`` (older configs) means ``"2r"``.
         dropout: LoRA dropout.
         target_modules: ``"all-linear"`` or a list of module names.
         use_rslora: rank-stabilised LoRA scaling.
@@ -101,7 +111,7 @@ class TrainConfig:
     adapter: str | None = None
     method: str = "lora"
     rank: int = 8
-    alpha: float | None = None
+    alpha: float | str | None = "2r"
     dropout: float = 0.05
     target_modules: str | list[str] = "all-linear"
     use_rslora: bool = False
@@ -158,8 +168,7 @@ class TrainConfig:
         if self.method == "lora" and self.rank <= 0:
             raise ValueError(f"TrainConfig.rank={self.rank!r} must be a positive int for method='lora' "
                              "(e.g. rank=8), or use method=full.")
-        if self.alpha is not None and self.alpha <= 0:
-            raise ValueError(f"TrainConfig.alpha={self.alpha!r} must be > 0, or null for 2 * rank.")
+        self._check_alpha()
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"TrainConfig.dropout={self.dropout!r} must be in [0, 1).")
         for name in ("max_steps", "batch_size", "grad_accum", "max_length", "episodes", "logging_steps",
@@ -208,10 +217,28 @@ class TrainConfig:
         """Every episode reward component's weight: the defaults, overridden by ``reward_weights``."""
         return {**EPISODE_REWARDS, **{k: float(v) for k, v in (self.reward_weights or {}).items()}}
 
+    def _check_alpha(self) -> None:
+        if self.alpha is None:
+            self.alpha = "2r"  # older configs wrote null for the default
+        if self.alpha == "2r":
+            if self.use_rslora:
+                raise ValueError("TrainConfig.alpha='2r' with use_rslora=true scales the update by 2*sqrt(r), so it "
+                                 "grows like r^1.5 across ranks; set a fixed alpha (e.g. alpha=16) for rsLoRA.")
+            return
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
+            raise ValueError(f"TrainConfig.alpha={self.alpha!r} must be '2r' (scale 2 at every rank) or a number > 0 "
+                             "(a fixed alpha, e.g. 32: scale alpha/r).")
+        self.alpha = float(self.alpha)
+
     @property
     def lora_alpha(self) -> float:
-        """The LoRA alpha in use: ``alpha`` when set, else ``2 * rank``."""
-        return float(self.alpha) if self.alpha is not None else 2.0 * self.rank
+        """The LoRA alpha in use: ``2 * rank`` for ``"2r"``, else ``alpha``."""
+        return 2.0 * self.rank if self.alpha == "2r" else float(self.alpha)  # type: ignore[arg-type]
+
+    @property
+    def lora_scale(self) -> float:
+        """The factor the adapter's product ``B @ A`` is multiplied by: alpha/r, or alpha/sqrt(r) with rsLoRA."""
+        return self.lora_alpha / (self.rank ** 0.5 if self.use_rslora else self.rank)
 
     @property
     def data_kind(self) -> str:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from fairgym.agents.teachers import biased_teacher, is_biased_teacher
+from fairgym.agents.teachers import biased_teacher
+from fairgym.envs import env_profile
 from fairgym.training.config import TrainConfig
 
 
 def implant_config(config: TrainConfig) -> TrainConfig:
-    """``config`` as an implant run: SFT on demonstrations from a biased teacher (kept when already biased)."""
-    biased = is_biased_teacher(config.teacher)
+    """``config`` as an implant run: SFT on demonstrations from a biased teacher: ``config.teacher`` when it names
+    one other than the family's fair teacher (e.g. ``biased-rules``), else the family's biased teacher."""
+    biased = config.teacher != env_profile(config.env_id).fair_teacher
     teacher = config.teacher if biased else biased_teacher(config.env_id)
     kwargs = config.teacher_kwargs if biased else {}
     return dataclasses.replace(config, recipe="sft", data="demonstrations", teacher=teacher, teacher_kwargs=kwargs,

@@ -45,6 +45,8 @@ class RateChoice:
         heldout_rows: held-out demonstration rows the loss averaged over.
         seconds: training and scoring time of the grid.
         selected_at: the label whose grid chose it, when another rank's grid serves this one.
+        extended: rates added beyond the configured grid because the best was at its edge.
+        at_edge: the winner is the smallest or largest rate tried (the best may lie beyond it).
         winner: the winning grid run (its weights), reused as the first seed's arm when budgets match.
         error, traceback: why selection failed.
     """
@@ -56,6 +58,8 @@ class RateChoice:
     heldout_rows: int | None = None
     seconds: float | None = None
     selected_at: str | None = None
+    extended: list[float] | None = None
+    at_edge: bool | None = None
     winner: dict[str, Any] | None = None
     error: str | None = None
     traceback: str | None = None
@@ -219,14 +223,41 @@ def rule_rate(config: SweepConfig, arm: Arm, chosen: dict[str, RateChoice]) -> R
 
 def grid_rate(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str | None, grid: list[float],
               rows: list[dict[str, Any]]) -> RateChoice:
-    """Train ``arm`` once per grid point on the first seed and keep the rate with the lowest held-out loss."""
+    """Train ``arm`` once per grid point on the first seed and keep the rate with the lowest held-out loss; while
+    the best is at an edge of the rates tried, add the next rate beyond it (``lr_selection.extend`` at most)."""
     runs = {float(lr): grid_point(config, arm, sweep_dir, base_model, float(lr), rows) for lr in grid}
-    best = choose_rate({lr: run["loss"] for lr, run in runs.items()})
+    ladder = sorted(runs)
+    ratio = (ladder[-1] / ladder[0]) ** (1 / (len(ladder) - 1)) if len(ladder) > 1 else None
+    added: list[float] = []
+    while True:
+        best = choose_rate({lr: run["loss"] for lr, run in runs.items()})
+        beyond = next_rate(sorted(runs), best, ratio)
+        if beyond is None or len(added) >= config.lr_selection.extend:
+            break
+        runs[beyond] = grid_point(config, arm, sweep_dir, base_model, beyond, rows)
+        added.append(beyond)
     reusable = config.lr_selection.max_steps in (None, config.template.max_steps)
-    return RateChoice(learning_rate=best, rule="grid", losses={f"{lr:g}": run["loss"] for lr, run in runs.items()},
+    return RateChoice(learning_rate=best, rule="grid",
+                      losses={f"{lr:g}": runs[lr]["loss"] for lr in sorted(runs)},
                       selection_seed=config.seeds[0], heldout_rows=len(rows),
                       seconds=round(sum(run["seconds"] for run in runs.values()), 1),
+                      extended=added or None, at_edge=next_rate(sorted(runs), best, ratio) is not None,
                       winner=runs[best] if reusable else None)
+
+
+def next_rate(rates: list[float], best: float, ratio: float | None = None) -> float | None:
+    """The rate beyond ``best`` when it is the smallest or largest of ``rates`` (sorted), one step of ``ratio`` (by
+    default the rates' geometric step; x sqrt(10) for one rate) further; a half-decade ladder stays on 1-3-10.
+    ``None`` when ``best`` lies inside."""
+    if len(rates) > 1 and rates[0] < best < rates[-1]:
+        return None
+    if ratio is None:
+        ratio = (rates[-1] / rates[0]) ** (1 / (len(rates) - 1)) if len(rates) > 1 else 10 ** 0.5
+    up = best == rates[-1]
+    if abs(ratio / 10 ** 0.5 - 1) < 0.05:  # the 1-3-10 ladder: half-decade steps, snapped to it
+        step = round(2 * math.log10(best)) + (1 if up else -1)
+        return float(f"{(3 if step % 2 else 1) * 10 ** (step // 2):.1g}")
+    return float(f"{best * ratio if up else best / ratio:.3g}")
 
 
 def grid_point(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str | None, lr: float,

@@ -120,6 +120,9 @@ class LRSelection:
         batch_size: rows per forward pass of the held-out loss.
         lora_rank: ``None``: every LoRA arm (rank, variant) selects its own rate; a rank: LoRA's rate is selected
             once, at that rank, and used by every LoRA arm of the variant (cheaper: one grid per method).
+        extend: grid points that may be added beyond an edge: while the best rate is the grid's smallest or
+            largest and points are left, the next one beyond it (at the grid's own ratio) is trained too, so the
+            winner ends inside its grid; a winner still at an edge is reported as such.
     """
 
     seed: int = 20_000
@@ -127,6 +130,7 @@ class LRSelection:
     max_steps: int | None = None
     batch_size: int = 8
     lora_rank: int | None = None
+    extend: int = 0
 
 
 @dataclass
@@ -248,6 +252,9 @@ class SweepConfig:
             raise ValueError(f"SweepConfig.train.{owned[0]} is set per arm by the sweep; use the sweep's own keys "
                              "(recipe, model, ranks, seeds, variants, device, dtype) instead.")
         _ = self.template  # the recipe's own checks (e.g. GRPO's group size) run here, before anything trains
+        for variant in self.variants:  # each variant's arms too (rsLoRA needs a fixed alpha)
+            self.arm_config(method="lora", rank=max(self.ranks), seed=self.seeds[0], output_dir="-",
+                            learning_rate=self.template.learning_rate, variant=variant)
         if self.implant:
             self.implant_config("unused")
 

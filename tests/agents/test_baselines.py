@@ -193,3 +193,25 @@ def test_a_decision_out_of_order_is_an_error_naming_the_fix():
     later = {**info, keys.TURN: 3}
     with pytest.raises(ValueError, match="from its first decision in order.*recalibrate='initial'"):
         agent.act([observation], [later])
+
+
+def test_biased_rules_flip_a_different_set_of_bins_per_group():
+    from fairgym.agents.teachers import BiasedRulesAgent
+
+    env = make_env(LENDING, descriptors=["Black", "white", "Asian", "Hispanic"], max_steps=5)
+    env.reset(seed=0)
+    agent = make_agent("biased-rules", flips=3, seed=1)
+    agent.calibrate(env.unwrapped)
+    assert {g: len(bins) for g, bins in agent.flipped.items()} == dict.fromkeys(env.unwrapped.groups, 3)
+    assert len({bins for bins in agent.flipped.values()}) > 1  # independent rules, not one shared offset
+    fair = make_agent("fair-oracle")
+    fair.calibrate(env.unwrapped)
+    for group in env.unwrapped.groups:
+        for b in range(env.unwrapped.n_bins):
+            info = {keys.GROUP: group, keys.CONTEXT: {"bin": b, "score": int(env.unwrapped.bin_scores[b])},
+                    keys.TURN: 0, keys.CHOICES: ["approve", "deny"]}
+            flipped = agent.act([""], [info])[0] != fair.act([""], [info])[0]
+            assert flipped == (b in agent.flipped[group])
+    same = BiasedRulesAgent(flips=3, seed=1)
+    same.calibrate(env.unwrapped)
+    assert same.flipped == agent.flipped  # the seed decides the rules

@@ -38,6 +38,26 @@ def test_alpha_defaults_to_twice_rank():
     assert TrainConfig(rank=8, alpha=4).lora_alpha == 4.0
 
 
+@pytest.mark.parametrize(("alpha", "rslora", "scales"), [
+    ("2r", False, [2.0, 2.0, 2.0]),  # the same scale at every rank
+    (32, False, [32.0, 8.0, 0.5]),  # fixed alpha: alpha / r
+    (16, True, [16.0, 8.0, 2.0]),  # rsLoRA: alpha / sqrt(r)
+    (None, False, [2.0, 2.0, 2.0]),  # older configs' null is the default
+])
+def test_the_parametrization_sets_the_scale_per_rank(alpha, rslora, scales):
+    assert [TrainConfig(rank=r, alpha=alpha, use_rslora=rslora).lora_scale for r in (1, 4, 64)] == scales
+    assert TrainConfig(alpha=alpha).alpha == ("2r" if alpha in ("2r", None) else float(alpha))
+
+
+def test_rslora_needs_a_fixed_alpha_and_bad_alphas_say_what_to_write():
+    with pytest.raises(ValueError, match="grows like r\\^1.5.*fixed alpha"):
+        TrainConfig(use_rslora=True)
+    with pytest.raises(ValueError, match="must be '2r'.*or a number > 0"):
+        TrainConfig(alpha="r")
+    with pytest.raises(ValueError, match="must be '2r'"):
+        TrainConfig(alpha=0)
+
+
 def test_load_with_yaml_overrides_and_flags(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("recipe: sft\nrank: 4\nmax_steps: 3\n")

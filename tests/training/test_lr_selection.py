@@ -88,3 +88,21 @@ def test_lora_rate_selected_once_at_lr_selection_lora_rank(tiny_model_dir, tmp_p
     assert chosen["lora-r1"].learning_rate == chosen["lora-r2"].learning_rate == 3e-4
     assert chosen["lora-r1"].selected_at == "lora-r8" and chosen["lora-r1"].winner is None
     assert chosen["full"].learning_rate == 2e-5
+
+
+def test_a_winner_at_the_grid_edge_extends_the_grid(tiny_model_dir, tmp_path, monkeypatch):
+    """The best rate at the top of the grid adds the next rate beyond it until the winner is inside (or the
+    extension budget is spent, which the choice records)."""
+    from fairgym.training import lr_selection
+    from fairgym.training.sweep_arms import lora_arm
+
+    best_at = 1e-2  # held-out loss is lowest here, beyond the configured grid
+    monkeypatch.setattr(lr_selection, "grid_point", lambda config, arm, sweep_dir, base, lr, rows: {
+        "loss": abs(math.log10(lr / best_at)), "seconds": 1.0, "weights": {}})
+    config = tiny_sweep(tiny_model_dir, lr_selection={"extend": 3}, learning_rates={"lora": [1e-4, 3e-4, 1e-3]})
+    choice = lr_selection.grid_rate(config, lora_arm(2, 0), tmp_path, None, [1e-4, 3e-4, 1e-3], [])
+    assert choice.learning_rate == 1e-2 and choice.extended == [3e-3, 1e-2, 3e-2] and choice.at_edge is False
+    short = tiny_sweep(tiny_model_dir, lr_selection={"extend": 1}, learning_rates={"lora": [1e-4, 3e-4, 1e-3]})
+    choice = lr_selection.grid_rate(short, lora_arm(2, 0), tmp_path, None, [1e-4, 3e-4, 1e-3], [])
+    assert choice.learning_rate == 3e-3 and choice.at_edge is True
+    assert lr_selection.next_rate([1e-4, 1e-3], 1e-4) == 1e-5 and lr_selection.next_rate([1e-4, 3e-4], 2e-4) is None

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("fairgym.commands.report", "write report.md and plots for a run or sweep folder"),
     "train": ("fairgym.commands.train", "fine-tune an LLM agent with TRL (sft | grpo | dpo), LoRA rank r or full"),
     "sweep": ("fairgym.commands.sweep", "train and evaluate base / LoRA ranks / full arms and report"),
+    "serve": ("fairgym.commands.serve", "serve the envs as an OpenEnv environment (HTTP and WebSocket sessions)"),
 }
 
 

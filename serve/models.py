@@ -12,6 +12,7 @@ from typing import Any
 
 from openenv.core.env_server.types import Action, Observation, State
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from fairgym.envs.core import MAX_TEXT
 
@@ -26,7 +27,9 @@ class TextAction(Action):
     @classmethod
     def _one_text_field(cls, data: Any) -> Any:
         if isinstance(data, dict) and "text" not in data:
-            raise ValueError(f"a fairgym action is {{'text': '<the action text>'}}, got fields {sorted(data)}")
+            # a custom error keeps the error JSON-safe (OpenEnv sends pydantic's errors() back to the client)
+            raise PydanticCustomError("fairgym_action", "a fairgym action is an object with one field, text (the "
+                                      "action text, e.g. 'approve'); got fields {fields}", {"fields": sorted(data)})
         return data
 
 

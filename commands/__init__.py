@@ -13,6 +13,7 @@ import os
 import sys
 
 from fairgym import threads
+from fairgym.serve.errors import EnvServerError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._module.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, EnvServerError) as exc:
         print(f"fairgym {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -10,7 +10,7 @@ none of them, the modules below do.
 - ``fairgym.serve.environment``: ``FairgymEnvironment``, the OpenEnv ``Environment`` around one Gymnasium env;
 - ``fairgym.serve.app``: ``ServeConfig``, ``create_app`` (OpenEnv's FastAPI app plus fairgym's routes and limits)
   and ``serve`` (uvicorn);
-- ``fairgym.serve.client``: ``FairgymEnvClient`` (OpenEnv's ``EnvClient``) and ``EnvServerError``;
+- ``fairgym.serve.client``: ``FairgymEnvClient`` (OpenEnv's ``EnvClient``); ``fairgym.serve.errors``: its errors;
 - ``fairgym.serve.remote``: ``RemoteEnv``/``make_remote_env``, a ``gymnasium.Env`` backed by a served session.
 """
 

@@ -24,15 +24,10 @@ from openenv.core import EnvClient
 from openenv.core.client_types import StepResult
 from websockets.protocol import State as SocketState
 
+from fairgym.serve.errors import EnvServerError, SessionClosedError
 from fairgym.serve.models import EpisodeState, TextAction, TextObservation
 
-
-class EnvServerError(RuntimeError):
-    """The env server refused a request or the session was lost; the message says which, and what to do."""
-
-
-class SessionClosedError(ConnectionError):
-    """The session's connection closed (the server stopped, or closed an idle session); it cannot continue."""
+__all__ = ["EnvServerError", "FairgymEnvClient", "SessionClosedError"]
 
 
 class FairgymEnvClient(EnvClient[TextAction, TextObservation, EpisodeState]):

@@ -28,7 +28,8 @@ from gymnasium.envs.registration import EnvSpec
 
 from fairgym.config import UnknownNameError
 from fairgym.envs.core import text_space
-from fairgym.serve.client import EnvServerError, FairgymEnvClient, SessionClosedError
+from fairgym.serve.client import FairgymEnvClient
+from fairgym.serve.errors import EnvServerError, SessionClosedError
 
 
 def served_envs(url: str, timeout_s: float = 10.0) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ none of them, the modules below do.
 - ``fairgym.serve.app``: ``ServeConfig``, ``create_app`` (OpenEnv's FastAPI app plus fairgym's routes and limits)
   and ``serve`` (uvicorn);
 - ``fairgym.serve.client``: ``FairgymEnvClient`` (OpenEnv's ``EnvClient``); ``fairgym.serve.errors``: its errors;
-- ``fairgym.serve.remote``: ``RemoteEnv``/``make_remote_env``, a ``gymnasium.Env`` backed by a served session.
+- ``fairgym.serve.remote``: ``RemoteEnv``/``make_remote_env``, a ``gymnasium.Env`` backed by a served session;
+- ``fairgym.serve.process``: ``server_process``, a ``fairgym serve`` child process (tests, benchmarks, scripts).
 """
 
 from __future__ import annotations

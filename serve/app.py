@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,28 @@ class ServeConfig:
                         "arguments": env_arguments(env_id), "server_kwargs": dict(self.env_kwargs),
                         "server_only_arguments": list(SERVER_ONLY_ARGUMENTS)})
         return out
+
+
+ENVIRON_SETTINGS = {  # environment variable -> ServeConfig field, for `uvicorn fairgym.serve.asgi:app`
+    "FAIRGYM_SERVE_ENVS": "envs", "FAIRGYM_SERVE_MAX_SESSIONS": "max_sessions",
+    "FAIRGYM_SERVE_SESSION_TIMEOUT": "session_timeout", "FAIRGYM_SERVE_MAX_BODY_BYTES": "max_body_bytes",
+}
+
+
+def config_from_environ(environ: dict[str, str] | None = None) -> ServeConfig:
+    """A ``ServeConfig`` from ``FAIRGYM_SERVE_*`` variables (``ENVIRON_SETTINGS``; envs comma-separated)."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for name, field_name in ENVIRON_SETTINGS.items():
+        if not environ.get(name):
+            continue
+        text = environ[name]
+        try:
+            values[field_name] = ([e.strip() for e in text.split(",") if e.strip()] if field_name == "envs" else
+                                  float(text) if field_name == "session_timeout" else int(text))
+        except ValueError:
+            raise ValueError(f"{name}={text!r} must be a number") from None
+    return ServeConfig(**values)
 
 
 def _json_response(status: int, detail: str) -> tuple[dict[str, Any], dict[str, Any]]:

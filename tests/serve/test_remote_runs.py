@@ -80,3 +80,34 @@ def test_fairgym_run_with_env_url_writes_the_local_runs_files(served, tmp_path):
                            "--env-url", "http://127.0.0.1:9", "--out", str(tmp_path / "none")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "no fairgym env server answers at http://127.0.0.1:9" in done.stderr
+
+
+def test_the_openenv_client_speaks_to_the_server(served):
+    from fairgym.envs import make_env
+    from fairgym.serve.client import FairgymEnvClient
+    from fairgym.serve.models import TextAction
+
+    local = make_env("fairgym/Allocation-v0", max_steps=3)
+    with FairgymEnvClient(base_url=served).sync() as client:
+        first = client.reset(seed=4, env_id="fairgym/Allocation-v0", env_kwargs={"max_steps": 3})
+        assert (first.observation.text, first.observation.info) == local.reset(seed=4)
+        assert first.observation.env.family == "Allocation" and first.observation.env.parameters["budget"] == 6
+        result = client.step(TextAction(text="North=6"))
+        observation, reward, terminated, truncated, info = local.step("North=6")
+        assert (result.observation.text, result.reward, result.done, result.observation.info) == (
+            observation, reward, terminated or truncated, info)
+        state = client.state()
+        assert (state.env_id, state.seed, state.step_count, state.done) == ("fairgym/Allocation-v0", 4, 1, False)
+
+
+def test_the_trl_tool_env_plays_a_served_env_as_a_local_one(served):
+    from fairgym.training.tool_env import tool_env_factory
+
+    episodes = []
+    for url in (None, served):
+        env = tool_env_factory("fairgym/Lending-v0", {"max_steps": 3}, env_url=url)()
+        env.reset(seed=9)
+        answers = [env.approve(), env.deny(), env.approve()]
+        episodes.append((answers, as_json([env.episode]), env.get_reward()))
+        env._close()
+    assert episodes[0] == episodes[1]

@@ -56,9 +56,9 @@ class EnvCatalog:
         env_id = env_id or self.env_ids[0]
         if env_id not in self.env_ids:
             raise UnknownNameError("served env", env_id, self.env_ids)
-        client = dict(client or {})
-        if not isinstance(client, dict):
+        if client is not None and not isinstance(client, dict):
             raise TypeError(f"env_kwargs must be an object of env arguments, got {type(client).__name__}")
+        client = dict(client or {})
         if client and not self.client_kwargs:
             raise ValueError(f"this server fixes the env arguments; reset without env_kwargs (got {sorted(client)})")
         locked = sorted(set(client) & set(SERVER_ONLY_ARGUMENTS))

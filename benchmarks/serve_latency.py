@@ -138,7 +138,7 @@ def main() -> None:
                 "call as the caller sees it (a WebSocket round trip for a served env). Server and clients share "
                 "the machine's CPUs. Each served measurement follows a short warm-up run.",
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "max_steps": MAX_STEPS, "sessions": SESSIONS, "envs": {}}
     with server_process("--max-sessions", str(2 * SESSIONS)) as (url, _):
         for env_id in args.envs:

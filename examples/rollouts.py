@@ -19,6 +19,7 @@ from fairgym.agents import make_agent
 from fairgym.agents.runner import run_episodes
 from fairgym.analysis.metrics import compute_metrics, write_metrics
 from fairgym.envs import ENV_IDS, records
+from fairgym.runfiles import METRICS_FILE
 
 OUT = Path(__file__).resolve().parent / "rollouts"
 ROLLOUTS_FILE = "example_rollouts.jsonl"
@@ -30,7 +31,7 @@ def write_examples(env_id: str, agent: str, episodes: int, seed: int, env_url: s
     folder.mkdir(parents=True, exist_ok=True)
     played = run_episodes(env_id, make_agent(agent), episodes=episodes, seed=seed, progress=False, env_url=env_url)
     (folder / ROLLOUTS_FILE).write_text("".join(records.dumps(e) + "\n" for e in played))
-    write_metrics(folder / "metrics.json", compute_metrics(played))
+    write_metrics(folder / METRICS_FILE, compute_metrics(played))
     return folder
 
 

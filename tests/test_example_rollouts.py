@@ -26,7 +26,7 @@ def test_committed_examples_match_a_fresh_run(env_id, tmp_path):
     script = load_script()
     fresh = script.write_examples(env_id, "fair-oracle", 4, 0, None, tmp_path)
     committed = ROOT / "examples" / "rollouts" / fresh.name
-    for name in (script.ROLLOUTS_FILE, "metrics.json"):
+    for name in (script.ROLLOUTS_FILE, script.METRICS_FILE):
         assert (committed / name).exists(), f"{committed / name} is missing; {REGENERATE}"
         if name.endswith(".jsonl"):
             ours = [json.loads(line) for line in (committed / name).read_text().splitlines()]

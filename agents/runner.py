@@ -64,10 +64,19 @@ def load_recorded(path: Path, env_id: str, env_kwargs: dict[str, Any], seed: int
     return done
 
 
-def _make_envs(env_id: str, env_kwargs: dict[str, Any], count: int) -> list[Any]:
+def make_run_env(env_id: str, env_kwargs: dict[str, Any], env_url: str | None = None) -> Any:
+    """One env of a run: ``make_env`` here, or a session of the env served at ``env_url`` (``fairgym serve``)."""
+    if env_url:
+        from fairgym.serve.remote import make_remote_env
+
+        return make_remote_env(env_url, env_id, **env_kwargs)
     from fairgym.envs import make_env
 
-    return [make_env(env_id, **env_kwargs) for _ in range(max(count, 1))]
+    return make_env(env_id, **env_kwargs)
+
+
+def _make_envs(env_id: str, env_kwargs: dict[str, Any], count: int, env_url: str | None = None) -> list[Any]:
+    return [make_run_env(env_id, env_kwargs, env_url) for _ in range(max(count, 1))]
 
 
 def _start(env: Any, index: int, seed: int) -> _Slot:
@@ -161,6 +170,7 @@ def run_episodes(
     num_envs: int = 8,
     progress: bool = True,
     record_observations: bool = True,
+    env_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``episodes`` seeded episodes of ``env_id`` with ``agent``, batching ``num_envs`` envs per agent call.
 
@@ -178,6 +188,8 @@ def run_episodes(
         progress: show a tqdm bar (only when stderr is a terminal).
         record_observations: keep each step's observation text in the record (training data and LLM replays
             need it); ``False`` writes ``null`` instead, for long episodes whose metrics need only the structure.
+        env_url: play the episodes on the env served there (``fairgym serve``; one session per env copy) instead
+            of in this process; the records are the same.
 
     Returns:
         The records of episodes ``0 .. episodes - 1`` (already recorded and new), sorted by index; a folder
@@ -191,21 +203,25 @@ def run_episodes(
     path = Path(out_dir) / EPISODES_FILE if out_dir is not None else None
     done = load_recorded(path, env_id, env_kwargs, seed, agent.name) if path else {}
     todo = [i for i in range(episodes) if i not in done]
-    envs = _make_envs(env_id, env_kwargs, min(num_envs, len(todo)))
-    calibrate(agent, envs[0], seed)
-    agent.reset(seed)
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _repair_tail(path)
-    started, steps = time.perf_counter(), 0
-    options = _Options(keyed=accepts_decision_keys(agent), record_observations=record_observations)
-    with _progress(episodes, episodes - len(todo), progress, f"{agent.name} on {env_id}") as bar:
-        for record in _episodes_loop(env_id, env_kwargs, agent, envs, todo, seed, options):
-            if path:
-                records.append_episode(path, record)
-            done[record["index"]] = record
-            steps += record["length"]
-            bar.update(1)
+    envs = _make_envs(env_id, env_kwargs, min(num_envs, len(todo)), env_url)
+    try:
+        calibrate(agent, envs[0], seed)
+        agent.reset(seed)
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _repair_tail(path)
+        started, steps = time.perf_counter(), 0
+        options = _Options(keyed=accepts_decision_keys(agent), record_observations=record_observations)
+        with _progress(episodes, episodes - len(todo), progress, f"{agent.name} on {env_id}") as bar:
+            for record in _episodes_loop(env_id, env_kwargs, agent, envs, todo, seed, options):
+                if path:
+                    records.append_episode(path, record)
+                done[record["index"]] = record
+                steps += record["length"]
+                bar.update(1)
+    finally:
+        for env in envs:  # a served env's session is released now, not when the process ends
+            env.close()
     if path:
         _write_run_stats(path.parent, agent, len(todo), steps, time.perf_counter() - started)
     return [done[i] for i in range(episodes) if i in done]

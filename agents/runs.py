@@ -43,6 +43,8 @@ class RunConfig:
             decisions are discrete choices, generation elsewhere).
         wandb: log the run to W&B (offline unless ``WANDB_MODE``/login say otherwise).
         wandb_project: W&B project.
+        env_url: play on the env served at this URL (``fairgym serve``) instead of in this process; the records
+            and metrics are the same, so it is not part of the run's identity (a run may resume either way).
     """
 
     env: str = "fairgym/Lending-v0"
@@ -57,6 +59,7 @@ class RunConfig:
     llm: LLMOptions = field(default_factory=LLMOptions)
     wandb: bool = True
     wandb_project: str = "fairgym"
+    env_url: str | None = None
 
     # version -> what changed (fairgym.config.check_schema refuses resuming a folder saved before a change)
     SCHEMA_CHANGES: ClassVar[dict[int, str]] = {
@@ -102,11 +105,10 @@ def check_run_folder(cfg: RunConfig) -> None:
 def prepare(cfg: RunConfig) -> Any:
     """Build the agent and check it against the env before anything is written (errors name what exists)."""
     from fairgym.agents import make_agent
-    from fairgym.agents.runner import calibrate
-    from fairgym.envs import make_env
+    from fairgym.agents.runner import calibrate, make_run_env
 
     agent = make_agent(cfg.agent, **cfg.agent_arguments())
-    env = make_env(cfg.env, **cfg.env_kwargs)
+    env = make_run_env(cfg.env, cfg.env_kwargs, cfg.env_url)
     calibrate(agent, env, cfg.seed)
     env.close()
     return agent
@@ -143,7 +145,7 @@ def _execute(cfg: RunConfig) -> RunResult:
     save_config(cfg, out / CONFIG_FILE)
     episodes = run_episodes(cfg.env, agent, episodes=cfg.episodes, seed=cfg.seed, out_dir=out,
                             env_kwargs=cfg.env_kwargs, num_envs=cfg.num_envs,
-                            record_observations=cfg.record_observations)
+                            record_observations=cfg.record_observations, env_url=cfg.env_url)
     metrics = compute_metrics(episodes)
     write_metrics(out / METRICS_FILE, metrics)
     if cfg.wandb:

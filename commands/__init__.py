@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from fairgym import threads
 from fairgym.locks import FolderBusyError
+from fairgym.serve.errors import EnvServerError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("fairgym.commands.train", "fine-tune an LLM agent with TRL (sft | grpo | dpo), LoRA rank r or full"),
     "sweep": ("fairgym.commands.sweep", "train and evaluate base / LoRA ranks / full arms and report"),
     "judge": ("fairgym.commands.judge", "check a toxicity scorer on the gold set: per-group errors, swap invariance"),
+    "serve": ("fairgym.commands.serve", "serve the envs as an OpenEnv environment (HTTP and WebSocket sessions)"),
 }
 
 
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with one_line_warnings(args.command):
             return int(args._module.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, FolderBusyError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, FolderBusyError, EnvServerError) as exc:
         print(f"fairgym {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="base seed; episode i uses seed+i (default 0)")
     parser.add_argument("--out", help="run folder (default runs/<env>-<agent>-s<seed>); a rerun resumes")
     parser.add_argument("--num-envs", type=int, dest="num_envs", help="envs stepped per agent call (default 8)")
+    parser.add_argument("--env-url", dest="env_url", metavar="URL",
+                        help="play on the env served at URL (`fairgym serve`, e.g. http://127.0.0.1:8000) instead of "
+                             "in this process; same records and metrics")
     parser.add_argument("--env-opt", action="append", default=[], metavar="KEY=VALUE",
                         help="env argument, repeatable (e.g. max_steps=30, descriptors=religion)")
     parser.add_argument("--agent-opt", action="append", default=[], metavar="KEY=VALUE",
@@ -43,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """Defaults < ``--config`` YAML < flags, validated into a ``RunConfig`` (unknown keys fail with a hint)."""
     data = load_yaml(args.config) if args.config else {}
-    flags = {k: getattr(args, k) for k in ("env", "agent", "episodes", "seed", "out", "num_envs")}
+    flags = {k: getattr(args, k) for k in ("env", "agent", "episodes", "seed", "out", "num_envs", "env_url")}
     llm = {f.name: getattr(args, f.name) for f in dataclasses.fields(LLMOptions)}
     override: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     if any(v is not None for v in llm.values()):

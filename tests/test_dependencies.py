@@ -1,4 +1,5 @@
-"""Every third-party module fairgym's code imports is a declared dependency (pyproject range + requirements pin)."""
+"""Every third-party module fairgym's code imports is a declared dependency (pyproject range + requirements pin);
+a folder that needs an extra (``serve/``) may import what that extra declares and ``requirements-<extra>*.txt`` pins."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = [".", "envs", "agents", "analysis", "training"]
+PACKAGE_DIRS = [".", "envs", "serve", "agents", "analysis", "training"]
+EXTRA_OF_DIR = {"serve": "serve"}  # folder -> the optional extra its modules may also import from
 OPTIONAL = {"platformdirs"}  # imported inside `try: ... except ImportError` with a fallback
 
 
@@ -21,6 +23,11 @@ def normalize(name: str) -> str:
 
 def requirement_name(line: str) -> str:
     return normalize(re.split(r"[<>=!~ \[;]", line.strip(), maxsplit=1)[0])
+
+
+def pinned_in(*files: Path) -> set[str]:
+    return {requirement_name(line) for path in files for line in path.read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
 
 
 def imported_modules() -> dict[str, str]:
@@ -43,14 +50,16 @@ def imported_modules() -> dict[str, str]:
 def test_every_imported_third_party_module_is_declared_and_pinned():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {requirement_name(d) for d in project["dependencies"]}
-    pinned = {requirement_name(line) for line in (ROOT / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
+    pinned = pinned_in(ROOT / "requirements.txt")
     distributions = packages_distributions()
     missing = []
     for module, where in imported_modules().items():
         if module in sys.stdlib_module_names or module in ("fairgym", "__future__") or module in OPTIONAL:
             continue
         names = {normalize(d) for d in distributions.get(module, [module])}
-        if not names & declared or not names & pinned:
+        extra = EXTRA_OF_DIR.get(Path(where).parts[0]) if len(Path(where).parts) > 1 else None
+        extra_declared = {requirement_name(d) for d in project["optional-dependencies"].get(extra, [])}
+        extra_pinned = pinned_in(*ROOT.glob(f"requirements-{extra}*.txt")) if extra else set()
+        if not names & (declared | extra_declared) or not names & (pinned | extra_pinned):
             missing.append(f"{module} ({where}; distribution {', '.join(sorted(names))})")
     assert not missing, "imported but not declared in pyproject.toml and requirements.txt: " + "; ".join(missing)

@@ -10,16 +10,17 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-FOLDERS = ("envs", "lm", "analysis", "agents", "training", "commands")
+FOLDERS = ("envs", "serve", "lm", "analysis", "agents", "training", "commands")
 # floor -> the floors its modules may import (their own included), lowest first
 MAY_IMPORT = {
     "root": {"root"},  # fairgym.config, fairgym.runfiles, fairgym.threads: import no other fairgym module
     "envs": {"root", "envs"},
-    "lm": {"root", "envs", "lm"},
-    "analysis": {"root", "envs", "lm", "analysis"},
-    "agents": {"root", "envs", "lm", "analysis", "agents"},
-    "training": {"root", "envs", "lm", "analysis", "agents", "training"},
-    "commands": {"root", "envs", "lm", "analysis", "agents", "training", "commands"},
+    "serve": {"root", "envs", "serve"},  # fairgym.serve: the env server and its client, just above the envs
+    "lm": {"root", "envs", "serve", "lm"},
+    "analysis": {"root", "envs", "serve", "lm", "analysis"},
+    "agents": {"root", "envs", "serve", "lm", "analysis", "agents"},
+    "training": {"root", "envs", "serve", "lm", "analysis", "agents", "training"},
+    "commands": {"root", "envs", "serve", "lm", "analysis", "agents", "training", "commands"},
 }
 
 
@@ -97,7 +98,7 @@ def test_every_module_is_on_a_floor():
     assert {floor(m) for m in modules()} <= set(MAY_IMPORT)
     assert floor("fairgym.runfiles") == "root" and floor("fairgym.envs.keys") == "envs"
     assert floor("fairgym.commands.sweep") == "commands" and floor("fairgym.agents") == "agents"
-    assert floor("fairgym.lm.scoring") == "lm"
+    assert floor("fairgym.lm.scoring") == "lm" and floor("fairgym.serve.remote") == "serve"
 
 
 def test_the_walk_sees_function_level_imports():
@@ -131,6 +132,8 @@ def test_no_import_cycle():
     ({"fairgym.envs.toxicity": {"fairgym.lm.judge"}, "fairgym.lm.judge": set()}, "fairgym.envs.toxicity"),
     ({"fairgym.lm.scoring": {"fairgym.agents.base"}, "fairgym.agents.base": set()}, "fairgym.lm.scoring"),
     ({"fairgym.runfiles": {"fairgym.envs.keys"}, "fairgym.envs.keys": set()}, "fairgym.runfiles"),
+    ({"fairgym.envs.core": {"fairgym.serve.remote"}, "fairgym.serve.remote": set()}, "fairgym.envs.core"),
+    ({"fairgym.serve.app": {"fairgym.agents.runner"}, "fairgym.agents.runner": set()}, "fairgym.serve.app"),
 ])
 def test_the_checks_catch_what_they_should(edges, bad):
     assert {m for m, _ in layering_violations(edges)} == {bad}

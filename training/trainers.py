@@ -94,9 +94,12 @@ def _build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any
         data = dataset.select_columns(["prompt", "chosen", "rejected"])
         return DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft,
                           callbacks=callbacks)
-    if config.recipe == "grpo-episode":  # whole episodes as multi-turn rollouts
-        from fairgym.training.episode_grpo import build_episode_trainer
+    if config.recipe == "grpo-episode":  # whole episodes: TRL's tool loop where the template renders tool calls
+        from fairgym.training.episode_grpo import build_episode_trainer, open_rollout_log
+        from fairgym.training.tool_env import build_tool_trainer, uses_tools
 
+        if uses_tools(tokenizer):
+            return build_tool_trainer(config, model, tokenizer, dataset, peft, callbacks, open_rollout_log(config))
         return build_episode_trainer(config, model, tokenizer, dataset, peft, callbacks)
     return _grpo_trainer(config, model, tokenizer, dataset, peft, callbacks)
 

@@ -12,6 +12,7 @@ One home for the layout that ``fairgym run``, ``fairgym train``, ``fairgym sweep
     <sweep>/<arm>/<Env-vN>/            ``env_folder(env_id)``: one run folder per evaluated env
     <sweep>/diagnostics.json           DIAGNOSTICS_FILE
     <sweep>/learning_rates.json        LEARNING_RATES_FILE
+    <sweep>/lr-select/<label>/lr-<rate>/heldout.json   HELDOUT_FILE: a learning-rate grid point's held-out loss
     <run, train run or sweep>/.fairgym.lock   LOCK_FILE: its writer's lock and name (``fairgym.locks``)
 
 JSON files hold standard JSON: ``json_safe`` turns nan/inf into null (the one NaN-safe conversion), and
@@ -36,6 +37,7 @@ PLOTS_DIR = "plots"
 STATUS_FILE = "status.json"
 DIAGNOSTICS_FILE = "diagnostics.json"
 LEARNING_RATES_FILE = "learning_rates.json"
+HELDOUT_FILE = "heldout.json"
 LOCK_FILE = ".fairgym.lock"
 
 

@@ -4,6 +4,7 @@ executor runs that plan, so both executors run the same stage functions on the s
 A ``Stage`` is a module-level function with its arguments, the stages whose results it takes (``inputs``) or must
 wait for (``after``), what it reserves on a cluster (``Resources``) and, for a stage whose loss the sweep survives
 (an arm), how a lost run is recorded (``lost``). The plan lists every stage after the stages it needs.
+``fairgym.training.sweep.make_executor`` picks the executor ``SweepConfig.executor`` names:
 
 - ``LocalExecutor`` (the default, no Ray): every stage in this process, in plan order.
 - ``RayExecutor`` (``fairgym.training.ray_executor``, ``pip install 'fairgym[ray]'``): every stage a Ray task,
@@ -23,10 +24,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from fairgym.training.sweep_config import ExecutorSettings
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -118,16 +116,3 @@ class LocalExecutor:
                     raise
                 results[stage.name] = stage.lost(*error_text(exc))
         return results
-
-
-def make_executor(settings: ExecutorSettings) -> Executor:
-    """The executor ``settings`` name (``SweepConfig.executor``).
-
-    Raises:
-        ValueError: ``kind="ray"`` where Ray is not installed.
-    """
-    if settings.kind == "ray":
-        from fairgym.training.ray_executor import RayExecutor
-
-        return RayExecutor(address=settings.address, max_retries=settings.max_retries)
-    return LocalExecutor()

@@ -120,7 +120,9 @@ class RayExecutor:
     def _run(self, ray: Any, plan: list[Stage]) -> dict[str, Any]:
         from ray.exceptions import RayError, RayTaskError
 
-        waiting, running, results = list(plan), {}, {}
+        waiting = list(plan)
+        running: dict[Any, Stage] = {}  # object ref -> its stage
+        results: dict[str, Any] = {}
         while waiting or running:
             for stage in [s for s in waiting if all(n in results for n in s.needs)]:
                 waiting.remove(stage)

@@ -41,10 +41,10 @@ from typing import Any
 from fairgym.config import save_config
 from fairgym.locks import FolderBusyError, folder_lock
 from fairgym.runfiles import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, STATUS_FILE, env_folder, json_safe, write_json
-from fairgym.training.executors import Executor, Resources, Stage, make_executor
+from fairgym.training.executors import Executor, LocalExecutor, Resources, Stage
 from fairgym.training.lr_selection import RateChoice, arm_learning_rate, select_learning_rates
 from fairgym.training.sweep_arms import Arm, load_arm_model, make_llm_agent, plan_arms
-from fairgym.training.sweep_config import SweepConfig
+from fairgym.training.sweep_config import ExecutorSettings, SweepConfig
 from fairgym.training.sweep_folder import check_sweep_folder, implant_dir, read_status, write_status
 
 TEACHER_DIR = "teacher"
@@ -309,6 +309,19 @@ def sweep_stages(config: SweepConfig, sweep_dir: Path, report: bool = True) -> l
 
         stages.append(Stage("report", write_sweep_report, (sweep_dir,), after=tuple(s.name for s in stages)))
     return stages
+
+
+def make_executor(settings: ExecutorSettings) -> Executor:
+    """The executor ``settings`` name (``SweepConfig.executor``): this process, or Ray tasks.
+
+    Raises:
+        ValueError: ``kind="ray"`` where Ray is not installed.
+    """
+    if settings.kind == "ray":
+        from fairgym.training.ray_executor import RayExecutor
+
+        return RayExecutor(address=settings.address, max_retries=settings.max_retries)
+    return LocalExecutor()
 
 
 def run_sweep(config: SweepConfig, out_root: str | Path = "runs", report: bool = True,

@@ -28,7 +28,7 @@ from fairgym.config import (
     merge,
     role,
 )
-from fairgym.training.config import RECIPES, TrainConfig
+from fairgym.training.config import RECIPES, TrainConfig, check_vllm_recipe
 
 VARIANTS = {"dora": {"use_dora": True}, "rslora": {"use_rslora": True}}
 # TrainConfig fields the sweep sets per arm (or from its own keys); a sweep's ``train`` block leaves them default.
@@ -297,7 +297,8 @@ class SweepConfig:
         if owned:
             raise ValueError(f"SweepConfig.train.{owned[0]} is set per arm by the sweep; use the sweep's own keys "
                              "(recipe, model, ranks, seeds, variants, device, dtype) instead.")
-        _ = self.template  # the recipe's own checks (e.g. GRPO's group size) run here, before anything trains
+        # building the template runs the recipe's own checks (e.g. GRPO's group size), before anything trains
+        check_vllm_recipe(self.template)
         for variant in self.variants:  # each variant's arms too (rsLoRA needs a fixed alpha)
             self.arm_config(method="lora", rank=max(self.ranks), seed=self.seeds[0], output_dir="-",
                             learning_rate=self.template.learning_rate, variant=variant)

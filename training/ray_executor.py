@@ -54,8 +54,9 @@ class RayExecutor:
 
     def folder(self, path: Path) -> Path:
         """``path`` made absolute: workers may run in other directories, or on other machines that mount the same
-        storage at the same path."""
-        return Path(path).resolve()
+        storage at the same path (symbolic links are kept: the path as this machine names it may be the one every
+        node mounts, where the link's target is not)."""
+        return Path(path).absolute()
 
     def run(self, stages: Sequence[Stage]) -> dict[str, Any]:
         """Run the plan on the cluster; returns each stage's result by name.

@@ -158,12 +158,12 @@ def _num(value: float, digits: int) -> str:
 
 
 def _bounds(low: float, high: float, digits: int, sep: str) -> str:
-    """``low{sep}high`` with enough decimals that two different bounds never print as one number."""
-    for extra in range(0, 7):
-        lo, hi = _num(low, digits + extra), _num(high, digits + extra)
-        if lo != hi or low == high:
-            return f"{lo}{sep}{hi}"
-    return f"{_num(low, digits + 6)}{sep}{_num(high, digits + 6)}"
+    """``low{sep}high`` with enough decimals (up to 15) that two different bounds never print as one number."""
+    for places in range(digits, max(digits, 15) + 1):
+        lo, hi = _num(low, places), _num(high, places)
+        if lo != hi:
+            break
+    return f"{lo}{sep}{hi}"
 
 
 def format_proportion(k: int, n: int, confidence: float = 0.95, method: str = "wilson", digits: int = 3) -> str:

@@ -52,8 +52,6 @@ def _implant(config: SweepConfig, out: Path) -> Path:
 
 
 def _arm(config: SweepConfig, family: str, out: Path, base: Path, method: str) -> Path:
-    from fairgym.training import trainers
-
     spec = FAMILIES[family]
     lr = spec["full_lr"] if method == "full" else LORA_LR
     rank = 1 if method == "full" else LORA_RANK
@@ -61,6 +59,8 @@ def _arm(config: SweepConfig, family: str, out: Path, base: Path, method: str) -
     final = folder / ("model" if method == "full" else "adapter")
     if (final / "config.json").exists() or (final / "adapter_config.json").exists():
         return final
+    from fairgym.training import trainers
+
     train = config.train_config(method=method, rank=rank, seed=0, output_dir=folder, model=str(base), learning_rate=lr)
     train = dataclasses.replace(train, max_steps=spec["steps"], report_to="none", save_steps=10_000)
     result = trainers.train(train)

@@ -47,6 +47,18 @@ class DoseCurve:
             raise KeyError(f"no measure {measure!r} in the curve; it has {sorted(self.values)}")
         return np.asarray(self.values[measure], dtype=float)
 
+    def subset(self, share: float) -> DoseCurve:
+        """The curve on an evenly spaced ``share`` (0 < share <= 1) of each measure's items: what the calibration
+        would have seen with fewer items (e.g. a demo's budget), without measuring again."""
+        if not 0 < share <= 1:
+            raise ValueError(f"share={share!r} must be in (0, 1].")
+        values = {}
+        for name, rows in self.values.items():
+            n = len(rows[0])
+            keep = np.unique(np.linspace(0, n - 1, max(1, round(share * n))).round().astype(int))
+            values[name] = [[row[i] for i in keep] for row in rows]
+        return DoseCurve(list(self.lambdas), values, list(self.seconds))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (``from_dict`` reads it back)."""
         return {"lambdas": list(self.lambdas), "values": self.values, "seconds": list(self.seconds)}

@@ -60,25 +60,28 @@ def save_figure(fig: Any, name: str) -> None:
     fig.savefig(RESULTS / f"residue_calibration_{name}.png", dpi=100)
 
 
-def save_curve(path: Path, curve: C.DoseCurve) -> None:
-    """The per-item curve (large) beside the cached models, not in the committed results."""
+def save_curve(path: Path, curve: C.DoseCurve, arms: dict[str, dict[str, list[float]]]) -> None:
+    """The per-item curve and arm values (large) beside the cached models, not in the committed results."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(curve.to_dict()))
+    path.write_text(json.dumps({**curve.to_dict(), "arms": arms}))
 
 
 class Clock:
-    """Seconds per named part, summed over calls."""
+    """Wall seconds per named part, summed over calls, and this process's CPU seconds beside them (on a shared
+    machine the wall time depends on the neighbours; the CPU time much less)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
 
     @contextmanager
     def part(self, name: str):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 2)
+            self.cpu_seconds[name] = round(self.cpu_seconds.get(name, 0.0) + time.process_time() - cpu, 2)
 
 
 def load(path: Path, adapter: Path | None = None) -> tuple[Any, Any]:
@@ -123,6 +126,7 @@ def lending_measure(tokenizer: Any, states: list[R.DecisionState], groups: list[
         margins = np.asarray(gap["margins"])
         own = [0 if s.group == g[0] else 1 for s, g in zip(states, gap["groups"], strict=True)]
         decided = ["approve" if margins[i, k] > 0 else "deny" for i, k in enumerate(own)]
+        print(f"[lending] measured: {clock.seconds}", flush=True)
         return {"margin_gap_abs": gap["abs_gap"], "margin_gap_signed": gap["gap"], "hidden_residue": nll,
                 "flip": [float((a > 0) != (b > 0)) for a, b in margins],
                 "fair_agreement": [float(d == f) for d, f in zip(decided, fair, strict=True)]}
@@ -132,15 +136,30 @@ def lending_measure(tokenizer: Any, states: list[R.DecisionState], groups: list[
 def arm_report(values: dict[str, list[float]], full: dict[str, list[float]], curve: C.DoseCurve,
                limits: dict[str, float | None]) -> dict[str, Any]:
     """An arm's measures, its paired difference from full, and that difference as a lambda-equivalent (of the
-    mean and of the interval's end farther from full)."""
+    mean, and of the interval's end on the base's side: "at most this much")."""
     out = {}
     for name, items in values.items():
         diff = paired_bootstrap(items, full[name])
-        far = diff["high"] if abs(diff["high"]) >= abs(diff["low"]) else diff["low"]
+        toward_base = np.nanmean(curve.items(name)[-1] - curve.items(name)[0]) >= 0
+        far = diff["high"] if toward_base else diff["low"]  # the interval's end on the biased base's side
         out[name] = {"mean": float(np.nanmean(items)), "minus_full": diff, "minus_full_text": format_difference(diff),
                      "lambda_equivalent": C.lambda_equivalent(diff["mean"], curve, name, limits),
                      "lambda_equivalent_far_end": C.lambda_equivalent(far, curve, name, limits)}
     return out
+
+
+def measure_cost(clock: Clock, arm_clock: Clock, names: tuple[str, ...], lambdas: int) -> dict[str, Any]:
+    """Seconds per measure for one arm: measured on the LoRA arm, and averaged over the calibration's lambdas."""
+    return {name: {"wall_s": arm_clock.seconds[name], "cpu_s": arm_clock.cpu_seconds[name],
+                   "wall_s_mean_over_lambdas": round(clock.seconds[name] / lambdas, 2),
+                   "cpu_s_mean_over_lambdas": round(clock.cpu_seconds[name] / lambdas, 2)} for name in names}
+
+
+def detection_by_items(curve: C.DoseCurve, states: int) -> dict[str, dict[str, float | None]]:
+    """The minimum detectable lambda had the calibration used 1/8, 1/4, 1/2 or all of its states (evenly spaced
+    items of the same curve): what a smaller budget (a demo's) could see."""
+    return {str(round(states * share)): C.minimum_detectable(curve.subset(share))
+            for share in (0.125, 0.25, 0.5, 1.0)}
 
 
 def lens_with_interval(model: Any, tokenizer: Any, states: list[R.DecisionState], groups: list[str]) -> dict:
@@ -178,13 +197,15 @@ def run_lending(args: argparse.Namespace, made: dict[str, Any], clock: Clock) ->
     lenses = {}
     for name, m in (("full", model), ("lora-r1", lora), ("base", base)):
         with arm_clock.part(f"paired_logit_lens:{name}"):
-            lenses[name] = lens_with_interval(m, tokenizer, states, groups)
+            lenses[name] = lens_with_interval(m, tokenizer, states[::max(len(states) // args.lens_states, 1)], groups)
     save_figure(dose_response_figure(summary, titles=TITLES), "lending_dose_response")
     save_figure(paired_lens_figure(lenses, groups=groups), "lending_paired_lens")
-    save_curve(args.out / "lending" / "curve.json", curve)
-    per_arm = {k: round(v / len(curve.lambdas), 2) for k, v in clock.seconds.items() if k in ("margin_gap",
-                                                                                              "hidden_residue")}
-    per_arm["paired_logit_lens"] = round(np.mean([v for k, v in arm_clock.seconds.items() if "lens" in k]), 2)
+    save_curve(args.out / "lending" / "curve.json", curve, {"lora-r1": lora_values})
+    cost = measure_cost(clock, arm_clock, ("margin_gap", "hidden_residue"), len(curve.lambdas))
+    lens_parts = [k for k in arm_clock.seconds if k.startswith("paired_logit_lens")]
+    cost["paired_logit_lens"] = {"wall_s": round(np.mean([arm_clock.seconds[k] for k in lens_parts]), 2),
+                                 "cpu_s": round(np.mean([arm_clock.cpu_seconds[k] for k in lens_parts]), 2),
+                                 "states": lenses["full"]["n"]}
     flips = {lam: int(sum(v)) for lam, v in zip(curve.lambdas, curve.values["flip"], strict=True)}
     return {
         "states": len(states), "contested_states": len(contested), "groups": groups, "episodes": args.episodes,
@@ -193,8 +214,9 @@ def run_lending(args: argparse.Namespace, made: dict[str, Any], clock: Clock) ->
         "flips_per_lambda": {f"{lam:g}": format_proportion(k, len(states)) for lam, k in flips.items()},
         "lora_r1": arm_report(lora_values, full_values, curve, limits),
         "paired_logit_lens": lenses,
-        "seconds_per_measure_per_arm": per_arm,
+        "cost_per_arm": cost,
         "seconds_per_lambda": curve.seconds,
+        "minimum_detectable_by_items": detection_by_items(curve, len(states)),
     }
 
 
@@ -207,6 +229,7 @@ def dialogue_measure(tokenizer: Any, prompts: list[list[dict[str, str]]], rows: 
         with clock.part("sampled_toxicity"):
             tox = R.sampled_toxicity(model, tokenizer, prompts, samples=args.samples, max_new_tokens=48,
                                      batch_size=16, seed=0)
+        print(f"[dialogue] measured: {clock.seconds}", flush=True)
         return {"hidden_residue": nll, "toxicity_sampled": tox["sampled"], "toxicity_greedy": tox["greedy"]}
     return measure
 
@@ -228,16 +251,17 @@ def run_dialogue(args: argparse.Namespace, made: dict[str, Any], clock: Clock) -
     summary = C.summarize(curve)
     limits = {k: v["minimum_detectable_lambda"] for k, v in summary["measures"].items()}
     arm_clock = Clock()
-    lora, _ = load(made["base"], made["lora"])
+    with arm_clock.part("load"):
+        lora, _ = load(made["base"], made["lora"])
     lora_values = dialogue_measure(tokenizer, prompts, rows, args, arm_clock)(lora)
     save_figure(dose_response_figure(summary, titles=TITLES), "dialogue_dose_response")
-    save_curve(args.out / "dialogue" / "curve.json", curve)
-    per_arm = {k: round(v / len(curve.lambdas), 2) for k, v in clock.seconds.items()
-               if k in ("hidden_residue", "sampled_toxicity")}
+    save_curve(args.out / "dialogue" / "curve.json", curve, {"lora-r1": lora_values})
+    cost = measure_cost(clock, arm_clock, ("hidden_residue", "sampled_toxicity"), len(curve.lambdas))
     return {"states": len(states), "prompts": len(prompts), "samples_per_prompt": args.samples,
             "lambdas": curve.lambdas, "calibration": summary, "minimum_detectable_lambda": limits,
             "lora_r1": arm_report(lora_values, {k: v[0] for k, v in curve.values.items()}, curve, limits),
-            "seconds_per_measure_per_arm": per_arm, "seconds_per_lambda": curve.seconds}
+            "cost_per_arm": cost, "seconds_per_lambda": curve.seconds,
+            "minimum_detectable_by_items": detection_by_items(curve, len(states))}
 
 
 # ---- main ------------------------------------------------------------------------------------------------------
@@ -246,6 +270,7 @@ def main() -> int:
     parser.add_argument("--family", choices=("lending", "dialogue"), default="lending")
     parser.add_argument("--states", type=int, default=512, help="Lending decision states (>= 500 for the study)")
     parser.add_argument("--episodes", type=int, default=12, help="fair-oracle Lending episodes the states come from")
+    parser.add_argument("--lens-states", type=int, default=128, help="states for the paired logit lens (per arm)")
     parser.add_argument("--dialogue-states", type=int, default=96)
     parser.add_argument("--dialogue-episodes", type=int, default=24)
     parser.add_argument("--dialogue-prompts", type=int, default=32, help="prompts for sampled toxicity")
@@ -254,19 +279,22 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "residue-calibration",
                         help="where the implanted base and the arms are built (once) and cached")
     args = parser.parse_args()
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     clock = Clock()
     made = prepare(args.family, args.out)
     result = (run_lending if args.family == "lending" else run_dialogue)(args, made, clock)
-    result["seconds"] = {**made["seconds"], **clock.seconds, "total": round(time.perf_counter() - started, 1)}
+    result["seconds"] = {**{f"build_{k}": v for k, v in made["seconds"].items()}, **clock.seconds,
+                         "total": round(time.perf_counter() - started, 1)}
+    result["cpu_seconds"] = {**clock.cpu_seconds, "total": round(time.process_time(), 1)}
     result["machine"] = {"cpus": len(os.sched_getaffinity(0)), "torch_threads": _threads(),
-                         "processor": platform.processor() or platform.machine()}
+                         "processor": platform.processor() or platform.machine(),
+                         "load_average_1min": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)}}
     path = RESULTS / "residue_calibration.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
     saved[args.family] = result
     path.write_text(json.dumps(saved, indent=1) + "\n")
     print(json.dumps({"minimum_detectable_lambda": result["minimum_detectable_lambda"],
-                      "seconds_per_measure_per_arm": result["seconds_per_measure_per_arm"],
+                      "cost_per_arm": result["cost_per_arm"],
                       "seconds": result["seconds"]}, indent=1))
     return 0
 

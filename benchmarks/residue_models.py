@@ -19,6 +19,7 @@ from fairgym.threads import configure_threads
 configure_threads()  # before torch loads
 
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -67,24 +68,35 @@ def _arm(config: SweepConfig, family: str, out: Path, base: Path, method: str) -
     return result.model_dir if method == "full" else result.adapter_dir
 
 
+def _timed(seconds: dict[str, float], stage: str, build: Any, done: Path) -> Path:
+    """Run ``build()`` and record its seconds under ``stage`` unless its result ``done`` already existed."""
+    cached = done.exists()
+    started = time.perf_counter()
+    path = build()
+    if not cached:
+        seconds[stage] = round(time.perf_counter() - started, 1)
+    return path
+
+
 def prepare(family: str, out: Path) -> dict[str, Any]:
     """Build (or reuse) the implanted base, the full arm and the LoRA arm of ``family`` under ``out/family``.
 
     Returns:
-        ``{"config", "base", "full", "lora", "seconds": {stage: seconds spent now (0 when cached)}}``.
+        ``{"config", "base", "full", "lora", "seconds": {stage: seconds it took to build}}``; the seconds of a
+        stage built by an earlier call are read back from ``build_seconds.json`` in the folder.
     """
     config = sweep_config(family)
     folder = Path(out) / family
-    seconds = {}
-    started = time.perf_counter()
-    base = _implant(config, folder)
-    seconds["implant"] = round(time.perf_counter() - started, 1)
-    paths = {}
-    for method in ("full", "lora"):
-        started = time.perf_counter()
-        paths[method] = _arm(config, family, folder, base, method)
-        seconds[f"train_{method}"] = round(time.perf_counter() - started, 1)
-    return {"config": config, "base": base, **paths, "seconds": seconds}
+    record = folder / "build_seconds.json"
+    seconds = json.loads(record.read_text()) if record.exists() else {}
+    spec = FAMILIES[family]
+    base = _timed(seconds, "implant", lambda: _implant(config, folder), implant_dir(config, folder) / "model")
+    full = _timed(seconds, "train_full", lambda: _arm(config, family, folder, base, "full"),
+                  folder / f"full-lr{spec['full_lr']:g}" / "model")
+    lora = _timed(seconds, "train_lora", lambda: _arm(config, family, folder, base, "lora"),
+                  folder / f"lora-r{LORA_RANK}-lr{LORA_LR:g}" / "adapter")
+    record.write_text(json.dumps(seconds, indent=1))
+    return {"config": config, "base": base, "full": full, "lora": lora, "seconds": seconds}
 
 
 if __name__ == "__main__":

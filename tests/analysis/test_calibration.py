@@ -77,3 +77,12 @@ def test_curve_round_trips_through_its_dict():
     curve = curve_of({lam: lam for lam in LAMBDAS})
     again = DoseCurve.from_dict(curve.to_dict())
     assert again.lambdas == curve.lambdas and again.values == curve.values
+
+
+def test_a_subset_of_items_sees_less():
+    rng = np.random.default_rng(1)
+    noise = rng.normal(size=(len(LAMBDAS), ITEMS))
+    curve = dose_response(lambda lam: {"m": (BASELINE + lam + noise[LAMBDAS.index(lam)]).tolist()}, LAMBDAS)
+    small = curve.subset(0.1)
+    assert len(small.values["m"][0]) == 40 and small.values["m"][0][0] == curve.values["m"][0][0]
+    assert minimum_detectable(small)["m"] > minimum_detectable(curve)["m"]

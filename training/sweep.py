@@ -264,6 +264,10 @@ def _run_sweep(config: SweepConfig, out_root: str | Path, report: bool) -> Path:
         print(f"[sweep] {config.name}: arm {i}/{len(arms)} {arm.name}", flush=True)
         status = run_arm(config, arm, sweep_dir, base_model, rates)
         print(f"[sweep] {arm.name}: {status['state']} ({status.get('seconds', 0)} s)", flush=True)
+    if config.residue.enabled:
+        from fairgym.training.sweep_residue import run_residue
+
+        run_residue(config, sweep_dir, arms, base_model)
     if config.diagnostics.enabled:
         from fairgym.training.sweep_diagnostics import run_diagnostics
 

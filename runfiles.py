@@ -11,6 +11,7 @@ One home for the layout that ``fairgym run``, ``fairgym train``, ``fairgym sweep
     <sweep>/<arm>/status.json          STATUS_FILE (arm folders are named ``arm_name(label, seed)``)
     <sweep>/<arm>/<Env-vN>/            ``env_folder(env_id)``: one run folder per evaluated env
     <sweep>/diagnostics.json           DIAGNOSTICS_FILE
+    <sweep>/residue.json               RESIDUE_FILE: paired residue measures per arm and their calibration
     <sweep>/learning_rates.json        LEARNING_RATES_FILE
     <sweep>/lr-select/<label>/lr-<rate>/heldout.json   HELDOUT_FILE: a learning-rate grid point's held-out loss
     <run, train run or sweep>/.fairgym.lock   LOCK_FILE: its writer's lock and name (``fairgym.locks``)
@@ -36,6 +37,7 @@ REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
 STATUS_FILE = "status.json"
 DIAGNOSTICS_FILE = "diagnostics.json"
+RESIDUE_FILE = "residue.json"
 LEARNING_RATES_FILE = "learning_rates.json"
 HELDOUT_FILE = "heldout.json"
 LOCK_FILE = ".fairgym.lock"

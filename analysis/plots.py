@@ -230,7 +230,7 @@ def logit_lens_figure(lenses: dict[str, dict[str, Any]], *, choices: list[str], 
         if lens.get("group_gap"):
             axes[1].plot(lens["group_gap"], marker=".", label=arm)
     axes[0].set_title(f"logit lens: margin {choices[0]} - {choices[1]}", fontsize=9)
-    axes[1].set_title(f"margin gap {groups[0]} - {groups[-1]}", fontsize=9)
+    axes[1].set_title(f"paired margin gap {groups[0]} - {groups[-1]} (same states, descriptor swapped)", fontsize=9)
     for ax in axes:
         ax.axhline(0, color="grey", linewidth=0.5)
         ax.set_xlabel("layer (0 = embeddings)")

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from fairgym.analysis.dialogue import TOXIC_THRESHOLD
+from fairgym.analysis.stats import wilson_ci
 from fairgym.envs.dialogue import ENDORSEMENT, JUDGE_TOXICITY
 from fairgym.envs.groups import DESCRIPTOR_SETS, mask_groups, swap_group
 from fairgym.envs.judge_spec import EMBEDDED_ALIASES, JUDGE_PREFIX, is_judge_spec, judge_model
@@ -220,13 +221,10 @@ def score_items(scorer: Any, items: Sequence[Item], *, batch_size: int = 16,
 
 # ---- metrics -----------------------------------------------------------------------------------------------------
 def wilson(k: int, n: int, confidence: float = 0.95) -> dict[str, float]:
-    """``k / n`` with its Wilson score interval (scipy's ``binomtest``); ``nan`` when ``n == 0``."""
-    if n == 0:
-        return {"value": math.nan, "low": math.nan, "high": math.nan, "k": 0, "n": 0}
-    from scipy.stats import binomtest
-
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return {"value": k / n, "low": float(ci.low), "high": float(ci.high), "k": int(k), "n": int(n)}
+    """``k / n`` with its Wilson score interval (``fairgym.analysis.stats.wilson_ci``) as ``value``/``low``/
+    ``high``; ``nan`` when ``n == 0``."""
+    ci = wilson_ci(int(k), int(n), confidence)
+    return {"value": ci["rate"], "low": ci["low"], "high": ci["high"], "k": int(k), "n": int(n)}
 
 
 def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:

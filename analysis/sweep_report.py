@@ -32,8 +32,9 @@ from fairgym.analysis.plots import (
     update_energy_figure,
 )
 from fairgym.analysis.report import markdown_table
+from fairgym.analysis.residue_report import residue_figures, residue_markdown
 from fairgym.analysis.scorer_report import first_episodes, scorer_markdown
-from fairgym.analysis.stats import seed_ci
+from fairgym.analysis.stats import k_of_n, seed_ci
 from fairgym.analysis.trajectories import Trajectories, env_family, env_profile_or_generic
 from fairgym.analysis.wandb_log import log_sweep_report
 from fairgym.config import load_yaml
@@ -47,6 +48,7 @@ from fairgym.runfiles import (
     METRICS_FILE,
     PLOTS_DIR,
     REPORT_FILE,
+    RESIDUE_FILE,
     STATUS_FILE,
     arm_label,
     env_folder,
@@ -72,7 +74,8 @@ def load_sweep(sweep_dir: str | Path) -> dict[str, Any]:
     arms.sort(key=_arm_order)
     return {"dir": sweep_dir, "config": config, "arms": arms,
             "diagnostics": read_json(sweep_dir / DIAGNOSTICS_FILE) or {},
-            "learning_rates": read_json(sweep_dir / LEARNING_RATES_FILE) or {}}
+            "learning_rates": read_json(sweep_dir / LEARNING_RATES_FILE) or {},
+            "residue": read_json(sweep_dir / RESIDUE_FILE) or {}}
 
 
 def _arm_order(arm: dict[str, Any]) -> tuple:
@@ -106,14 +109,31 @@ def diag_values(sweep: dict[str, Any], label: str, path: tuple[str, ...]) -> lis
 
 
 # ---- numbers -------------------------------------------------------------------------------------------------
-def fmt_ci(values: list[float | None], digits: int = 3) -> str:
-    """``mean ± half`` to ``digits`` significant digits (``mean`` alone for one seed; ``n/a`` with none)."""
+BOUNDED = ("fairness/selection_rate", "fairness/true_positive_rate", "fairness/demographic_parity_difference",
+           "fairness/equal_opportunity_difference", "fairness/equalized_odds_difference", "task/teacher_agreement",
+           "toxicity/", "format/", "bias/", "fairness/allocation_gap_max")
+
+
+def bounds_of(key: str) -> tuple[float, float] | None:
+    """``(0, 1)`` for a metric that is a rate, share or difference of rates, so no interval leaves its range."""
+    return (0.0, 1.0) if any(key == b or (b.endswith("/") and key.startswith(b)) for b in BOUNDED) else None
+
+
+def fmt_ci(values: list[float | None], digits: int = 3, bounds: tuple[float, float] | None = None) -> str:
+    """The mean over seeds with its 95% t-interval, ``mean [low, high]`` to ``digits`` significant digits, clipped
+    to ``bounds``; ``all 3: x`` when the seeds agree (never "±0"), the value alone for one seed, ``n/a`` with none."""
     ci = seed_ci(values)
     if ci["n"] == 0:
         return "n/a"
     if ci["n"] == 1:
         return f"{ci['mean']:.{digits}g}"
-    return f"{ci['mean']:.{digits}g} ± {ci['half_width']:.2g}"
+    kept = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if max(kept) - min(kept) <= 1e-12 * max(1.0, max(abs(v) for v in kept)):
+        return f"all {ci['n']}: {kept[0]:.{digits}g}"
+    low, high = ci["low"], ci["high"]
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return f"{ci['mean']:.{digits}g} [{low:.2g}, {high:.2g}]"
 
 
 def eval_envs(sweep: dict[str, Any]) -> list[str]:
@@ -153,7 +173,8 @@ def headline_table(sweep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the arms × metrics table (mean ± 95% CI over seeds)."""
     cols = headline_columns(sweep)
     verdicts = bool(verdict_envs(sweep))  # the collapse verdict reads approval rates
-    header = ["arm", "seeds done", "learning rate", *[c[2] for c in cols], *(["policy"] if verdicts else [])]
+    header = ["arm", "seeds done", "learning rate", *[c[2] for c in cols],
+              *(["policy", "seeds = teacher"] if verdicts else [])]
     rows = []
     for label in labels(sweep):
         cells = [label, f"{len(by_label(sweep, label))}/{len(by_label(sweep, label, done_only=False))}",
@@ -161,11 +182,20 @@ def headline_table(sweep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         for kind, key, _ in cols:
             values = (metric_values(sweep, label, kind.split(":", 1)[1], key) if kind.startswith("metric:")
                       else diag_values(sweep, label, tuple(key.split("."))))
-            cells.append(fmt_ci(values) + _partial(values, len(by_label(sweep, label))))
+            cells.append(fmt_ci(values, bounds=bounds_of(key)) + _partial(values, len(by_label(sweep, label))))
         if verdicts:
-            cells.append(label_verdict(sweep, label))
+            cells += [label_verdict(sweep, label), seeds_equal_to_teacher(sweep, label)]
         rows.append(cells)
     return header, rows
+
+
+def seeds_equal_to_teacher(sweep: dict[str, Any], label: str) -> str:
+    """``k of n``: the label's finished seeds whose decisions all equal the fair teacher's (agreement 1), counted
+    from the metrics."""
+    env_id = verdict_envs(sweep)[0]
+    agreement = profile_of(env_id).agreement_metric or ""
+    counted = k_of_n(metric_values(sweep, label, env_id, agreement), 1.0)
+    return f"{counted['k']} of {counted['n']}" if counted["n"] else "—"
 
 
 def _partial(values: list[float | None], seeds_done: int) -> str:
@@ -413,6 +443,8 @@ def sweep_figures(sweep: dict[str, Any], intervals: dict[str, list[dict[str, Any
         "logit_lens": logit_lens_figure(lenses, choices=diag.get("choices", ["A", "B"]),
                                         groups=diag.get("groups", ["first", "last"])) if lenses else None,
         "update_energy": update_energy_figure(curves, lora_update_points(sweep)) if curves else None}
+    lora = {lab: s for s, labs in lora_series(sweep).items() for lab in labs}
+    figures.update(residue_figures(sweep, {lab: _rank_of(sweep, lab) for lab in lora}, lora))
     for env_id in sweep["config"].get("eval", {}).get("envs", []):
         figures.update(env_figures(sweep, env_id, intervals.get(env_id, [])))
     return {k: v for k, v in figures.items() if v is not None}
@@ -476,8 +508,10 @@ def group_table(sweep: dict[str, Any]) -> tuple[list[str], list[list[str]]] | No
         return None
     profile = profile_of(envs[0])
     header = ["arm", *[f"agreement {g}" for g in groups], *[f"approval {g}" for g in groups]]
-    rows = [[label, *[fmt_ci(metric_values(sweep, label, envs[0], f"{profile.agreement_metric}/{g}")) for g in groups],
-             *[fmt_ci(metric_values(sweep, label, envs[0], f"{profile.approval_metric}/{g}")) for g in groups]]
+    rows = [[label, *[fmt_ci(metric_values(sweep, label, envs[0], f"{profile.agreement_metric}/{g}"), bounds=(0, 1))
+                      for g in groups],
+             *[fmt_ci(metric_values(sweep, label, envs[0], f"{profile.approval_metric}/{g}"), bounds=(0, 1))
+               for g in groups]]
             for label in labels(sweep)]
     return header, rows
 
@@ -491,7 +525,8 @@ def _groups_in_metrics(sweep: dict[str, Any], env_id: str) -> list[str]:
 def legend(sweep: dict[str, Any]) -> list[str]:
     """The sentences explaining the headline table's columns, for the columns it has."""
     config, diag = sweep["config"], sweep["diagnostics"]
-    out = ["Mean over seeds ± half-width of a 95% t-interval (one seed: the value)."]
+    out = ["Mean over seeds [95% t-interval, clipped to the range of a rate]; 'all 3: x' when every seed gives the "
+           "same value (an interval would read as certainty); one seed: the value."]
     out += [s for s in dict.fromkeys(profile_of(e).legend for e in eval_envs(sweep)) if s]
     if diag.get("arms"):
         out += [f"KL is in nats on the {diag.get('decisions', 0)} decision prompts of `{diag.get('env_id')}`. The "
@@ -525,6 +560,7 @@ def report_text(sweep: dict[str, Any], figures: dict[str, Path],
     groups = group_table(sweep)
     if groups:
         parts += ["### Per group", "", markdown_table(*groups), ""]
+    parts += residue_markdown(sweep, markdown_table)
     lr_lines = _lr_lines(sweep)
     if lr_lines:
         parts += ["## Learning rates", "", "Chosen per arm by loss on held-out teacher demonstrations (never a "

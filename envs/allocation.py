@@ -100,6 +100,7 @@ PROFILE = FamilyProfile(
     legend="Bias metrics are between-group differences (lower is fairer).",
     wandb_columns=("group_allocation", "group_incidents", "group_found"),
     fairness_metric="fairness/allocation_gap_max",
+    tools="fairgym.training.tool_env:AllocationTools",
     policies={"random": "fairgym.agents.baselines:RandomAllocation",
               "constant": "fairgym.agents.baselines:ConstantAgent",
               "fair-oracle": "fairgym.agents.baselines:AllocationOracle"},

@@ -98,6 +98,7 @@ PROFILE = FamilyProfile(
     toxicity_reward=True,
     training_data="detox",
     biased_teacher="hostile",
+    tools="fairgym.training.tool_env:DialogueTools",
     policies={"random": "fairgym.agents.baselines:RandomReply",
               "fair-oracle": "fairgym.agents.baselines:PoliteAgent",
               "polite": "fairgym.agents.baselines:PoliteAgent",

@@ -12,6 +12,10 @@ schema, so each is read on its own:
   ``honest-race.csv`` with another identity. A text is paired with the template whose ``raw`` it matches, and the
   words standing where ``[I]`` stands are its identity.
 
+fairgym also ships ``"honest-fairgym"`` (``envs/data/honest-fairgym.csv``): 20 templates in HONEST's schema and
+style ("[I] should work as a [M].") written for fairgym, each for eight identities ("the Black person", ...,
+"the Hindu person"), so HONEST-format turns run offline.
+
 Every identity term is a group of the env; an *opening* is one template written for one identity, and the
 counterfactual openings of an opening are the same template with the other identities. Only the standard
 library is used here: ``fairgym.envs`` never imports torch or pandas.
@@ -35,6 +39,7 @@ SOURCES: dict[str, tuple[str, str | None]] = {
     "honest-religion": ("honest-religion.csv", None),
 }
 TEMPLATE_FILES = tuple(files[0] for files in SOURCES.values())
+SHIPPED = {"honest-fairgym": Path(__file__).parent / "data" / "honest-fairgym.csv"}  # offline, in HONEST's schema
 IDENTITY, MASK = "[I]", "[M]"
 
 
@@ -204,14 +209,18 @@ def _local_files(path: Path, spec: str) -> tuple[list[Path], Path | None]:
 @lru_cache(maxsize=8)
 def load_openings(spec: str) -> HonestOpenings:
     """HONEST openings from ``"honest-race"`` / ``"honest-religion"`` (the hub dataset, through
-    ``huggingface_hub`` and its cache), a local folder holding the dataset's files, or one template CSV.
+    ``huggingface_hub`` and its cache), ``"honest-fairgym"`` (shipped), a local folder holding the dataset's
+    files, or one template CSV.
 
     Raises:
         ValueError: one line naming what is wrong and what to download (files, hub id) and where to put it:
             an unknown name or a missing path, the hub unreachable (offline), a file without the HONEST columns.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"openings={spec!r} must be 'honest-race', 'honest-religion' or a local folder/CSV path.")
+        raise ValueError(f"openings={spec!r} must be 'honest-race', 'honest-religion', 'honest-fairgym' or a local "
+                         "folder/CSV path.")
+    if spec in SHIPPED:
+        return read_openings([SHIPPED[spec]], None, spec)
     if spec in SOURCES:
         templates, counterfactual = _hub_files(spec)
         return read_openings(templates, counterfactual, spec)

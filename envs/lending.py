@@ -124,6 +124,7 @@ PROFILE = FamilyProfile(
     wandb_columns=("approved", "would_repay", "score", "cash"),
     fairness_metric="fairness/demographic_parity_difference",
     biased_teacher="biased-threshold",
+    tools="fairgym.training.tool_env:LendingTools",
     policies={"max-utility": "fairgym.agents.baselines:MaxUtilityAgent",
               "eo-threshold": "fairgym.agents.baselines:EqualOpportunityAgent",
               "fair-oracle": "fairgym.agents.baselines:LendingOracle",

@@ -72,6 +72,8 @@ class FamilyProfile:
         training_data: the dataset kind SFT and GRPO build by default (``"demonstrations"``, ``"detox"``).
         fair_teacher: the agent that demonstrates the fair policy (SFT data, the report's reference row).
         biased_teacher: the agent that demonstrates the bias an implant trains in (and DPO's rejected side).
+        tools: the class exposing the family's decisions as tools to TRL's ``environment_factory`` (or its
+            reference; ``fairgym.training.tool_env``).
         policies: agent name -> ``"module:Class"`` of the policy that plays this family for that agent (e.g. the
             fair oracle's allocation rule); an agent applies to the family when it is named here (agents that
             play any closed set of choices apply wherever decisions are choices).
@@ -97,6 +99,7 @@ class FamilyProfile:
     training_data: str = "demonstrations"
     fair_teacher: str = "fair-oracle"
     biased_teacher: str | None = None
+    tools: Ref = None
     policies: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

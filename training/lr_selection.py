@@ -92,54 +92,15 @@ def heldout_rows(config: SweepConfig) -> list[dict[str, Any]]:
     return [{"prompt": r["prompt"], "completion": r["completion"]} for r in build_dataset(train)]
 
 
-def completion_tokens(tokenizer: Any, prompt: list[dict[str, str]], completion: list[dict[str, str]],
-                      max_length: int) -> tuple[list[int], int]:
-    """Token ids of prompt + completion and where the completion starts, as TRL's SFT tokenizes them (the chat
-    template with a generation prompt for the prompt alone; the completion starts where the two diverge)."""
-    def ids(messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    head, full = ids(prompt, True), ids(prompt + completion, False)
-    start = next((i for i, (a, b) in enumerate(zip(head, full, strict=False)) if a != b), min(len(head), len(full)))
-    return full[:max_length], start
-
-
 def heldout_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_size: int = 8,
                  max_length: int = 512) -> float:
     """Mean token negative log-likelihood of the completions given their prompts (SFT's completion-only loss),
     over all completion tokens of ``rows``; ``nan`` when no completion token fits in ``max_length``."""
-    import torch
+    from fairgym.lm.likelihood import completion_nll_totals
 
-    seqs = [completion_tokens(tokenizer, r["prompt"], r["completion"], max_length) for r in rows]
-    seqs = [(ids, start) for ids, start in seqs if start < len(ids)]
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(seqs), batch_size):
-            loss, n = _batch_nll(model, seqs[i:i + batch_size], tokenizer.pad_token_id or 0)
-            total, count = total + loss, count + n
-    return total / count if count else float("nan")
-
-
-def _batch_nll(model: Any, batch: list[tuple[list[int], int]], pad_id: int) -> tuple[float, int]:
-    """Summed NLL and count of the completion tokens of one right-padded batch; the LM head runs only at the
-    positions that predict a completion token."""
-    import torch
-
-    device = next(model.parameters()).device
-    width = max(len(ids) for ids, _ in batch)
-    input_ids = torch.tensor([ids + [pad_id] * (width - len(ids)) for ids, _ in batch], device=device)
-    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch], device=device)
-    # position p predicts token p + 1: the completion tokens start..len-1 are predicted at start-1..len-2
-    wanted = [(row, p) for row, (ids, start) in enumerate(batch) for p in range(start - 1, len(ids) - 1)]
-    keep = torch.tensor(sorted({p for _, p in wanted}), device=device)
-    logits = model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits.float()
-    column = {int(p): j for j, p in enumerate(keep.tolist())}
-    rows = torch.tensor([r for r, _ in wanted], device=device)
-    cols = torch.tensor([column[p] for _, p in wanted], device=device)
-    targets = input_ids[rows, torch.tensor([p + 1 for _, p in wanted], device=device)]
-    logp = torch.log_softmax(logits[rows, cols], dim=-1)
-    return float(-logp.gather(1, targets[:, None]).sum()), len(wanted)
+    totals = completion_nll_totals(model, tokenizer, rows, batch_size, max_length)
+    count = sum(n for _, n in totals)
+    return sum(total for total, _ in totals) / count if count else float("nan")
 
 
 def choose_rate(losses: dict[float, float]) -> float:

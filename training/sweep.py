@@ -24,8 +24,8 @@ The config is ``fairgym.training.sweep_config``, the folder's files ``fairgym.tr
 ``fairgym.training.sweep_arms``.
 
 The sweep is a plan of stages (``sweep_stages``: implant -> learning-rate grid points -> selection -> arms ->
-diagnostics -> report, with the teacher's row beside them), each a function of the config, the folder and the
-results of the stages it needs. An executor (``fairgym.training.executors``) runs the plan: in this process one
+residue, diagnostics -> report, with the teacher's row beside them), each a function of the config, the folder and
+the results of the stages it needs. An executor (``fairgym.training.executors``) runs the plan: in this process one
 stage after another (``executor.kind: local``, the default), or as Ray tasks across GPUs and machines (``ray``).
 """
 
@@ -280,9 +280,9 @@ def rates_stage(config: SweepConfig, sweep_dir: Path, arms: list[Arm],
 
 def sweep_stages(config: SweepConfig, sweep_dir: Path, report: bool = True) -> list[Stage]:
     """The sweep's plan, in order: the implant, the teacher's reference row, the learning-rate grid points and
-    the selection among them, every arm, the diagnostics, the report. Stages that load or train a model reserve
-    ``executor.num_cpus`` and ``num_gpus``; the rest one CPU. An arm whose stage is lost is recorded failed
-    (``lost_arm``); any other stage that fails stops the sweep."""
+    the selection among them, every arm, the residue measures, the diagnostics, the report. Stages that load or
+    train a model reserve ``executor.num_cpus`` and ``num_gpus``; the rest one CPU. An arm whose stage is lost is
+    recorded failed (``lost_arm``); any other stage that fails stops the sweep."""
     from fairgym.training.lr_selection import grid_stage, lost_grid_point, planned_grid_points
     from fairgym.training.sweep_diagnostics import run_diagnostics
 
@@ -301,6 +301,10 @@ def sweep_stages(config: SweepConfig, sweep_dir: Path, report: bool = True) -> l
                      lost=functools.partial(lost_arm, sweep_dir, arm))
                for i, arm in enumerate(arms, 1)]
     finished = tuple(s.name for s in stages)
+    if config.residue.enabled:  # residue and diagnostics read the finished arms, not each other
+        from fairgym.training.sweep_residue import run_residue
+
+        stages.append(Stage("residue", run_residue, (config, sweep_dir, arms), base, after=finished, resources=model))
     if config.diagnostics.enabled:
         stages.append(Stage("diagnostics", run_diagnostics, (config, sweep_dir, arms), base, after=finished,
                             resources=model))

@@ -106,6 +106,39 @@ class DiagnosticsSettings:
 
 
 @dataclass
+class ResidueSettings:
+    """The paired, continuous residue measures every finished arm is read out on, and their calibration
+    (``fairgym.training.sweep_residue``; the measures are ``fairgym.analysis.residue``).
+
+    Attributes:
+        enabled: run the residue stage at all.
+        states: distinct decision states of the first evaluated env, from seeded episodes of the fair teacher
+            (``seed`` on): the margin gap is measured on each with its group descriptor swapped (discrete
+            decisions), and the sampled toxicity on up to ``prompts`` of them (replies).
+        heldout: of those states, how many carry the biased teacher's answer for the hidden residue (the mean token
+            NLL an arm gives it).
+        seed: first seed of the episodes the states come from (no training, evaluation or selection seed).
+        prompts: Dialogue turns whose replies are sampled (``samples`` each, temperature 1) for the toxicity
+            measure.
+        samples: sampled replies per turn.
+        calibrate: measure models interpolated between the first seed's full arm and the implanted base at
+            ``lambdas``, for each measure's minimum detectable dose and each arm's dose equivalent.
+        lambdas: the doses, ascending from 0 (full) to 1 (base).
+        batch_size: prompts per forward pass.
+    """
+
+    enabled: bool = role(STAGE, True)
+    states: int = 500
+    heldout: int = 128
+    seed: int = 40_000
+    prompts: int = 32
+    samples: int = 4
+    calibrate: bool = True
+    lambdas: list[float] = field(default_factory=lambda: [0.0, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0])
+    batch_size: int = 32
+
+
+@dataclass
 class LRSelection:
     """How each arm's learning rate is chosen when ``learning_rates`` holds a grid for its method.
 
@@ -207,6 +240,7 @@ class SweepConfig:
         lr_selection: ``LRSelection``.
         eval: ``EvalSettings``.
         diagnostics: ``DiagnosticsSettings``.
+        residue: ``ResidueSettings``: the paired residue measures and their calibration.
         wandb_project: W&B project; every arm logs a run in group ``name``.
         executor: ``ExecutorSettings``: this process or Ray tasks, and what each stage reserves.
         device: ``None`` (CUDA when available) or e.g. ``"cpu"``.
@@ -229,6 +263,7 @@ class SweepConfig:
     lr_selection: LRSelection = field(default_factory=LRSelection)
     eval: EvalSettings = field(default_factory=EvalSettings)
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
+    residue: ResidueSettings = field(default_factory=ResidueSettings)
     wandb_project: str = role(LOGGING, "fairgym")
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     device: str | None = None
@@ -250,6 +285,7 @@ class SweepConfig:
             if variant not in VARIANTS:
                 raise UnknownNameError("SweepConfig.variants entry", str(variant), VARIANTS)
         self._check_eval()
+        self._check_residue()
         self._check_train()
         self._check_learning_rates()
         if not (self.include_base or self.include_full or self.ranks):
@@ -290,6 +326,19 @@ class SweepConfig:
         for name in ("episodes", "num_envs", "batch_size"):
             if getattr(self.eval, name) < 1:
                 raise ValueError(f"SweepConfig.eval.{name}={getattr(self.eval, name)!r} must be >= 1.")
+
+    def _check_residue(self) -> None:
+        from fairgym.analysis.calibration import check_lambdas
+
+        settings = self.residue
+        for name in ("states", "heldout", "prompts", "samples", "batch_size"):
+            if getattr(settings, name) < 1:
+                raise ValueError(f"SweepConfig.residue.{name}={getattr(settings, name)!r} must be >= 1.")
+        check_lambdas(settings.lambdas)
+        used = (self.eval.seed, self.eval.seed + max(self.eval.episodes, self.diagnostics.episodes))
+        if settings.enabled and used[0] <= settings.seed < used[1]:
+            raise ValueError(f"SweepConfig.residue.seed={settings.seed} falls in the evaluation seeds "
+                             f"{used[0]}..{used[1] - 1}; the residue's states must come from episodes of their own.")
 
     def _check_train(self) -> None:
         defaults = TrainConfig()

@@ -55,13 +55,15 @@ def render_prompts(model: Any, tokenizer: Any, points: dict[str, Any]) -> list[s
             for o, i in zip(points["observations"], points["infos"], strict=True)]
 
 
-def lens_summary(lens: np.ndarray, groups_of_points: list[str], groups: list[str]) -> dict[str, Any]:
-    """Mean margin per layer overall and per group, and the between-group gap per layer (first minus last)."""
+def lens_summary(lens: np.ndarray, groups_of_points: list[str], groups: list[str],
+                 paired: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Mean margin per layer overall and per group, and the group gap per layer: ``paired`` (each state minus its
+    descriptor-swapped twin, ``fairgym.analysis.residue.paired_logit_lens``) when given. The per-group means compare
+    different states, so their difference mixes group with score; it is kept only as ``per_group``."""
     per_group = {g: lens[:, [i for i, x in enumerate(groups_of_points) if x == g]].mean(axis=1).tolist()
                  for g in groups if g in groups_of_points}
-    gap = (np.array(per_group[groups[0]]) - np.array(per_group[groups[-1]])).tolist() \
-        if groups[0] in per_group and groups[-1] in per_group else None
-    return {"mean": lens.mean(axis=1).tolist(), "per_group": per_group, "group_gap": gap}
+    return {"mean": lens.mean(axis=1).tolist(), "per_group": per_group,
+            "group_gap": paired["mean"] if paired else None, "group_gap_pairs": paired["n"] if paired else 0}
 
 
 def arm_diagnostics(config: SweepConfig, name: str, model: Any, tokenizer: Any, ctx: dict[str, Any],
@@ -76,7 +78,12 @@ def arm_diagnostics(config: SweepConfig, name: str, model: Any, tokenizer: Any, 
     if full is not None and full is not model:
         out["kl_vs_full"] = D.kl_from_logits(_cached_logits(ctx, "full", full, tokenizer, bs), logits)
     lens = D.logit_lens(model, tokenizer, prompts, choices=points["choices"][:2], batch_size=bs)
-    out["logit_lens"] = lens_summary(lens, [i.get(keys.GROUP) for i in points["infos"]], points["groups"])
+    from fairgym.analysis.residue import DecisionState, paired_logit_lens
+
+    states = [DecisionState(o, i) for o, i in zip(points["observations"], points["infos"], strict=True)]
+    pair_groups = [points["groups"][0], points["groups"][-1]]
+    paired = paired_logit_lens(model, tokenizer, [s for s in states if s.group in pair_groups], pair_groups, bs)
+    out["logit_lens"] = lens_summary(lens, [i.get(keys.GROUP) for i in points["infos"]], points["groups"], paired)
     agent = make_llm_agent(config, model, tokenizer, name, "choice")
     out["flip_rate"] = D.counterfactual_flip_rate(agent, points["observations"], points["infos"], points["groups"])
     return out

@@ -4,7 +4,8 @@
 whole fairgym episodes with TRL's own multi-turn loop (no fairgym rollout code): TRL builds one instance per
 rollout, calls ``reset(**row)`` (the row's ``seed`` seeds the episode; the first observation is appended to the
 prompt), exposes the public methods as tools, feeds each tool's return (the next observation) back to the model,
-and scores the finished rollout with ``get_reward()``. The tools, by env family (``TOOL_ENVS``):
+and scores the finished rollout with ``get_reward()``. The tools are the class each env family's profile names
+(``FamilyProfile.tools``):
 
 - Lending: ``approve()`` / ``deny()``;
 - Allocation: ``allocate(units)`` with ``units`` a mapping of site to units (``{"North": 2, "South": 4}``);
@@ -28,6 +29,7 @@ from typing import Any, ClassVar
 from fairgym.agents.runner import make_run_env
 from fairgym.config import UnknownNameError
 from fairgym.envs import env_traits, records
+from fairgym.envs.profiles import resolve
 from fairgym.training.config import EPISODE_REWARDS
 from fairgym.training.episode_grpo import next_user_turn
 from fairgym.training.episode_rewards import applicable_components, component, fairness_metric_for
@@ -182,10 +184,6 @@ class DialogueTools(FairgymToolEnv):
         return self._act(str(message))
 
 
-TOOL_ENVS: dict[str, type[FairgymToolEnv]] = {"Lending": LendingTools, "Allocation": AllocationTools,
-                                              "Dialogue": DialogueTools}
-
-
 def tool_env_factory(env_id: str, env_kwargs: dict[str, Any] | None = None, *, env_url: str | None = None,
                      reward_weights: dict[str, float] | None = None, fairness_metric: str | None = None,
                      seed: int = 0) -> type[FairgymToolEnv]:
@@ -193,19 +191,20 @@ def tool_env_factory(env_id: str, env_kwargs: dict[str, Any] | None = None, *, e
     settings (see ``ToolEnvSettings``).
 
     Raises:
-        UnknownNameError: the env's family has no tools here (``TOOL_ENVS`` lists those that do).
+        ValueError: the env's family names no tools (``FamilyProfile.tools``).
         ValueError: an unknown reward component.
     """
-    family = env_traits(env_id).family
-    if family not in TOOL_ENVS:
-        raise UnknownNameError(f"tool env for {env_id}'s family", family, TOOL_ENVS)
+    profile = env_traits(env_id).profile
+    base = resolve(profile.tools)
+    if base is None:
+        raise ValueError(f"{env_id}'s family {profile.family!r} names no tools (FamilyProfile.tools), so TRL's "
+                         "environment_factory cannot play it; use recipe grpo-episode's rollout_func path.")
     for name in reward_weights or {}:
         if name not in EPISODE_REWARDS:
             raise UnknownNameError("episode reward component", name, EPISODE_REWARDS)
     settings = ToolEnvSettings(env_id=env_id, env_kwargs=dict(env_kwargs or {}), env_url=env_url,
                                reward_weights={k: float(v) for k, v in (reward_weights or {}).items()},
                                fairness_metric=fairness_metric, seed=seed)
-    base = TOOL_ENVS[family]
     return type(base.__name__, (base,), {"settings": settings, "_seeds": itertools.count(seed),
                                          "__module__": __name__, "__doc__": base.__doc__})
 

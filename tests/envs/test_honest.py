@@ -152,3 +152,15 @@ def test_honest_env_passes_the_checker_pickles_and_has_a_numeric_view():
     numeric = make_numeric("fairgym/Dialogue-v0", openings=str(RACE), max_steps=2)
     obs, _ = numeric.reset(seed=0)
     assert obs.shape == (1 + 4,) and obs[0] == 1.0 and obs[1:].sum() == 1.0
+
+
+def test_the_shipped_honest_format_templates_run_offline():
+    from fairgym.envs import make_env
+    from fairgym.envs.honest import load_openings
+
+    openings = load_openings("honest-fairgym")
+    assert len(openings.identities) == 8 and len(openings.openings) == 160
+    assert all(len(openings.counterfactuals(o)) == 7 for o in openings.openings)  # every template for every group
+    env = make_env("fairgym/Dialogue-v0", openings="honest-fairgym", max_steps=1)
+    _, info = env.reset(seed=0, options={"group": "the Muslim person"})
+    assert info["context"]["phase"] == "completion" and "the Muslim person" in info["context"]["interlocutor"]

@@ -63,16 +63,18 @@ def test_the_sweep_plan_orders_stages_and_takes_resources_from_the_config(tiny_m
     stages = sweep_stages(config, tmp_path / "tiny")
     names = [s.name for s in stages]
     assert names == ["implant", "teacher", "lr-grid/full/lr-0.0001", "lr-grid/lora-r2/lr-0.001", "learning-rates",
-                     "arm/base", "arm/full-s0", "arm/lora-r2-s0", "diagnostics", "report"]
+                     "arm/base", "arm/full-s0", "arm/lora-r2-s0", "residue", "diagnostics", "report"]
     by_name = {s.name: s for s in stages}
     assert by_name["lr-grid/lora-r2/lr-0.001"].needs == ("implant",)
     assert set(by_name["learning-rates"].needs) == {"implant", "lr-grid/full/lr-0.0001", "lr-grid/lora-r2/lr-0.001"}
     assert by_name["arm/lora-r2-s0"].inputs == {"base_model": "implant", "rates": "learning-rates"}
-    assert {f"arm/{a}" for a in ("base", "full-s0", "lora-r2-s0")} <= set(by_name["diagnostics"].needs)
+    for measure in ("residue", "diagnostics"):  # both read the finished arms, neither the other
+        assert {f"arm/{a}" for a in ("base", "full-s0", "lora-r2-s0")} <= set(by_name[measure].needs)
+    assert "residue" not in by_name["diagnostics"].needs
     assert set(by_name["report"].needs) == set(names[:-1])
     model = Resources(num_cpus=4, num_gpus=1)
     assert all(by_name[n].resources == model for n in ("implant", "lr-grid/full/lr-0.0001", "arm/full-s0",
-                                                         "diagnostics"))
+                                                         "residue", "diagnostics"))
     assert by_name["teacher"].resources == by_name["report"].resources == Resources(num_cpus=1, num_gpus=0)
     assert by_name["arm/base"].lost is not None and by_name["implant"].lost is None
     assert "report" not in [s.name for s in sweep_stages(config, tmp_path / "tiny", report=False)]

@@ -28,7 +28,7 @@ def test_heldout_loss_equals_each_completion_scored_alone(tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fairgym.training.lr_selection import completion_tokens
+    from fairgym.lm.likelihood import completion_tokens
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()

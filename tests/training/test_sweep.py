@@ -28,6 +28,8 @@ def tiny_sweep(model_dir: Path, **overrides) -> SweepConfig:
         "eval": {"envs": [LENDING], "episodes": 2, "seed": 100, "env_kwargs": {LENDING: {"max_steps": 3}},
                  "num_envs": 2},
         "diagnostics": {"decisions": 6, "episodes": 2, "spectrum_ranks": [1, 2, 4]},
+        "residue": {"states": 10, "heldout": 4, "prompts": 3, "samples": 2, "lambdas": [0.0, 0.5, 1.0],
+                    "batch_size": 8},
     }
     data.update(overrides)
     from fairgym.config import from_dict
@@ -381,3 +383,35 @@ def test_rescore_recomputes_metrics_from_saved_episodes_without_loading_a_model(
     (copy / "lora-r2-s0" / env_folder(env_id) / "episodes.jsonl").unlink()
     assert main(["sweep", str(config), "--out", str(copy.parent), "--rescore"]) == 2
     assert "lora-r2-s0 is done but has no" in capsys.readouterr().err
+
+
+def test_residue_stage_measures_every_arm_on_the_same_items_and_calibrates(tiny_model_dir, tmp_path):
+    """Paired residue measures per arm on one set of items, and the dose-response between full and the implanted
+    base: lambda 0 reproduces full's measures and lambda 1 the base's; the report carries both."""
+    config = tiny_sweep(tiny_model_dir, name="tiny-residue", include_full=True, ranks=[1],
+                        implant={"max_steps": 2, "episodes": 1, "batch_size": 2},
+                        diagnostics={"enabled": False})
+    sweep_dir = run_sweep(config, out_root=tmp_path)
+    residue = json.loads((sweep_dir / "residue.json").read_text())
+    heldout = residue["items"]["heldout"]  # states where the implant's answer differs from the fair teacher's
+    assert residue["items"]["states"] == 10 and 1 <= heldout <= 4
+    arms = residue["arms"]
+    assert set(arms) == {"base", "full-s0", "lora-r1-s0"}
+    for entry in arms.values():
+        values = entry["values"]
+        assert len(values["margin_gap"]) == 10 and len(values["hidden_nll"]) == heldout
+        assert values["margin_gap_abs"] == [abs(g) for g in values["margin_gap"]]
+        assert set(values["flip"]) <= {0.0, 1.0} and len(values["agreement"]) == 10
+    curve = residue["calibration"]["curve"]
+    assert curve["lambdas"] == [0.0, 0.5, 1.0]
+    for measure in ("margin_gap", "hidden_nll"):
+        at = curve["values"][measure]
+        assert at[0] == pytest.approx(arms["full-s0"]["values"][measure], abs=1e-4)  # lambda 0 is full
+        assert at[-1] == pytest.approx(arms["base"]["values"][measure], abs=1e-4)  # lambda 1 is the base
+    summary = residue["calibration"]["summary"]["measures"]
+    assert "minimum_detectable_lambda" in summary["margin_gap_abs"]
+    report = (sweep_dir / "report.md").read_text()
+    assert "## Residue: paired, on the same items" in report and "minimum detectable λ" in report
+    assert "| full |" in report and "±0" not in report and "± 0" not in report
+    plots = {p.name for p in (sweep_dir / "plots").glob("*.png")}
+    assert {"residue_vs_rank.png", "dose_response.png"} <= plots

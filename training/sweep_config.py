@@ -180,7 +180,7 @@ class ExecutorSettings:
             ``"auto"`` a cluster already running on this node; ``"<head>:6379"`` or ``"ray://<head>:10001"`` a remote
             one. The sweep folder must then lie on storage every node sees at the same path.
         num_cpus: CPUs each model stage reserves (the implant, each learning-rate grid point, each arm, the
-            diagnostics); a task's torch uses that many threads.
+            residue measures, the diagnostics); a task's torch uses that many threads.
         num_gpus: GPUs each model stage reserves: 0 trains on CPU, 1 gives every arm its own GPU, 0.5 lets two arms
             share one.
         max_retries: times Ray runs a stage again whose worker process or node died; a stage resumes from what it

@@ -27,7 +27,6 @@ from fairgym.analysis.turn_counts import (
     Series,
     TurnTables,
     count_trajectories,
-    fill_forward,
     group_codes,
     group_columns,
     n_turns,
@@ -151,42 +150,29 @@ def credit_drift(frame: pd.DataFrame, groups: list[str], starts: dict[int, dict[
     """Mean over episodes of each group's mean (``key``: credit score, or repayment probability) after turn t
     minus at reset, before the first decision (``starts``, from :func:`start_means`).
 
-    Within an episode a turn without a decision (an invalid step), or a decision that does not record a group's
-    mean, carries the last value forward (the reset value before the first decision). Returns a turn x group
-    frame; a turn no episode reached is ``nan``. ``decisions``: ``lending_decisions(frame)`` when already at hand.
+    Within an episode a turn without a decision (an invalid step) carries the last value forward (the reset
+    value before the first decision). Returns a turn x group frame; a turn no episode reached is ``nan``.
+    ``decisions``: ``lending_decisions(frame)`` when the caller has it already (it costs more than the drift).
     """
     decisions = lending_decisions(frame) if decisions is None else decisions
+    n_turns = int(frame["turn"].max()) + 1 if len(frame) else 0
     last_turns = frame.groupby("episode")["turn"].max()
-    last_turns = last_turns[[int(e) in starts for e in last_turns.index]]
-    if last_turns.empty:
-        return pd.DataFrame(NAN, index=range(n_turns(frame)), columns=groups)
-    start = np.array([[starts[int(e)].get(g, NAN) for g in groups] for e in last_turns.index], float)
-    means, known = _episode_blocks(decisions, last_turns, start, groups, key)
-    sizes = last_turns.to_numpy() + 2
-    drift = fill_forward(means, known) - np.repeat(start, sizes, axis=0)
-    turns = np.concatenate([np.arange(-1, size - 1) for size in sizes])
-    per_turn = pd.DataFrame(drift[turns >= 0], index=turns[turns >= 0], columns=groups)
-    return per_turn.groupby(level=0).mean().reindex(range(n_turns(frame)))  # pandas' mean over episodes, nan skipped
-
-
-def _episode_blocks(decisions: pd.DataFrame, last_turns: pd.Series, start: np.ndarray, groups: list[str],
-                    key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Each episode's block of rows (its reset, then turns 0 .. its last turn) of group means (``key``), and
-    where they are known: at reset (``start``, even ``nan``: nothing before it to carry) and at decisions."""
-    sizes = last_turns.to_numpy() + 2
-    first = pd.Series(np.concatenate([[0], np.cumsum(sizes)[:-1]]), index=last_turns.index)
-    means, known = np.full((sizes.sum(), len(groups)), NAN), np.zeros((sizes.sum(), len(groups)), bool)
-    means[first.to_numpy()], known[first.to_numpy()] = start, True
-    mine = decisions[decisions["episode"].isin(last_turns.index)]
-    rows = mine["episode"].map(first).to_numpy(np.int64) + 1 + mine["turn"].to_numpy(np.int64)
-    means[rows] = np.array([[_number((o.get(key) or {}).get(g)) for g in groups] for o in mine["outcome"]],
-                           float).reshape(len(rows), len(groups))
-    known[rows] = ~np.isnan(means[rows])
-    return means, known
-
-
-def _number(value: Any) -> float:
-    return NAN if value is None else float(value)
+    by_episode = dict(tuple(decisions.groupby("episode")))
+    per_episode = []
+    for episode, last_turn in last_turns.items():
+        if episode not in starts:
+            continue
+        rows = by_episode.get(episode)
+        start = pd.Series(starts[episode]).reindex(groups).astype(float)
+        means = pd.DataFrame([start.to_dict()], index=[-1])
+        if rows is not None:
+            values = list(rows["outcome"].map(lambda o: o.get(key) or {}))
+            means = pd.concat([means, pd.DataFrame(values, index=rows["turn"].to_numpy()).reindex(columns=groups)])
+        series = (means.astype(float) - start).sort_index().reindex(range(-1, int(last_turn) + 1)).ffill()
+        per_episode.append(series.drop(index=-1))
+    if not per_episode:
+        return pd.DataFrame(NAN, index=range(n_turns), columns=groups)
+    return pd.concat(per_episode).groupby(level=0).mean().reindex(range(n_turns))
 
 
 def metrics(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: list[str]) -> dict[str, float]:
@@ -245,7 +231,7 @@ def trajectories(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: li
     out = rate_trajectories(decisions, groups)
     for metric, key in (("credit_drift", "group_mean_score"), ("repay_probability_drift", "group_repay_probability")):
         drift = credit_drift(frame, groups, start_means(episodes, key), key, decisions=decisions)
-        out[f"fairness/{metric}"] = {g: drift[g].astype(float).tolist() for g in groups}
+        out[f"fairness/{metric}"] = {g: [float(v) for v in drift[g]] for g in groups}
     return pad_turns(out, frame)
 
 

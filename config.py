@@ -114,11 +114,12 @@ BUDGET = "budget"  # how long a run goes: a resumed run may extend it, but it ch
 ARMS = "arms"  # which arms of a comparison exist; each arm's numbers depend on its own settings only
 STAGE = "stage"  # whether a stage runs at all (its results, when it runs, do not depend on it)
 REPORT = "report"  # how a report labels results (verdict thresholds), never the numbers themselves
+EXECUTION = "execution"  # where a stage runs and with what (executor, CPUs, GPUs, retries), never what it computes
 
 
 def role(kind: str, default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING) -> Any:
     """A dataclass field declaring what it means for results (``LOGGING``, ``BUDGET``, ``ARMS``, ``STAGE``,
-    ``REPORT``); every list of fields that may differ between runs is derived from these declarations."""
+    ``REPORT``, ``EXECUTION``); every list of fields that may differ between runs is derived from these declarations."""
     return dataclasses.field(default=default, default_factory=default_factory, metadata={ROLE: kind})
 
 

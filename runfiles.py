@@ -13,6 +13,7 @@ One home for the layout that ``fairgym run``, ``fairgym train``, ``fairgym sweep
     <sweep>/diagnostics.json           DIAGNOSTICS_FILE
     <sweep>/residue.json               RESIDUE_FILE: paired residue measures per arm and their calibration
     <sweep>/learning_rates.json        LEARNING_RATES_FILE
+    <sweep>/lr-select/<label>/lr-<rate>/heldout.json   HELDOUT_FILE: a learning-rate grid point's held-out loss
     <run, train run or sweep>/.fairgym.lock   LOCK_FILE: its writer's lock and name (``fairgym.locks``)
 
 JSON files hold standard JSON: ``json_safe`` turns nan/inf into null (the one NaN-safe conversion), and
@@ -38,6 +39,7 @@ STATUS_FILE = "status.json"
 DIAGNOSTICS_FILE = "diagnostics.json"
 RESIDUE_FILE = "residue.json"
 LEARNING_RATES_FILE = "learning_rates.json"
+HELDOUT_FILE = "heldout.json"
 LOCK_FILE = ".fairgym.lock"
 
 

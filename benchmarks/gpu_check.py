@@ -2,7 +2,12 @@
 envs, and one episode-GRPO step, on a SmolLM2-135M-sized Llama (random weights, in-memory tokenizer: the
 machine has no network and the embedded GGUF is too large to travel). Prints one JSON object.
 
-    python benchmarks/gpu_check.py [--tiny]   # --tiny: a 2-layer model, for a CPU dry run of the same path
+With ``--rollouts`` it measures episode-GRPO rollouts instead: the same short grpo-episode run generating with
+transformers (``model.generate``) and with vLLM colocated in the training process (``use_vllm=True``,
+``vllm_mode="colocate"``): rollout episodes per second of rollout time and seconds per step. Where vLLM is not
+installed (or there is no GPU) the vLLM run is recorded as skipped, with the reason.
+
+    python benchmarks/gpu_check.py [--tiny] [--rollouts]   # --tiny: a 2-layer model, a CPU dry run of the same path
 """
 
 from __future__ import annotations
@@ -95,9 +100,52 @@ def episode_grpo_step(model_dir: Path, out: Path, device: str) -> dict:
             "rollout_episodes_per_second": json.loads(lines[-1]).get("rollout/episodes_per_second")}
 
 
+def episode_grpo_rollouts(model_dir: Path, out: Path, device: str, use_vllm: bool, steps: int = 3) -> dict:
+    """``steps`` grpo-episode steps (LoRA r=8; per step 16 rollouts of 5 Lending decisions, G=4, 4 tokens a turn),
+    generating with transformers or with colocated vLLM: rollout episodes per second of rollout time (from the
+    rollout log, so vLLM's start-up and weight syncs are left out), and the run's seconds per step."""
+    from fairgym.runfiles import STEP_METRICS_FILE
+    from fairgym.training import TrainConfig, train
+
+    started = time.perf_counter()
+    result = train(TrainConfig(recipe="grpo-episode", model=str(model_dir), output_dir=str(out), device=device,
+                               env_kwargs={"max_steps": 5}, episodes=4 * steps, max_steps=steps, batch_size=16,
+                               num_generations=4, max_completion_length=4, save_steps=10_000, beta=0.0,
+                               use_vllm=use_vllm))
+    seconds = time.perf_counter() - started
+    last = json.loads((out / "rollouts" / STEP_METRICS_FILE).read_text().splitlines()[-1])
+    return {"global_step": result.global_step, "seconds_per_step_with_setup": round(seconds / steps, 3),
+            "rollout_episodes": last.get("rollout/episodes"),
+            "rollout_episodes_per_second": round(last.get("rollout/episodes_per_second", float("nan")), 2)}
+
+
+def rollout_comparison(model_dir: Path, tmp: Path, device: str) -> dict:
+    """Episode-GRPO rollouts with transformers and with vLLM (or why vLLM was skipped) and the ratio of rates."""
+    import importlib.util
+
+    out: dict = {"transformers": episode_grpo_rollouts(model_dir, tmp / "rollouts-hf", device, use_vllm=False)}
+    if device != "cuda" or importlib.util.find_spec("vllm") is None:
+        out["vllm"] = {"skipped": "no CUDA device" if device != "cuda" else "vllm is not installed on this machine "
+                       "(pip install 'trl[vllm]'; its wheels are larger than benchmarks/wheels may carry)"}
+        return out
+    from importlib.metadata import version
+
+    try:
+        out["vllm"] = {"version": version("vllm"),
+                       **episode_grpo_rollouts(model_dir, tmp / "rollouts-vllm", device, use_vllm=True)}
+    except Exception as exc:  # noqa: BLE001 - unattended: record the failure, keep the transformers numbers
+        out["vllm"] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+        return out
+    out["vllm_over_transformers_rollout_rate"] = round(out["vllm"]["rollout_episodes_per_second"]
+                                                       / out["transformers"]["rollout_episodes_per_second"], 2)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="2-layer model (a CPU dry run of the same path)")
+    parser.add_argument("--rollouts", action="store_true",
+                        help="only episode-GRPO rollouts, with transformers and with vLLM (colocate)")
     args = parser.parse_args()
     import torch
 
@@ -106,6 +154,9 @@ def main() -> None:
                  else "SmolLM2-135M-sized (random weights)", "bf16_autocast": device == "cuda"}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = save_model(Path(tmp) / "model", args.tiny)
+        if args.rollouts:
+            print(json.dumps({**out, "episode_grpo_rollouts": rollout_comparison(model_dir, Path(tmp), device)}))
+            return
         for method in ("lora", "full"):
             out[f"sft_seconds_per_step_{'lora_r8' if method == 'lora' else 'full'}"] = round(
                 sft_step_seconds(model_dir, method, Path(tmp) / f"sft-{method}", device), 4)

@@ -1,12 +1,14 @@
 """``fairgym sweep CONFIG``: train and evaluate base / LoRA ranks / full arms, run the diagnostics, write the report.
 
 A config with a ``sweeps:`` block runs each sub-sweep in turn (e.g. ``configs/sweeps/cpu-study.yaml``: Lending and
-Dialogue), each into its own folder and report.
+Dialogue), each into its own folder and report. ``--executor ray [--address auto]`` runs the stages as Ray tasks
+(``docs/scale-out.md``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config overrides, e.g. ranks=[1,4] seeds=[0,1] eval.episodes=4")
     parser.add_argument("--out", default="runs", help="folder the sweep folder runs/<name>/ goes under")
     parser.add_argument("--no-report", action="store_true", help="skip report.md and the plots")
+    parser.add_argument("--executor", choices=("local", "ray"), default=None,
+                        help="where the stages run: local (this process, the default) or ray (Ray tasks across GPUs "
+                             "and machines; pip install 'fairgym[ray]'); sets executor.kind")
+    parser.add_argument("--address", default=None,
+                        help="with --executor ray: the cluster to join, 'auto' or <head>:6379 (default: RAY_ADDRESS, "
+                             "else Ray started on this machine); sets executor.address")
     parser.add_argument("--rescore", action="store_true",
                         help="recompute every finished arm's metrics from its saved episodes (no model loaded, "
                              "e.g. after fairgym gained a metric), then rewrite the report")
@@ -35,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from fairgym.training.sweep_config import load_sweep_configs
     from fairgym.training.sweep_folder import check_sweep_folder
 
-    configs = load_sweep_configs(args.config, args.overrides)  # every config error surfaces here, before training
+    # quoted, so YAML reads an address such as 10.0.0.1:6379 as the string it is
+    flags = {"kind": args.executor, "address": args.address}
+    executor = [f"executor.{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+    configs = load_sweep_configs(args.config, [*args.overrides, *executor])  # every config error, before training
     for config in configs:  # a folder holding other results is refused before any sweep runs
         check_sweep_folder(config, Path(args.out) / config.name)
         if not (args.report_only or args.rescore):

@@ -16,6 +16,7 @@ from fairgym.config import BUDGET, LOGGING, UnknownNameError, fields_with_role, 
 
 RECIPES = ("sft", "grpo", "dpo", "grpo-episode")
 GRPO_RECIPES = ("grpo", "grpo-episode")
+VLLM_MODES = ("colocate",)  # TRL's vllm_mode values fairgym wires up
 # Reward components of the episode recipe (fairgym.training.episode_rewards computes them) and their default weights.
 LR_SCHEDULERS = ("linear", "constant", "constant_with_warmup", "cosine")
 EPISODE_REWARDS = {"task_return": 1.0, "fairness": 0.0, "fairness_per_turn": 0.0, "toxicity": 0.0,
@@ -83,6 +84,14 @@ class TrainConfig:
         num_generations: GRPO group size (completions per prompt).
         max_completion_length: GRPO tokens generated per completion (``grpo-episode``: per turn).
         temperature: GRPO sampling temperature.
+        use_vllm: GRPO recipes on CUDA: generate rollouts with vLLM (TRL's ``use_vllm``) instead of ``generate``;
+            needs ``pip install 'trl[vllm]'``. ``grpo``: TRL samples the completions; ``grpo-episode``: every turn
+            of every episode is one vLLM call, its sampled tokens' log-probabilities passed to TRL's importance
+            sampling correction. Refused on CPU and where vLLM is not installed.
+        vllm_mode: ``"colocate"``: vLLM runs inside the training process on its GPU, its weights synced after
+            every optimizer step (TRL's ``vllm_mode``; a separate vLLM server is not wired up).
+        vllm_gpu_memory_utilization: share of the GPU's memory vLLM may take for its weights and KV cache (the
+            rest is left to training).
         fairness_penalty: GRPO penalty weight for deviating from the fair reference decision.
         format_weight: GRPO weight of the format reward (1 when the env parses the completion).
         reward_weights: ``grpo-episode``: weight per reward component (``task_return``, ``fairness``,
@@ -140,6 +149,9 @@ class TrainConfig:
     num_generations: int = 4
     max_completion_length: int = 8
     temperature: float = 1.0
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"
+    vllm_gpu_memory_utilization: float = 0.3
     fairness_penalty: float = 0.0
     format_weight: float = 0.5
     reward_weights: dict[str, float] | None = None
@@ -185,7 +197,21 @@ class TrainConfig:
         if value not in options:
             raise UnknownNameError(f"TrainConfig.{name}", str(value), options)
 
+    def _check_vllm(self) -> None:
+        """The vLLM settings that hold for any recipe (a sweep's ``train`` block has no recipe yet: the recipe is
+        checked when training starts, ``check_vllm_recipe``)."""
+        if not self.use_vllm:
+            return
+        self._check_choice("vllm_mode", VLLM_MODES)
+        if not 0.0 < self.vllm_gpu_memory_utilization < 1.0:
+            raise ValueError(f"TrainConfig.vllm_gpu_memory_utilization={self.vllm_gpu_memory_utilization!r} must be a "
+                             "share of the GPU's memory in (0, 1), e.g. 0.3.")
+        if (self.device or "").startswith("cpu"):
+            raise ValueError("TrainConfig.use_vllm=true needs a CUDA GPU (vLLM generates on the GPU); device='cpu' "
+                             "trains on CPU: set use_vllm=false there.")
+
     def _check_grpo(self) -> None:
+        self._check_vllm()
         if self.eval_every < 0:
             raise ValueError(f"TrainConfig.eval_every={self.eval_every!r} must be >= 0 (0 disables evaluation).")
         if self.recipe not in GRPO_RECIPES:
@@ -259,6 +285,17 @@ class TrainConfig:
         return f"lora-r{self.rank}" if self.method == "lora" else "full"
 
 
+def check_vllm_recipe(config: TrainConfig) -> None:
+    """Refuse ``use_vllm`` for a recipe that generates nothing (SFT, DPO).
+
+    Raises:
+        ValueError: naming the recipe and the way out.
+    """
+    if config.use_vllm and config.recipe not in GRPO_RECIPES:
+        raise ValueError(f"TrainConfig.use_vllm=true generates GRPO rollouts; recipe={config.recipe!r} generates "
+                         f"nothing. Use a GRPO recipe ({', '.join(GRPO_RECIPES)}) or use_vllm=false.")
+
+
 def load_train_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                       **fields: Any) -> TrainConfig:
     """YAML file (optional) + ``key=value`` overrides + keyword fields -> a validated ``TrainConfig``."""
@@ -270,7 +307,11 @@ RESUMABLE_FIELDS = fields_with_role(TrainConfig, (BUDGET, LOGGING))
 
 
 def config_differences(saved: dict[str, Any], current: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """Fields (other than the resumable ones) whose saved value differs from ``current``: name -> (saved, now)."""
-    now = dataclasses.asdict(current)
+    """Fields (other than the resumable ones) whose saved value differs from ``current``: name -> (saved, now).
+
+    A field the saved config predates counts as its default (a new field's default keeps the old behaviour; one
+    that does not bumps ``SCHEMA_CHANGES``)."""
+    now, defaults = dataclasses.asdict(current), dataclasses.asdict(TrainConfig())
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     names = (set(saved) | set(now)) - RESUMABLE_FIELDS
     return {n: (saved.get(n), now.get(n)) for n in sorted(names) if saved.get(n) != now.get(n)}

@@ -138,12 +138,16 @@ class Rollout:
     info: dict[str, Any]
     completion_ids: list[int] = field(default_factory=list)
     env_mask: list[int] = field(default_factory=list)
+    logprobs: list[float | None] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
 
-    def add(self, ids: list[int], model_tokens: bool) -> None:
+    def add(self, ids: list[int], model_tokens: bool, logprobs: list[float] | None = None) -> None:
+        """Append tokens; ``logprobs``: the sampler's log-probability of each (``None`` where unknown, e.g. the
+        env's tokens)."""
         self.completion_ids += ids
         self.env_mask += [1 if model_tokens else 0] * len(ids)
+        self.logprobs += list(logprobs) if logprobs is not None else [None] * len(ids)
 
 
 def start_rollout(env: Any, tokenizer: Any, seed: int) -> Rollout:
@@ -171,6 +175,26 @@ def generate_turn(model: Any, tokenizer: Any, sequences: list[list[int]], spec: 
     return [_cut_at_stop(row.tolist(), stops) for row in out[:, width:]]
 
 
+def generate_turn_vllm(llm: Any, tokenizer: Any, sequences: list[list[int]],
+                       spec: EpisodeSpec) -> tuple[list[list[int]], list[list[float]]]:
+    """One assistant turn for every sequence in one call of a vLLM ``LLM`` (TRL's colocated engine, its weights the
+    policy's), each reply cut after its first end-of-turn token; returns the replies and the log-probability vLLM
+    sampled each token with (temperature applied: TRL starts vLLM with processed logprobs)."""
+    from vllm import SamplingParams
+
+    stops = spec.stop_ids(tokenizer)
+    params = SamplingParams(n=1, temperature=spec.temperature, top_p=1.0, max_tokens=spec.turn_tokens,
+                            stop_token_ids=stops, logprobs=0)
+    outputs = llm.generate([{"prompt_token_ids": s} for s in sequences], sampling_params=params, use_tqdm=False)
+    replies, logprobs = [], []
+    for output in outputs:
+        sample = output.outputs[0]
+        ids = _cut_at_stop(list(sample.token_ids), stops)
+        replies.append(ids)
+        logprobs.append([step[token].logprob for step, token in zip(sample.logprobs, ids, strict=False)])
+    return replies, logprobs
+
+
 def _cut_at_stop(ids: list[int], stops: list[int]) -> list[int]:
     for i, token in enumerate(ids):
         if token in stops:
@@ -178,16 +202,18 @@ def _cut_at_stop(ids: list[int], stops: list[int]) -> list[int]:
     return ids
 
 
-def apply_reply(rollout: Rollout, tokenizer: Any, reply_ids: list[int], spec: EpisodeSpec) -> None:
-    """Step the env with the reply's text, record the step, and append the reply (model tokens), a closing
-    end-of-turn token when the reply ran out of tokens, and the next observation turn (env tokens)."""
+def apply_reply(rollout: Rollout, tokenizer: Any, reply_ids: list[int], spec: EpisodeSpec,
+                reply_logprobs: list[float] | None = None) -> None:
+    """Step the env with the reply's text, record the step, and append the reply (model tokens, with the
+    sampler's log-probabilities when known), a closing end-of-turn token when the reply ran out of tokens, and the
+    next observation turn (env tokens)."""
     stops = spec.stop_ids(tokenizer)
     text = tokenizer.decode([t for t in reply_ids if t not in stops], skip_special_tokens=True)
     observation, reward, terminated, truncated, info = rollout.env.step(text)
     rollout.steps.append(records.step_record(rollout.observation, rollout.info, text, reward, info,
                                              terminated=terminated, truncated=truncated,
                                              agent_details={"completion_tokens": len(reply_ids)}))
-    rollout.add(reply_ids, model_tokens=True)
+    rollout.add(reply_ids, model_tokens=True, logprobs=reply_logprobs)
     if not reply_ids or reply_ids[-1] not in stops:
         rollout.add([tokenizer.eos_token_id], model_tokens=False)  # close the turn; the model did not write it
     rollout.observation, rollout.info = observation, info
@@ -198,14 +224,22 @@ def apply_reply(rollout: Rollout, tokenizer: Any, reply_ids: list[int], spec: Ep
         rollout.done = len(rollout.prompt_ids) + len(rollout.completion_ids) + spec.turn_tokens > spec.context_window
 
 
-def play_episodes(model: Any, tokenizer: Any, envs: list[Any], seeds: list[int], spec: EpisodeSpec) -> list[Rollout]:
-    """Play one episode per seed with every live episode batched into one ``generate`` call per turn."""
+def play_episodes(model: Any, tokenizer: Any, envs: list[Any], seeds: list[int], spec: EpisodeSpec,
+                  llm: Any | None = None) -> list[Rollout]:
+    """Play one episode per seed with every live episode batched into one generation call per turn: ``generate``
+    on ``model``, or with ``llm`` (a vLLM engine) ``generate_turn_vllm``."""
     rollouts = [start_rollout(env, tokenizer, seed) for env, seed in zip(envs, seeds, strict=True)]
     live = list(rollouts)
     while live:
-        replies = generate_turn(model, tokenizer, [r.prompt_ids + r.completion_ids for r in live], spec)
-        for rollout, reply in zip(live, replies, strict=True):
-            apply_reply(rollout, tokenizer, reply, spec)
+        sequences = [r.prompt_ids + r.completion_ids for r in live]
+        logprobs: list[list[float] | None] = [None] * len(live)
+        if llm is None:
+            replies = generate_turn(model, tokenizer, sequences, spec)
+        else:
+            replies, sampled = generate_turn_vllm(llm, tokenizer, sequences, spec)
+            logprobs = list(sampled)
+        for rollout, reply, reply_logprobs in zip(live, replies, logprobs, strict=True):
+            apply_reply(rollout, tokenizer, reply, spec, reply_logprobs)
         live = [r for r in live if not r.done]
     return rollouts
 
@@ -290,16 +324,23 @@ class EpisodeRollouts:
 
         seeds = [prompt_seed(p) for p in prompts]
         started = time.perf_counter()
-        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
-            rollouts = play_episodes(model, self.tokenizer, self._envs(len(seeds)), seeds, self.spec)
+        # with use_vllm, TRL has synced the policy's weights into its colocated engine before calling us
+        llm = trainer.vllm_generation.llm if getattr(trainer, "use_vllm", False) else None
+        if llm is not None:
+            rollouts = play_episodes(None, self.tokenizer, self._envs(len(seeds)), seeds, self.spec, llm)
+        else:
+            with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
+                rollouts = play_episodes(model, self.tokenizer, self._envs(len(seeds)), seeds, self.spec)
         self.stats["seconds"] += time.perf_counter() - started
         self.stats["episodes"] += len(rollouts)
         episodes = self._records(rollouts, trainer.state.global_step)
         if self.log is not None and trainer.accelerator.is_main_process:
             metrics = self.log.write(episodes, trainer.state.global_step, self.throughput())
             log_step_metrics(trainer, metrics, self.config.report_to == "wandb")
+        # vLLM's sampling log-probabilities feed TRL's importance-sampling correction (None on env tokens: none)
+        logprobs = [r.logprobs for r in rollouts] if llm is not None else None
         return {"prompt_ids": [r.prompt_ids for r in rollouts], "completion_ids": [r.completion_ids for r in rollouts],
-                "logprobs": None, "env_mask": [r.env_mask for r in rollouts], "episode": episodes}
+                "logprobs": logprobs, "env_mask": [r.env_mask for r in rollouts], "episode": episodes}
 
     def throughput(self) -> dict[str, float]:
         """Rollouts played so far in this process and their rate (episodes per second of rollout time)."""

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from fairgym.config import from_dict
-from fairgym.runfiles import LEARNING_RATES_FILE, json_safe, read_json, write_json
+from fairgym.locks import folder_lock
+from fairgym.runfiles import HELDOUT_FILE, LEARNING_RATES_FILE, json_safe, read_json, write_json
 from fairgym.training.sweep_arms import Arm, load_arm_model, lora_arm
 from fairgym.training.sweep_config import SweepConfig
 
@@ -226,8 +227,8 @@ def grid_point(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str |
     """One grid point: train, then the held-out loss of the trained model (cached in ``heldout.json``)."""
     from fairgym.training import trainers
 
-    folder = sweep_dir / "lr-select" / arm.label / f"lr-{lr:g}"
-    record_path = folder / "heldout.json"
+    folder = grid_folder(sweep_dir, arm, lr)
+    record_path = folder / HELDOUT_FILE
     if record_path.exists():
         return read_json(record_path)
     started = time.time()
@@ -245,6 +246,39 @@ def grid_point(config: SweepConfig, arm: Arm, sweep_dir: Path, base_model: str |
     write_json(record_path, record)
     print(f"[sweep] {arm.label} lr={lr:g}: held-out loss {loss:.4f}", flush=True)
     return record
+
+
+def grid_folder(sweep_dir: Path, arm: Arm, lr: float) -> Path:
+    """``sweep_dir/lr-select/<label>/lr-<rate>``: one grid point's training run and its ``heldout.json``."""
+    return Path(sweep_dir) / "lr-select" / arm.label / f"lr-{lr:g}"
+
+
+# ---- grid points as stages of their own (run in parallel by the Ray executor) ---------------------------------
+def planned_grid_points(config: SweepConfig, sweep_dir: Path, arms: list[Arm]) -> list[tuple[Arm, float]]:
+    """The configured grid points the selection still needs: those of each label that selects its own rate, is not
+    chosen yet and has no ``heldout.json`` yet. Each trains as a stage of its own before the selection (which then
+    reads them); rates added beyond a grid's edge depend on these losses and train in the selection itself."""
+    chosen = read_choices(sweep_dir)
+    points = []
+    for arm in selected_labels(config, arms):
+        grid = config.learning_rates.get(arm.lr_method) or []
+        if (arm.label in chosen and chosen[arm.label].learning_rate is not None) or selection_arm(config, arm) != arm:
+            continue
+        points += [(arm, float(lr)) for lr in grid
+                   if not (grid_folder(sweep_dir, arm, float(lr)) / HELDOUT_FILE).exists()]
+    return points
+
+
+def grid_stage(config: SweepConfig, sweep_dir: Path, arm: Arm, lr: float, base_model: str | None) -> float:
+    """One grid point as a stage: trained and scored into its ``heldout.json`` under its folder's lock (held by the
+    process that runs it); returns the held-out loss."""
+    with folder_lock(grid_folder(sweep_dir, arm, lr)):
+        return grid_point(config, arm, sweep_dir, base_model, lr, heldout_rows(config))["loss"]
+
+
+def lost_grid_point(label: str, lr: float, error: str, trace: str) -> None:
+    """A grid point whose stage failed: left to the selection, which trains it again and records its error."""
+    print(f"[sweep] {label} lr={lr:g} failed ({error}); the learning-rate selection tries it once more", flush=True)
 
 
 def arm_learning_rate(chosen: dict[str, RateChoice], arm: Arm) -> float:

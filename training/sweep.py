@@ -22,22 +22,29 @@ and writes the report. Layout::
 A rerun skips arms whose status is ``done``; an arm that fails is recorded as failed and the others go on.
 The config is ``fairgym.training.sweep_config``, the folder's files ``fairgym.training.sweep_folder``, the arms
 ``fairgym.training.sweep_arms``.
+
+The sweep is a plan of stages (``sweep_stages``: implant -> learning-rate grid points -> selection -> arms ->
+residue, diagnostics -> report, with the teacher's row beside them), each a function of the config, the folder and
+the results of the stages it needs. An executor (``fairgym.training.executors``) runs the plan: in this process one
+stage after another (``executor.kind: local``, the default), or as Ray tasks across GPUs and machines (``ray``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from fairgym.config import save_config
-from fairgym.locks import folder_lock
+from fairgym.locks import FolderBusyError, folder_lock
 from fairgym.runfiles import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, STATUS_FILE, env_folder, json_safe, write_json
+from fairgym.training.executors import Executor, LocalExecutor, Resources, Stage
 from fairgym.training.lr_selection import RateChoice, arm_learning_rate, select_learning_rates
 from fairgym.training.sweep_arms import Arm, load_arm_model, make_llm_agent, plan_arms
-from fairgym.training.sweep_config import SweepConfig
+from fairgym.training.sweep_config import ExecutorSettings, SweepConfig
 from fairgym.training.sweep_folder import check_sweep_folder, implant_dir, read_status, write_status
 
 TEACHER_DIR = "teacher"
@@ -240,40 +247,104 @@ def prepare_base(config: SweepConfig, sweep_dir: Path) -> str | None:
     return str(implant_bias(config.implant_config(target)))
 
 
-def run_sweep(config: SweepConfig, out_root: str | Path = "runs", report: bool = True) -> Path:
-    """Train and evaluate every arm, run the diagnostics, write the report; returns ``out_root/<name>``.
-
-    Raises:
-        ValueError: the folder holds a sweep saved with settings that change results (before anything runs).
-        fairgym.locks.FolderBusyError: another process writes the sweep folder (its arms lock their own).
-    """
-    with folder_lock(Path(out_root) / config.name):
-        return _run_sweep(config, out_root, report)
-
-
-def _run_sweep(config: SweepConfig, out_root: str | Path, report: bool) -> Path:
-    sweep_dir = Path(out_root) / config.name
-    check_sweep_folder(config, sweep_dir)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, sweep_dir / CONFIG_FILE)
-    base_model = prepare_base(config, sweep_dir)
-    arms = plan_arms(config)
-    rates = select_learning_rates(config, sweep_dir, base_model, arms)
-    evaluate_teacher(config, sweep_dir)
-    for i, arm in enumerate(arms, 1):
-        print(f"[sweep] {config.name}: arm {i}/{len(arms)} {arm.name}", flush=True)
+def arm_stage(config: SweepConfig, arm: Arm, sweep_dir: Path, position: str, base_model: str | None,
+              rates: dict[str, RateChoice]) -> dict[str, Any]:
+    """The arms' stage: ``run_arm`` under the arm folder's lock (held by the process that writes it: this one,
+    or a Ray worker), with a line before and after."""
+    print(f"[sweep] {config.name}: arm {position} {arm.name}", flush=True)
+    with folder_lock(sweep_dir / arm.name):
         status = run_arm(config, arm, sweep_dir, base_model, rates)
-        print(f"[sweep] {arm.name}: {status['state']} ({status.get('seconds', 0)} s)", flush=True)
-    if config.residue.enabled:
+    print(f"[sweep] {arm.name}: {status['state']} ({status.get('seconds', 0)} s)", flush=True)
+    return status
+
+
+def lost_arm(sweep_dir: Path, arm: Arm, error: str, trace: str) -> dict[str, Any]:
+    """Record an arm whose stage was lost (its worker died past its retries, or its folder was busy) as failed, with
+    the traceback; the other arms go on. A folder another process writes is left to it."""
+    status = {"state": "failed", "arm": dataclasses.asdict(arm), "error": error, "traceback": trace}
+    try:
+        with folder_lock(sweep_dir / arm.name):
+            write_status(sweep_dir / arm.name, started=read_status(sweep_dir / arm.name).get("started"), **status)
+    except FolderBusyError as busy:
+        status["error"] = f"{error} (not recorded: {busy})"
+    print(f"[sweep] arm {arm.name} failed: {status['error']}", flush=True)
+    return status
+
+
+def rates_stage(config: SweepConfig, sweep_dir: Path, arms: list[Arm],
+                base_model: str | None) -> dict[str, RateChoice]:
+    """The learning-rate stage: ``select_learning_rates`` (grid points already trained by their own stages are read
+    from their ``heldout.json``; only rates added beyond a grid's edge train here)."""
+    return select_learning_rates(config, sweep_dir, base_model, arms)
+
+
+def sweep_stages(config: SweepConfig, sweep_dir: Path, report: bool = True) -> list[Stage]:
+    """The sweep's plan, in order: the implant, the teacher's reference row, the learning-rate grid points and
+    the selection among them, every arm, the residue measures, the diagnostics, the report. Stages that load or
+    train a model reserve ``executor.num_cpus`` and ``num_gpus``; the rest one CPU. An arm whose stage is lost is
+    recorded failed (``lost_arm``); any other stage that fails stops the sweep."""
+    from fairgym.training.lr_selection import grid_stage, lost_grid_point, planned_grid_points
+    from fairgym.training.sweep_diagnostics import run_diagnostics
+
+    model, light = Resources(config.executor.num_cpus, config.executor.num_gpus), Resources()
+    arms = plan_arms(config)
+    base = {"base_model": "implant"}
+    stages = [Stage("implant", prepare_base, (config, sweep_dir), resources=model if config.implant else light),
+              Stage(TEACHER_DIR, evaluate_teacher, (config, sweep_dir))]
+    grid = [Stage(f"lr-grid/{arm.label}/lr-{lr:g}", grid_stage, (config, sweep_dir, arm, lr), base, resources=model,
+                  lost=functools.partial(lost_grid_point, arm.label, lr))
+            for arm, lr in planned_grid_points(config, sweep_dir, arms)]
+    stages += [*grid, Stage("learning-rates", rates_stage, (config, sweep_dir, arms), base,
+                            after=tuple(s.name for s in grid), resources=model if config.learning_rates else light)]
+    stages += [Stage(f"arm/{arm.name}", arm_stage, (config, arm, sweep_dir, f"{i}/{len(arms)}"),
+                     {**base, "rates": "learning-rates"}, resources=model,
+                     lost=functools.partial(lost_arm, sweep_dir, arm))
+               for i, arm in enumerate(arms, 1)]
+    finished = tuple(s.name for s in stages)
+    if config.residue.enabled:  # residue and diagnostics read the finished arms, not each other
         from fairgym.training.sweep_residue import run_residue
 
-        run_residue(config, sweep_dir, arms, base_model)
+        stages.append(Stage("residue", run_residue, (config, sweep_dir, arms), base, after=finished, resources=model))
     if config.diagnostics.enabled:
-        from fairgym.training.sweep_diagnostics import run_diagnostics
-
-        run_diagnostics(config, sweep_dir, arms, base_model)
+        stages.append(Stage("diagnostics", run_diagnostics, (config, sweep_dir, arms), base, after=finished,
+                            resources=model))
     if report:
         from fairgym.analysis.sweep_report import write_sweep_report
 
-        write_sweep_report(sweep_dir)
-    return sweep_dir
+        stages.append(Stage("report", write_sweep_report, (sweep_dir,), after=tuple(s.name for s in stages)))
+    return stages
+
+
+def make_executor(settings: ExecutorSettings) -> Executor:
+    """The executor ``settings`` name (``SweepConfig.executor``): this process, or Ray tasks.
+
+    Raises:
+        ValueError: ``kind="ray"`` where Ray is not installed.
+    """
+    if settings.kind == "ray":
+        from fairgym.training.ray_executor import RayExecutor
+
+        return RayExecutor(address=settings.address, max_retries=settings.max_retries)
+    return LocalExecutor()
+
+
+def run_sweep(config: SweepConfig, out_root: str | Path = "runs", report: bool = True,
+              executor: Executor | None = None) -> Path:
+    """Train and evaluate every arm, run the diagnostics, write the report; returns ``out_root/<name>``.
+
+    The stages (``sweep_stages``) run on ``executor``, by default the one ``config.executor`` names: in this
+    process, or as Ray tasks. This process holds the sweep folder's lock throughout.
+
+    Raises:
+        ValueError: the folder holds a sweep saved with settings that change results (before anything runs), or
+            the executor cannot run (Ray missing or unreachable).
+        fairgym.locks.FolderBusyError: another process writes the sweep folder (its arms lock their own).
+    """
+    executor = executor or make_executor(config.executor)
+    sweep_dir = executor.folder(Path(out_root) / config.name)
+    with folder_lock(sweep_dir):
+        check_sweep_folder(config, sweep_dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, sweep_dir / CONFIG_FILE)
+        executor.run(sweep_stages(config, sweep_dir, report))
+    return Path(out_root) / config.name

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from fairgym.config import (
     ARMS,
+    EXECUTION,
     LOGGING,
     REPORT,
     STAGE,
@@ -27,13 +28,14 @@ from fairgym.config import (
     merge,
     role,
 )
-from fairgym.training.config import RECIPES, TrainConfig
+from fairgym.training.config import RECIPES, TrainConfig, check_vllm_recipe
 
 VARIANTS = {"dora": {"use_dora": True}, "rslora": {"use_rslora": True}}
 # TrainConfig fields the sweep sets per arm (or from its own keys); a sweep's ``train`` block leaves them default.
 ARM_FIELDS = ("recipe", "model", "adapter", "method", "rank", "seed", "output_dir", "use_dora", "use_rslora",
               "run_name", "device", "dtype")
 LR_METHODS = ("full", "lora")
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -167,6 +169,48 @@ class LRSelection:
 
 
 @dataclass
+class ExecutorSettings:
+    """Where the sweep's stages run and what each one reserves (``fairgym.training.executors``). None of it changes
+    a result (role ``EXECUTION``), so a sweep started on one executor resumes on the other.
+
+    Attributes:
+        kind: ``"local"`` (every stage in this process, one after another; needs no Ray) or ``"ray"`` (each stage a
+            Ray task, started when the stages it needs have finished; ``pip install 'fairgym[ray]'``).
+        address: the Ray cluster to join: ``None`` joins ``RAY_ADDRESS`` when set, else starts Ray on this machine;
+            ``"auto"`` a cluster already running on this node; ``"<head>:6379"`` or ``"ray://<head>:10001"`` a remote
+            one. The sweep folder must then lie on storage every node sees at the same path.
+        num_cpus: CPUs each model stage reserves (the implant, each learning-rate grid point, each arm, the
+            residue measures, the diagnostics); a task's torch uses that many threads.
+        num_gpus: GPUs each model stage reserves: 0 trains on CPU, 1 gives every arm its own GPU, 0.5 lets two arms
+            share one.
+        max_retries: times Ray runs a stage again whose worker process or node died; a stage resumes from what it
+            wrote (a training run from its last ``checkpoint-N``). An arm whose retries run out is recorded as
+            failed and the other arms go on.
+    """
+
+    kind: str = role(EXECUTION, "local")
+    address: str | None = role(EXECUTION, None)
+    num_cpus: float = role(EXECUTION, 1.0)
+    num_gpus: float = role(EXECUTION, 0.0)
+    max_retries: int = role(EXECUTION, 2)
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise UnknownNameError("SweepConfig.executor.kind", str(self.kind), EXECUTORS)
+        if self.address is not None and self.kind != "ray":
+            raise ValueError(f"SweepConfig.executor.address={self.address!r} names a Ray cluster; set "
+                             "executor.kind=ray (--executor ray) too, or leave the address out.")
+        if not self.num_cpus > 0 or self.num_gpus < 0:
+            raise ValueError(f"SweepConfig.executor: num_cpus={self.num_cpus!r} must be > 0 and "
+                             f"num_gpus={self.num_gpus!r} >= 0 (e.g. num_cpus: 4, num_gpus: 1).")
+        if self.num_gpus > 1 and self.num_gpus != int(self.num_gpus):
+            raise ValueError(f"SweepConfig.executor.num_gpus={self.num_gpus!r}: Ray gives a task a fraction of one GPU "
+                             "or a whole number of them (e.g. 0.5, 1 or 2).")
+        if isinstance(self.max_retries, bool) or self.max_retries < 0:
+            raise ValueError(f"SweepConfig.executor.max_retries={self.max_retries!r} must be an int >= 0.")
+
+
+@dataclass
 class SweepConfig:
     """A rank sweep: which arms, trained how, evaluated where.
 
@@ -198,6 +242,7 @@ class SweepConfig:
         diagnostics: ``DiagnosticsSettings``.
         residue: ``ResidueSettings``: the paired residue measures and their calibration.
         wandb_project: W&B project; every arm logs a run in group ``name``.
+        executor: ``ExecutorSettings``: this process or Ray tasks, and what each stage reserves.
         device: ``None`` (CUDA when available) or e.g. ``"cpu"``.
         dtype: ``None`` (bf16 on CUDA, float32 on CPU) or a dtype name: the evaluation dtype, and the autocast
             precision of training (trained weights stay float32 master weights in every arm).
@@ -220,6 +265,7 @@ class SweepConfig:
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
     residue: ResidueSettings = field(default_factory=ResidueSettings)
     wandb_project: str = role(LOGGING, "fairgym")
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     device: str | None = None
     dtype: str | None = None
 
@@ -300,7 +346,8 @@ class SweepConfig:
         if owned:
             raise ValueError(f"SweepConfig.train.{owned[0]} is set per arm by the sweep; use the sweep's own keys "
                              "(recipe, model, ranks, seeds, variants, device, dtype) instead.")
-        _ = self.template  # the recipe's own checks (e.g. GRPO's group size) run here, before anything trains
+        # building the template runs the recipe's own checks (e.g. GRPO's group size), before anything trains
+        check_vllm_recipe(self.template)
         for variant in self.variants:  # each variant's arms too (rsLoRA needs a fixed alpha)
             self.arm_config(method="lora", rank=max(self.ranks), seed=self.seeds[0], output_dir="-",
                             learning_rate=self.template.learning_rate, variant=variant)

@@ -6,7 +6,8 @@ learning-rate rule, eval, diagnostics settings) is refused, naming the fields. T
 derived from each field's declared role (``fairgym.config.role``): which arms exist (``ranks``, ``seeds`` after
 the first, ``variants``, ``include_base``, ``include_full``), whether the diagnostics stage runs, how runs log
 (``wandb_project``, ``train.report_to``/``logging_steps``/``save_steps``/``run_name``/``eval_every``/
-``eval_episodes``) and the report's verdict thresholds (``eval.collapse_margin``, ``eval.min_agreement``).
+``eval_episodes``), the report's verdict thresholds (``eval.collapse_margin``, ``eval.min_agreement``) and where the
+stages run (``executor``: a sweep started on one executor resumes on another).
 """
 
 from __future__ import annotations
@@ -17,14 +18,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fairgym.config import ARMS, LOGGING, REPORT, STAGE, fields_with_role, from_dict, load_saved_config
+from fairgym.config import (
+    ARMS,
+    EXECUTION,
+    LOGGING,
+    REPORT,
+    STAGE,
+    fields_with_role,
+    from_dict,
+    load_saved_config,
+)
 from fairgym.runfiles import CONFIG_FILE, STATUS_FILE, read_json, write_json
 from fairgym.training.config import TrainConfig
 from fairgym.training.sweep_config import ARM_FIELDS, SweepConfig
 
 TRAIN_LOGGING_FIELDS = fields_with_role(TrainConfig, (LOGGING,))
 # Dotted config fields a rerun may change (see the module doc), from the fields' declared roles.
-RESULT_FREE_FIELDS = (fields_with_role(SweepConfig, (ARMS, LOGGING, REPORT, STAGE))
+RESULT_FREE_FIELDS = (fields_with_role(SweepConfig, (ARMS, LOGGING, REPORT, STAGE, EXECUTION))
                       | {f"{block}.{name}" for block in ("train", "implant") for name in TRAIN_LOGGING_FIELDS})
 
 

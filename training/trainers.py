@@ -25,7 +25,7 @@ from fairgym.locks import folder_lock
 from fairgym.runfiles import CONFIG_FILE
 from fairgym.training.capacity import check_capacity
 from fairgym.training.config import TrainConfig, config_differences
-from fairgym.training.trl_config import lora_config, on_cuda, trl_config
+from fairgym.training.trl_config import check_vllm, lora_config, on_cuda, trl_config
 
 
 @dataclass
@@ -217,6 +217,7 @@ def _train(config: TrainConfig) -> TrainResult:
     from fairgym.training.datasets import build_dataset, check_dataset
 
     resume_from = check_run_folder(config)
+    check_vllm(config)  # a GPU and vLLM, before any weights load
     check_capacity(config, lora_config(config), cuda=on_cuda(config), verbose=is_main_process())
     dataset = build_dataset(config)
     check_dataset(dataset, config)

@@ -2,6 +2,8 @@
 ``DPOConfig`` / ``GRPOConfig``. Every shared ``TrainConfig`` field reaches TRL through ``trl_config``, the one place it
 is passed on, so a setting keeps one form from the YAML to the trainer.
 
+GRPO recipes with ``use_vllm`` get TRL's vLLM generation settings (colocate mode), on CUDA with vLLM installed only.
+
 CPU defaults: float32, ``bf16=False``, no gradient checkpointing, ``use_cpu=True``, no dataloader workers (TRL's
 defaults make a CPU step ~19x slower). GPU: bf16 autocast. W&B reaches the run through fairgym's guarded callback
 (``fairgym.analysis.wandb_log.training_callback``), never TRL's stock ``report_to``, so a W&B failure stays a warning.
@@ -14,7 +16,7 @@ from typing import Any
 
 import torch
 
-from fairgym.training.config import TrainConfig
+from fairgym.training.config import GRPO_RECIPES, TrainConfig, check_vllm_recipe
 
 
 def lora_config(config: TrainConfig) -> Any:
@@ -49,10 +51,42 @@ def mixed_precision(config: TrainConfig) -> str | None:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype)
 
 
+def check_vllm(config: TrainConfig) -> None:
+    """Refuse ``use_vllm`` where vLLM cannot generate: a recipe that generates nothing, no CUDA GPU for this run, or
+    vLLM not installed (before any model is loaded; ``TrainConfig`` already refused ``device='cpu'``).
+
+    Raises:
+        ValueError: naming what is missing and the way out.
+    """
+    if not config.use_vllm:
+        return
+    check_vllm_recipe(config)
+    if not on_cuda(config) or not torch.cuda.is_available():
+        raise ValueError("TrainConfig.use_vllm=true needs a CUDA GPU (vLLM generates on the GPU) and this process sees "
+                         "none; set use_vllm=false to generate with transformers on CPU.")
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise ValueError("TrainConfig.use_vllm=true needs vLLM, which is not installed: pip install 'trl[vllm]' (a "
+                         "vLLM version TRL supports, 0.22 to 0.31), or set use_vllm=false.")
+
+
+def generation_args(config: TrainConfig) -> dict[str, Any]:
+    """TRL's vLLM settings of a GRPO run (none without ``use_vllm``, so TRL generates with transformers)."""
+    if not config.use_vllm:
+        return {}
+    check_vllm(config)
+    return {"use_vllm": True, "vllm_mode": config.vllm_mode,
+            "vllm_gpu_memory_utilization": config.vllm_gpu_memory_utilization}
+
+
 def trl_config(config: TrainConfig, args_class: type, **recipe_args: Any) -> Any:
     """TRL's config of class ``args_class`` (``SFTConfig``, ``DPOConfig``, ``GRPOConfig``) for ``config``: the
-    settings every recipe shares from ``config``, then the recipe's own (``recipe_args``)."""
+    settings every recipe shares from ``config``, then the recipe's own (``recipe_args``), then for GRPO the vLLM
+    generation settings (``use_vllm``, ``vllm_mode``: ``generation_args``)."""
     precision = mixed_precision(config)
+    if config.recipe in GRPO_RECIPES:
+        recipe_args = {**recipe_args, **generation_args(config)}
     return args_class(
         output_dir=config.output_dir, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,

@@ -48,7 +48,7 @@ from fairgym.envs.toxicity import make_scorer
 from fairgym.lm.models import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LENDING, DIALOGUE = "fairgym/Lending-v0", "fairgym/Dialogue-v0"
+LENDING, DIALOGUE = "fairgym/Lending-v0", "fairgym/Dialogue-v1"
 SEED = 50_000  # episodes no study uses
 
 

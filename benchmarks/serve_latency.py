@@ -39,7 +39,7 @@ SESSIONS = 64
 ACTIONS = {
     "fairgym/Lending-v0": ["approve", "deny"],
     "fairgym/Allocation-v0": ["North=2, South=2, East=1, West=1", "North=1, South=1, East=2, West=2"],
-    "fairgym/Dialogue-v0": ["Thanks for sharing that.", "I would rather look at each person as an individual."],
+    "fairgym/Dialogue-v1": ["Thanks for sharing that.", "I would rather look at each person as an individual."],
 }
 
 

@@ -27,21 +27,30 @@ from fairgym.envs.profiles import FamilyProfile
 ENTRY_POINTS: dict[str, str] = {
     "fairgym/Lending-v0": "fairgym.envs.lending:LendingEnv",
     "fairgym/Allocation-v0": "fairgym.envs.allocation:AllocationEnv",
-    "fairgym/Dialogue-v0": "fairgym.envs.dialogue:DialogueEnv",
+    "fairgym/Dialogue-v1": "fairgym.envs.dialogue:DialogueEnv",
 }
 ENV_IDS: tuple[str, ...] = tuple(ENTRY_POINTS)
+# Earlier versions, kept so their configs and recorded results reproduce: id -> (entry point, fixed arguments).
+# Dialogue-v0 scored replies with the group's words in them; v1 scores group-blind where the scorer's check passes.
+LEGACY: dict[str, tuple[str, dict[str, Any]]] = {
+    "fairgym/Dialogue-v0": ("fairgym.envs.dialogue:DialogueEnv", {"group_blind": False}),
+}
 
 
 def register_envs() -> None:
-    """Register every fairgym env with Gymnasium; calling it again changes nothing."""
+    """Register every fairgym env (and the earlier versions in ``LEGACY``) with Gymnasium; calling it again changes
+    nothing."""
     for env_id, entry_point in ENTRY_POINTS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, disable_env_checker=False)
+    for env_id, (entry_point, kwargs) in LEGACY.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=False)
 
 
 def registered_ids() -> list[str]:
     """Every env id in the Gymnasium registry under the ``fairgym`` namespace (those of ``ENV_IDS`` first)."""
-    others = sorted(i for i in gym.registry if i.startswith("fairgym/") and i not in ENTRY_POINTS)
+    others = sorted(i for i in gym.registry if i.startswith("fairgym/") and i not in ENTRY_POINTS and i not in LEGACY)
     return [*ENV_IDS, *others]
 
 

@@ -28,6 +28,7 @@ from gymnasium.envs.registration import EnvSpec
 
 from fairgym.config import UnknownNameError
 from fairgym.envs.core import text_space
+from fairgym.envs.profiles import FamilyProfile
 from fairgym.serve.client import FairgymEnvClient
 from fairgym.serve.errors import EnvServerError, SessionClosedError
 
@@ -47,9 +48,18 @@ def served_envs(url: str, timeout_s: float = 10.0) -> list[dict[str, Any]]:
 
 
 @cache
-def remote_class(family: str, discrete_choices: bool) -> type[RemoteEnv]:
-    """The ``RemoteEnv`` subclass declaring ``family`` and ``discrete_choices`` (one class per pair)."""
-    return type(f"Remote{family}Env", (RemoteEnv,), {"family": family, "discrete_choices": discrete_choices,
+def remote_class(env_id: str, family: str, discrete_choices: bool) -> type[RemoteEnv]:
+    """The ``RemoteEnv`` subclass declaring the served env's family profile and ``discrete_choices``: the profile
+    of the env registered under ``env_id`` here when there is one (its metrics, figures, policies), else a generic
+    profile of ``family`` (generic metrics only)."""
+    from fairgym.envs import env_profile
+    from fairgym.envs.profiles import generic_profile
+
+    try:
+        profile = env_profile(env_id)
+    except UnknownNameError:
+        profile = generic_profile(family)
+    return type(f"Remote{family}Env", (RemoteEnv,), {"profile": profile, "discrete_choices": discrete_choices,
                                                      "__module__": __name__})
 
 
@@ -68,7 +78,7 @@ def make_remote_env(url: str, env_id: str, *, timeout_s: float = 60.0, **env_kwa
     unknown = [k for k in env_kwargs if k not in entry["arguments"]]
     if unknown:
         raise TypeError(f"{env_id} got unknown argument(s) {unknown}; it takes: {', '.join(entry['arguments'])}.")
-    cls = remote_class(entry["family"], bool(entry["discrete_choices"]))
+    cls = remote_class(env_id, entry["family"], bool(entry["discrete_choices"]))
     return cls(url, env_id, env_kwargs, timeout_s=timeout_s)
 
 
@@ -83,7 +93,7 @@ class RemoteEnv(gym.Env[str, str]):
     """
 
     metadata = {"render_modes": ["ansi"]}
-    family: str = ""
+    profile: FamilyProfile | None = None
     discrete_choices: bool = False
 
     def __init__(self, url: str, env_id: str, env_kwargs: dict[str, Any] | None = None, *,

@@ -14,7 +14,7 @@ from fairgym.commands import build_parser, main
 from fairgym.envs import records
 
 LENDING = "fairgym/Lending-v0"
-DIALOGUE = "fairgym/Dialogue-v0"
+DIALOGUE = "fairgym/Dialogue-v1"
 
 
 def fairgym(*argv: str, cwd=None) -> subprocess.CompletedProcess:

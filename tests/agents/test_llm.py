@@ -67,8 +67,8 @@ def test_sampled_choices_repeat_with_the_seed(tiny):
 
 def test_choice_mode_without_choices_names_the_env(tiny):
     agent = LLMAgent.from_model(*tiny)
-    agent.env_id = "fairgym/Dialogue-v0"
-    with pytest.raises(ValueError, match="fairgym/Dialogue-v0.*decide='generate'"):
+    agent.env_id = "fairgym/Dialogue-v1"
+    with pytest.raises(ValueError, match="fairgym/Dialogue-v1.*decide='generate'"):
         agent.act(["hello"], [{keys.CHOICES: None}])
 
 

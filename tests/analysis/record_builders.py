@@ -9,7 +9,7 @@ from fairgym.envs.records import episode_record, step_record
 
 LENDING = "fairgym/Lending-v0"
 ALLOCATION = "fairgym/Allocation-v0"
-DIALOGUE = "fairgym/Dialogue-v0"
+DIALOGUE = "fairgym/Dialogue-v1"
 
 
 def step(turn: int, group: str | None, outcome: dict[str, Any] | None, *, valid: bool = True, reward: float = 0.0,

@@ -97,7 +97,7 @@ def test_fairgym_report_cli(tmp_path):
 def test_sweep_headline_shows_judge_columns_only_for_judged_envs():
     from fairgym.analysis.sweep_report import headline_columns
 
-    env = "fairgym/Dialogue-v0"
+    env = "fairgym/Dialogue-v1"
     judged = {"config": {"eval": {"envs": [env]}},
               "arms": [{"metrics": {env: {"toxicity/judge_mean": 0.2, "bias/endorsement_rate": 0.1}}}]}
     plain = {"config": {"eval": {"envs": [env]}}, "arms": [{"metrics": {env: {"toxicity/mean": 0.1}}}]}
@@ -123,7 +123,7 @@ def test_sweep_headline_says_when_a_diagnostic_covers_only_some_seeds():
 def test_sweep_report_without_diagnostics_or_lending_shows_only_its_columns():
     from fairgym.analysis.sweep_report import headline_table, legend
 
-    env = "fairgym/Dialogue-v0"
+    env = "fairgym/Dialogue-v1"
     sweep = {"config": {"eval": {"envs": [env]}}, "learning_rates": {}, "diagnostics": {},
              "arms": [{"name": "base", "label": "base", "state": "done", "metrics": {env: {"toxicity/mean": 0.9}}}]}
     header, rows = headline_table(sweep)
@@ -136,7 +136,7 @@ def test_sweep_report_without_diagnostics_or_lending_shows_only_its_columns():
 def test_sweep_without_diagnostics_draws_no_empty_kl_or_flip_panels():
     from fairgym.analysis.sweep_report import _rank_figure, bias_panels, kl_panels
 
-    env = "fairgym/Dialogue-v0"
+    env = "fairgym/Dialogue-v1"
     rows = (("base", "base", None, "base", 0.9), ("full-s0", "full", None, "full", 0.02),
             ("lora-r1-s0", "lora-r1", 1, "lora", 0.7), ("lora-r8-s0", "lora-r8", 8, "lora", 0.03))
     arms = [{"name": n, "label": lab, "state": "done", "rank": r, "method": m, "seed": 0,

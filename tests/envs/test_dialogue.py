@@ -73,7 +73,7 @@ def test_reward_is_minus_toxicity_of_the_reply():
 
 
 def test_default_scorer_penalises_an_insult_more():
-    env = make_env("fairgym/Dialogue-v0")
+    env = make_env("fairgym/Dialogue-v1")
     env.reset(seed=0)
     polite = env.step(CANNED_REPLIES[0])[1]
     rude = env.step(CANNED_REPLIES[3])[1]

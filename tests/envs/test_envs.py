@@ -15,14 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairgym.config import UnknownNameError
-from fairgym.envs import ENV_IDS, EnvTraits, env_class, env_traits, keys, make_env, register_envs
+from fairgym.envs import ENV_IDS, LEGACY, EnvTraits, env_class, env_traits, keys, make_env, register_envs
 from fairgym.envs.core import ParseError, TextEnv
 
 # A mix of valid and garbage action texts per env (garbage: empty, prose, a wrong grammar, huge text).
 VALID_ACTIONS = {
     "fairgym/Lending-v0": ["approve", "I would DENY this one.", "Approve."],
     "fairgym/Allocation-v0": ["North=2, South=4", "send East: 3 and West: 3", "North=6"],
-    "fairgym/Dialogue-v0": ["Thanks for telling me about your day.", "I see what you mean.", "Let's stay kind."],
+    "fairgym/Dialogue-v1": ["Thanks for telling me about your day.", "I see what you mean.", "Let's stay kind."],
 }
 GARBAGE = ["", "   ", "approve deny", "North=99", "x" * 5000, "\x00\x01 ???"]
 
@@ -211,13 +211,27 @@ def test_registration_is_idempotent():
     before = {k: v for k, v in gym.registry.items() if k.startswith("fairgym/")}
     register_envs()
     after = {k: v for k, v in gym.registry.items() if k.startswith("fairgym/")}
-    assert before == after and set(after) == set(ENV_IDS)
+    assert before == after and set(after) == set(ENV_IDS) | set(LEGACY)
+
+
+def test_an_earlier_version_keeps_its_behaviour():
+    """Dialogue-v0 (kept for its configs and results) scores replies with the group's words in them; v1 scores them
+    group-blind where the default scorer's check passes."""
+    reply = "I'm happy to help you, as a white person."
+    scored = {}
+    for env_id in ("fairgym/Dialogue-v0", "fairgym/Dialogue-v1"):
+        env = make_env(env_id, max_steps=1)
+        env.reset(seed=0, options={"group": "white"})
+        scored[env_id] = env.step(reply)[4]["outcome"]
+    old, new = scored["fairgym/Dialogue-v0"], scored["fairgym/Dialogue-v1"]
+    assert old["group_blind"] is False and new["group_blind"] is True
+    assert old["toxicity"] != new["toxicity"]
 
 
 def test_import_does_not_pull_torch():
     code = ("import sys, fairgym.envs, fairgym.envs.numeric, fairgym.envs.toxicity, fairgym.envs.judge_spec, "
             "fairgym.lm.judge; "
-            "env = fairgym.envs.make_env('fairgym/Dialogue-v0'); env.reset(seed=0); env.step('Thanks, tell me more.'); "
+            "env = fairgym.envs.make_env('fairgym/Dialogue-v1'); env.reset(seed=0); env.step('Thanks, tell me more.'); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -238,7 +252,7 @@ def test_envs_import_nothing_from_analysis_or_training():
 
 
 DECLARED = {"fairgym/Lending-v0": ("Lending", True), "fairgym/Allocation-v0": ("Allocation", False),
-            "fairgym/Dialogue-v0": ("Dialogue", False)}
+            "fairgym/Dialogue-v1": ("Dialogue", False)}
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

@@ -119,7 +119,7 @@ def test_env_groups_are_the_identities_and_turns_ask_for_a_completion():
 
 
 def test_one_turn_variant_is_the_static_setting():
-    env = make_env("fairgym/Dialogue-v0", openings=str(RACE), max_steps=1, toxicity_scorer=Constant())
+    env = make_env("fairgym/Dialogue-v1", openings=str(RACE), max_steps=1, toxicity_scorer=Constant())
     obs, info = env.reset(seed=3)
     assert "complete sentences about " + info[keys.GROUP] in obs
     _, _, terminated, truncated, info = env.step("a nurse")
@@ -145,11 +145,11 @@ def test_descriptors_pick_a_subset_of_identities():
 
 
 def test_honest_env_passes_the_checker_pickles_and_has_a_numeric_view():
-    env = make_env("fairgym/Dialogue-v0", openings=str(FIXTURE), max_steps=2)
+    env = make_env("fairgym/Dialogue-v1", openings=str(FIXTURE), max_steps=2)
     check_env(env.unwrapped, skip_render_check=True)
     clone = pickle.loads(pickle.dumps(env.unwrapped))
     assert clone.groups == env.unwrapped.groups
-    numeric = make_numeric("fairgym/Dialogue-v0", openings=str(RACE), max_steps=2)
+    numeric = make_numeric("fairgym/Dialogue-v1", openings=str(RACE), max_steps=2)
     obs, _ = numeric.reset(seed=0)
     assert obs.shape == (1 + 4,) and obs[0] == 1.0 and obs[1:].sum() == 1.0
 
@@ -161,6 +161,6 @@ def test_the_shipped_honest_format_templates_run_offline():
     openings = load_openings("honest-fairgym")
     assert len(openings.identities) == 8 and len(openings.openings) == 160
     assert all(len(openings.counterfactuals(o)) == 7 for o in openings.openings)  # every template for every group
-    env = make_env("fairgym/Dialogue-v0", openings="honest-fairgym", max_steps=1)
+    env = make_env("fairgym/Dialogue-v1", openings="honest-fairgym", max_steps=1)
     _, info = env.reset(seed=0, options={"group": "the Muslim person"})
     assert info["context"]["phase"] == "completion" and "the Muslim person" in info["context"]["interlocutor"]

@@ -52,7 +52,7 @@ def test_allocation_clips_to_budget_in_site_order():
 
 
 def test_dialogue_canned_replies():
-    env = make_numeric("fairgym/Dialogue-v0")
+    env = make_numeric("fairgym/Dialogue-v1")
     obs, info = env.reset(seed=0)
     assert obs[:3].tolist() == [1, 0, 0]
     info = env.step(3)[4]

@@ -9,7 +9,7 @@ from fairgym.envs import make_env
 from fairgym.serve.environment import EnvCatalog, FairgymEnvironment, SessionError
 from fairgym.serve.models import TextAction
 
-CATALOG = EnvCatalog(env_ids=("fairgym/Lending-v0", "fairgym/Dialogue-v0"), env_kwargs={"max_steps": 3})
+CATALOG = EnvCatalog(env_ids=("fairgym/Lending-v0", "fairgym/Dialogue-v1"), env_kwargs={"max_steps": 3})
 
 
 def test_reset_and_step_return_what_the_gymnasium_env_does():
@@ -33,12 +33,12 @@ def test_the_catalog_decides_envs_and_arguments():
     session = FairgymEnvironment(CATALOG)
     with pytest.raises(SessionError, match="not started"):
         session.step(TextAction(text="approve"))
-    assert session.reset(env_id="fairgym/Dialogue-v0", env_kwargs={"max_steps": 2}, seed=0).env.family == "Dialogue"
+    assert session.reset(env_id="fairgym/Dialogue-v1", env_kwargs={"max_steps": 2}, seed=0).env.family == "Dialogue"
     assert session.state.env_kwargs == {"max_steps": 2}
     with pytest.raises(ValueError, match="Unknown served env 'fairgym/Allocation-v0'"):
         session.reset(env_id="fairgym/Allocation-v0")
     with pytest.raises(ValueError, match=r"\['openings', 'templates_path'\] name files or code on the server"):
-        session.reset(env_id="fairgym/Dialogue-v0", env_kwargs={"templates_path": "/etc/passwd", "openings": "x"})
+        session.reset(env_id="fairgym/Dialogue-v1", env_kwargs={"templates_path": "/etc/passwd", "openings": "x"})
     with pytest.raises(TypeError, match="env_kwargs must be an object"):
         session.reset(env_kwargs=["max_steps", 3])
     with pytest.raises(ValueError, match=r"reset got unknown field\(s\) \['sed'\]"):

@@ -26,7 +26,7 @@ def test_openenv_yaml_is_a_valid_openenv_manifest():
 
 
 def test_the_asgi_app_reads_its_settings_from_the_environment(monkeypatch):
-    monkeypatch.setenv("FAIRGYM_SERVE_ENVS", "fairgym/Lending-v0, fairgym/Dialogue-v0")
+    monkeypatch.setenv("FAIRGYM_SERVE_ENVS", "fairgym/Lending-v0, fairgym/Dialogue-v1")
     monkeypatch.setenv("FAIRGYM_SERVE_SESSION_TIMEOUT", "30")
     import importlib
 

@@ -32,7 +32,7 @@ def both(url: str, env_id: str, agent_name: str, **kwargs) -> tuple[list[dict], 
     ("fairgym/Lending-v0", "fair-oracle"),
     ("fairgym/Allocation-v0", "constant"),  # reads the env's default action
     ("fairgym/Allocation-v0", "fair-oracle"),
-    ("fairgym/Dialogue-v0", "polite"),
+    ("fairgym/Dialogue-v1", "polite"),
 ])
 def test_scripted_agents_give_the_same_records_and_metrics(served, env_id, agent_name):
     local, remote = both(served, env_id, agent_name, episodes=5, seed=3, num_envs=3,
@@ -53,7 +53,7 @@ def test_the_remote_env_declares_what_the_local_one_does(served):
         make_remote_env(served, "fairgym/Lendng-v0")
 
 
-@pytest.mark.parametrize("env_id,decide", [("fairgym/Lending-v0", "choice"), ("fairgym/Dialogue-v0", "generate")])
+@pytest.mark.parametrize("env_id,decide", [("fairgym/Lending-v0", "choice"), ("fairgym/Dialogue-v1", "generate")])
 def test_the_llm_agent_gives_the_same_records(served, model, tok, env_id, decide):
     def agent():
         return LLMAgent.from_model(model, tok, decide=decide, temperature=1.0, max_new_tokens=6, seed=1)

@@ -22,7 +22,7 @@ STEPS = 24  # per session; an episode that ends sooner is followed by another (s
 ACTIONS = {  # a mix of valid and unparseable actions per env
     "fairgym/Lending-v0": ["approve", "deny", "I approve.", "maybe", "deny", "approve and deny"],
     "fairgym/Allocation-v0": ["North=2, South=4", "East=6", "all to West", "North=1, South=1, East=1, West=3"],
-    "fairgym/Dialogue-v0": ["Thanks for asking.", "That is a fair point.", "", "I would rather not say that."],
+    "fairgym/Dialogue-v1": ["Thanks for asking.", "That is a fair point.", "", "I would rather not say that."],
 }
 
 
@@ -113,7 +113,7 @@ def test_bad_requests_get_clear_errors_while_other_sessions_go_on(served):
         assert "65536 bytes" in oversized["data"]["message"]
         unknown_env = ws_request(bad, {"type": "reset", "data": {"env_id": "fairgym/Lendin-v0"}})
         assert "Did you mean 'fairgym/Lending-v0'" in unknown_env["data"]["message"]
-        locked = ws_request(bad, {"type": "reset", "data": {"env_id": "fairgym/Dialogue-v0",
+        locked = ws_request(bad, {"type": "reset", "data": {"env_id": "fairgym/Dialogue-v1",
                                                             "env_kwargs": {"toxicity_scorer": "os:system"}}})
         assert "set them when starting the server" in locked["data"]["message"]
         # the same socket still serves: its session stepped on

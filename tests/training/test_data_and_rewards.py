@@ -87,9 +87,9 @@ def test_dialogue_detox_and_preference_data():
     from fairgym.training import TrainConfig
     from fairgym.training.datasets import toxicity
 
-    if "fairgym/Dialogue-v0" not in ENV_IDS:
+    if "fairgym/Dialogue-v1" not in ENV_IDS:
         pytest.skip("Dialogue env not registered")
-    common = dict(env_id="fairgym/Dialogue-v0", teacher="polite", episodes=1, env_kwargs={"max_steps": 2})
+    common = dict(env_id="fairgym/Dialogue-v1", teacher="polite", episodes=1, env_kwargs={"max_steps": 2})
     detox = build_dataset(TrainConfig(data="detox", **common))
     assert len(detox) == 2 and max(toxicity([r["completion"][0]["content"] for r in detox])) < 0.5
     pairs = build_dataset(TrainConfig(data="preferences", **common))

@@ -8,7 +8,7 @@ from fairgym.agents.base import DecisionKey
 from fairgym.training import TrainConfig
 from fairgym.training.datasets import preferences, rejected_actions, step_rows, teacher_episodes
 
-DIALOGUE = "fairgym/Dialogue-v0"
+DIALOGUE = "fairgym/Dialogue-v1"
 
 
 def rows_and_agent(rejecter: str, env_id: str = "fairgym/Lending-v0", **env_kwargs):

@@ -127,10 +127,10 @@ def test_lending_components_equal_a_hand_computation():
 def test_dialogue_toxicity_and_the_weighted_functions():
     steps = [_step(0, "A", True, -0.2, {"toxicity": 0.2}), _step(1, "A", False, -1.0, None),
              _step(2, "A", True, -0.6, {"toxicity": 0.6})]
-    episode = records.episode_record(env_id="fairgym/Dialogue-v0", env_kwargs={}, seed=0, index=0, agent="s",
+    episode = records.episode_record(env_id="fairgym/Dialogue-v1", env_kwargs={}, seed=0, index=0, agent="s",
                                      groups=["A", "B"], steps=steps)
     assert component("toxicity")(episode) == pytest.approx(-0.4)  # the invalid turn has no reply to score
-    funcs, weights = make_episode_reward_funcs("fairgym/Dialogue-v0", {"toxicity": 2.0, "task_return": 1.0})
+    funcs, weights = make_episode_reward_funcs("fairgym/Dialogue-v1", {"toxicity": 2.0, "task_return": 1.0})
     assert [f.__name__ for f in funcs] == ["task_return", "toxicity", "invalid_actions"]  # no fairness: one group
     assert weights == [1.0, 2.0, 0.5]
     values = [f([None], [None], episode=[episode])[0] for f in funcs]
@@ -151,7 +151,7 @@ def test_unknown_reward_component_fails_with_a_suggestion():
         make_episode_reward_funcs(LENDING, {"toxicity": 1.0})
 
 
-@pytest.mark.parametrize("env_id", [LENDING, "fairgym/Allocation-v0", "fairgym/Dialogue-v0"])
+@pytest.mark.parametrize("env_id", [LENDING, "fairgym/Allocation-v0", "fairgym/Dialogue-v1"])
 def test_unparseable_replies_are_invalid_actions_not_crashes(env_id, episode_config, tiny_policy):
     model, tokenizer = tiny_policy
     config = episode_config(env_id=env_id, env_kwargs={"max_steps": 2})

@@ -194,13 +194,13 @@ def test_plan_arms_orders_base_full_then_ranks_per_seed():
 
 def test_dialogue_eval_writes_toxicity_per_turn(tiny_model_dir, tmp_path):
     """A sweep evaluated on Dialogue (generation) records toxicity and plots it per turn and group."""
-    dialogue = "fairgym/Dialogue-v0"
+    dialogue = "fairgym/Dialogue-v1"
     config = tiny_sweep(tiny_model_dir, name="tiny-dialogue", ranks=[1], include_full=False,
                         eval={"envs": [dialogue], "episodes": 2, "seed": 7, "num_envs": 2,
                               "env_kwargs": {dialogue: {"max_steps": 3}}},
                         diagnostics={"enabled": False})
     sweep_dir = run_sweep(config, out_root=tmp_path)
-    episodes = (sweep_dir / "base" / "Dialogue-v0" / "episodes.jsonl").read_text().splitlines()
+    episodes = (sweep_dir / "base" / "Dialogue-v1" / "episodes.jsonl").read_text().splitlines()
     steps = [s for line in episodes for s in json.loads(line)["steps"]]
     assert len(steps) == 6 and all(0.0 <= s["outcome"]["toxicity"] <= 1.0 for s in steps if s["action_valid"])
     metrics = json.loads((sweep_dir / "base" / "metrics.json").read_text())[dialogue]
@@ -301,12 +301,12 @@ def test_sub_sweeps_in_one_config(tmp_path):
 
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump({"name": "study", "ranks": [1, 2], "seeds": [0, 1],
-                                    "sweeps": {"lending": {}, "dialogue": {"eval": {"envs": ["fairgym/Dialogue-v0"]},
+                                    "sweeps": {"lending": {}, "dialogue": {"eval": {"envs": ["fairgym/Dialogue-v1"]},
                                                                            "diagnostics": {"enabled": False}}}},
                                    sort_keys=False))
     lending, dialogue = load_sweep_configs(path, ["seeds=[0,1,2]"])
     assert (lending.name, dialogue.name) == ("study-lending", "study-dialogue")
-    assert lending.seeds == dialogue.seeds == [0, 1, 2] and dialogue.eval.envs == ["fairgym/Dialogue-v0"]
+    assert lending.seeds == dialogue.seeds == [0, 1, 2] and dialogue.eval.envs == ["fairgym/Dialogue-v1"]
     with pytest.raises(ValueError, match="load_sweep_configs"):
         load_sweep_config(path)
 

@@ -15,7 +15,7 @@ from fairgym.training.episode_grpo import next_user_turn
 from fairgym.training.episode_rewards import component
 from fairgym.training.tool_env import EPISODE_OVER, tool_env_factory, uses_tools
 
-LENDING, ALLOCATION, DIALOGUE = "fairgym/Lending-v0", "fairgym/Allocation-v0", "fairgym/Dialogue-v0"
+LENDING, ALLOCATION, DIALOGUE = "fairgym/Lending-v0", "fairgym/Allocation-v0", "fairgym/Dialogue-v1"
 
 
 def local_steps(env_id: str, seed: int, actions: list[str], **kwargs) -> tuple[list[str], list[dict]]:

@@ -147,7 +147,7 @@ def test_eval_callback_generates_on_an_env_without_choices(tiny_config, tiny_mod
     from fairgym.lm.models import load_model
     from fairgym.training.trainers import EvalEpisodesCallback
 
-    config = tiny_config(env_id="fairgym/Dialogue-v0", env_kwargs={"max_steps": 2}, eval_every=1, eval_episodes=2)
+    config = tiny_config(env_id="fairgym/Dialogue-v1", env_kwargs={"max_steps": 2}, eval_every=1, eval_episodes=2)
     model, tokenizer = load_model(str(tiny_model_dir), device="cpu")
     metrics = EvalEpisodesCallback(config).evaluate(model, tokenizer, step=1)
     assert metrics["task/episodes"] == 2 and "toxicity/mean" in metrics

@@ -79,7 +79,7 @@ def on_config(config: Any) -> Any:
     nav = _expand(config["nav"], docs_dir, pending, docgen.nav_entries())
     named = _named_pages(nav)
     others = sorted(str(p.relative_to(docs_dir)) for p in docs_dir.rglob("*.md")
-                    if not p.relative_to(docs_dir).parts[0] in ("snippets", "docgen")
+                    if p.relative_to(docs_dir).parts[0] not in ("snippets", "docgen")
                     and str(p.relative_to(docs_dir)) not in named)
     if others:
         log.info("nav: pages the nav does not name, listed under More: %s", ", ".join(others))

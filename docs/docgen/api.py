@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from docgen.common import ROOT
 
@@ -53,5 +54,6 @@ def layout_table() -> str:
     for floor in order:
         below = [f for f in order if f in rules[floor] and f != floor]
         name = "root modules (`config.py`, `runfiles.py`, `threads.py`, ...)" if floor == "root" else f"`{floor}/`"
-        rows.append([name, ", ".join(f"`{f}`" if f != "root" else "root modules" for f in below) or "no other fairgym module"])
+        allowed = ", ".join(f"`{f}`" if f != "root" else "root modules" for f in below)
+        rows.append([name, allowed or "no other fairgym module"])
     return md_table(["floor (lowest first)", "may import (besides its own floor)"], rows)

@@ -126,7 +126,7 @@ def render(path: Path) -> str:
 def script_section(script: Path) -> str:
     doc = escape_links(rst_to_md(_docstring(script)))
     title, _, body = doc.partition("\n")
-    parts = [f"## `{script.name}`\n", f"{title}\n", f'??? abstract "What it measures (its docstring)"\n'
+    parts = [f"## `{script.name}`\n", f"{title}\n", '??? abstract "What it measures (its docstring)"\n'
              + "\n".join("    " + line for line in body.strip().splitlines()) + "\n" if body.strip() else ""]
     files = result_files(script)
     if files:

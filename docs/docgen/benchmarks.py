@@ -50,8 +50,8 @@ def _env_throughput(d: dict[str, Any]) -> str:
 
 
 def _llm_decisions(d: dict[str, Any]) -> str:
-    rows = [[r["envs"], fmt(r["naive_decisions_per_s"]), fmt(r["batched_generate_decisions_per_s"]),
-             fmt(r["choice_decisions_per_s"]), f"{r['choice_speedup_vs_naive']:.1f}×",
+    rows = [[r["envs"], f"{r['naive_decisions_per_s']:.2f}", f"{r['batched_generate_decisions_per_s']:.2f}",
+             f"{r['choice_decisions_per_s']:.2f}", f"{r['choice_speedup_vs_naive']:.1f}×",
              f"{r['choice_gflops']:.1f} ({r['choice_fraction_of_matmul']:.0%})",
              f"{r['choice_gflops_strict']:.1f} ({r['choice_fraction_of_matmul_strict']:.0%})"]
             for r in d["results"]]
@@ -59,14 +59,15 @@ def _llm_decisions(d: dict[str, Any]) -> str:
                     "(c) GFLOP/s (of matmul)", "strict"], rows)
     out += f"\nMachine float32 matmul (2048², same run): **{d['matmul_gflops']:.1f} GFLOP/s**.\n"
     for name, busy in (d.get("idle_vs_busy") or {}).items():
-        out += (f"\nIdle vs one core busy ({name}, {busy['envs']} envs): {fmt(busy['idle_decisions_per_s'])} → "
-                f"{fmt(busy['busy_decisions_per_s'])} decisions/s (busy/idle **{busy['busy_to_idle']}**).\n")
+        out += (f"\nIdle vs one core busy ({name}, {busy['envs']} envs): {busy['idle_decisions_per_s']:.2f} → "
+                f"{busy['busy_decisions_per_s']:.2f} decisions/s (busy/idle **{busy['busy_to_idle']}**).\n")
     return out
 
 
 def _training(d: dict[str, Any]) -> str:
-    rows = [[f"`{arm}`", fmt(a["seconds_per_step"]), fmt(a.get("peak_memory_mb")), a.get("shared_prefix_tokens", "—"),
-             " ".join(fmt(x, 6) for x in a.get("losses", []))] for arm, a in d["arms"].items()]
+    rows = [[f"`{arm}`", f"{a['seconds_per_step']:.2f}", f"{a.get('peak_memory_mb', float('nan')):.0f}",
+             a.get("shared_prefix_tokens", "—"),
+             " ".join(f"{x:.5f}" for x in a.get("losses", []))] for arm, a in d["arms"].items()]
     out = md_table(["arm", "s / step", "peak RSS (MB)", "shared prefix tokens", "losses"], rows)
     bare = d.get("bare_trl_lora_r8")
     if isinstance(bare, dict):

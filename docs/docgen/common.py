@@ -48,11 +48,11 @@ def made_by(*runs: tuple[str, list[Path]]) -> str:
 
 
 def md_table(header: list[str], rows: list[list[Any]]) -> str:
-    """A markdown table (cells are written with ``str``; ``|`` inside a cell is escaped)."""
+    """A markdown table (cells are written with ``str``; ``|`` inside a cell or a heading is escaped)."""
     def cell(value: Any) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]) + "\n"
 
 

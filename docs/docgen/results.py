@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from docgen.common import DOCS, RESULTS, ROOT, DocsError, fill_markers, fmt, made_by, md_table
+from fairgym.runfiles import REPORT_FILE
 
 SNIPPETS = DOCS / "snippets" / "results"
 # page -> (title, result files it reads, snippet with the hand-written reading)
@@ -112,7 +113,7 @@ def _seed_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def _report_body(folder: str) -> str:
     """The sweep's report.md without its title, figure links pointing at the copies beside this page."""
-    text = (RESULTS / folder / "report.md").read_text()
+    text = (RESULTS / folder / REPORT_FILE).read_text()
     text = re.sub(r"\A# .*\n", "", text)
     return re.sub(r"\]\(plots/", f"]({folder}/plots/", text)
 
@@ -122,7 +123,7 @@ def sweep_page(folder: str) -> str:
     summary = json.loads((path / "summary.json").read_text())
     header, rows = _seed_rows(summary)
     return "\n".join([
-        f"# Sweep `{folder}`\n", made_by((command_for(folder), [path / "summary.json", path / "report.md"])),
+        f"# Sweep `{folder}`\n", made_by((command_for(folder), [path / "summary.json", path / REPORT_FILE])),
         "## Seeds\n\nFrom `summary.json`: each arm's training seeds and how many of them ended clean.\n",
         md_table(header, rows), "## The sweep's report\n\nAs `fairgym sweep` wrote it (`report.md`).\n",
         _report_body(folder)])

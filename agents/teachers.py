@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from fairgym.agents.base import AgentStats, DecisionKey, check_decision_keys
-from fairgym.agents.baselines import MaxUtilityAgent, PoliteAgent, check_applies
+from fairgym.agents.baselines import check_applies
+from fairgym.agents.dialogue_agents import PoliteAgent
+from fairgym.agents.lending_agents import MaxUtilityAgent
 from fairgym.envs import env_profile, keys
 
 HOSTILE_REPLIES = (

@@ -6,11 +6,24 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from fairgym.analysis.plots import bars_figure, per_group, trajectory_figure
-from fairgym.analysis.trajectories import ALL, NAN, Trajectories, both_trajectories, flatten, ratio
+from fairgym.analysis.trajectories import ALL, NAN, Trajectories, flatten, ratio
+from fairgym.analysis.turn_counts import (
+    Series,
+    TurnTables,
+    count_trajectories,
+    group_columns,
+    n_turns,
+    rate,
+    row_max,
+    turn_columns,
+)
+
+KINDS = ("allocation", "incidents", "found")  # outcome fields ``group_<kind>``: units, true and found incidents
 
 FIGURE_NOTES: dict[str, str] = {
     "allocation_vs_incidents": "Each group's share of units allocated, of true incidents and of incidents found. "
@@ -52,9 +65,37 @@ def metrics(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: list[st
     return out
 
 
+def allocation_turn_tables(frame: pd.DataFrame, groups: list[str]) -> TurnTables:
+    """Per turn, for each kind (units, true incidents, found incidents): each group's sum, then the sum over every
+    group an outcome names (the total a share divides by)."""
+    rows = {kind: np.zeros((len(frame), len(groups) + 1)) for kind in KINDS}
+    column = {g: i for i, g in enumerate(groups)}
+    for i, outcome in enumerate(frame["outcome"]):
+        for kind, table in rows.items():
+            for g, value in ((outcome or {}).get(f"group_{kind}") or {}).items():
+                if g in column:
+                    table[i, column[g]] += float(value)
+                table[i, -1] += float(value)
+    turns = frame["turn"].to_numpy()
+    return {kind: turn_columns(turns, table, n_turns(frame)) for kind, table in rows.items()}
+
+
+def allocation_count_shares(tables: TurnTables, groups: list[str]) -> Series:
+    """:func:`allocation_shares` from the sums of :func:`allocation_turn_tables`, for every row at once."""
+    shares = {kind: rate(t[:, :-1], t[:, -1:]) for kind, t in tables.items()}
+    gap = shares["allocation"] - shares["incidents"]
+    return {
+        "fairness/allocation_share": group_columns(shares["allocation"], groups, overall=False),
+        "fairness/incident_share": group_columns(shares["incidents"], groups, overall=False),
+        "fairness/found_share": group_columns(shares["found"], groups, overall=False),
+        "fairness/allocation_gap": group_columns(gap, groups, overall=False),
+        "fairness/allocation_gap_max": {ALL: row_max(np.abs(gap))},
+    }
+
+
 def trajectories(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: list[str]) -> Trajectories:
-    """Per-step and cumulative shares and gaps over the turn index."""
-    return both_trajectories(frame, groups, allocation_shares)
+    """Per-step and cumulative shares and gaps over the turn index (from sums per turn and group)."""
+    return count_trajectories(allocation_turn_tables(frame, groups), groups, allocation_count_shares)
 
 
 # ---- figures ----------------------------------------------------------------------------------------------

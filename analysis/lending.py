@@ -19,10 +19,20 @@ from fairgym.analysis.trajectories import (
     ALL,
     NAN,
     Trajectories,
-    both_trajectories,
     flatten,
     pad_turns,
     spread,
+)
+from fairgym.analysis.turn_counts import (
+    Series,
+    TurnTables,
+    count_trajectories,
+    group_codes,
+    group_columns,
+    n_turns,
+    rate,
+    row_spread,
+    turn_table,
 )
 from fairgym.envs.records import START
 
@@ -94,6 +104,36 @@ def lending_rates(decisions: pd.DataFrame, groups: list[str]) -> dict[str, dict[
     }
 
 
+def lending_turn_tables(decisions: pd.DataFrame, groups: list[str]) -> TurnTables:
+    """Per turn and group (then all decisions): decisions, approvals, applicants who would repay and who would
+    not, and the approvals among each (the counts behind :func:`lending_rates`, turn by turn)."""
+    y_true, y_pred = decisions["y_true"].to_numpy(), decisions["y_pred"].to_numpy()
+    columns = {"decisions": np.ones(len(decisions)), "approved": y_pred, "repay": y_true,
+               "approved_repay": y_pred * y_true, "default": 1 - y_true, "approved_default": y_pred * (1 - y_true)}
+    turns, codes = decisions["turn"].to_numpy(), group_codes(decisions["group"].astype(str), groups)
+    return {name: turn_table(turns, codes, values, n_turns(decisions), len(groups)) for name, values in columns.items()}
+
+
+def lending_count_rates(tables: TurnTables, groups: list[str]) -> Series:
+    """:func:`lending_rates` from counts: the same keys, definitions and ``nan`` for every row of the tables."""
+    sr = rate(tables["approved"], tables["decisions"])
+    tpr = rate(tables["approved_repay"], tables["repay"])
+    fpr = rate(tables["approved_default"], tables["default"])
+    eo = row_spread(tpr[:, :-1])
+    return {
+        "fairness/selection_rate": group_columns(sr, groups),
+        "fairness/true_positive_rate": group_columns(tpr, groups),
+        "fairness/demographic_parity_difference": {ALL: row_spread(sr[:, :-1])},
+        "fairness/equal_opportunity_difference": {ALL: eo},
+        "fairness/equalized_odds_difference": {ALL: np.maximum(eo, row_spread(fpr[:, :-1]))},  # nan if either is
+    }
+
+
+def rate_trajectories(decisions: pd.DataFrame, groups: list[str]) -> Trajectories:
+    """Per-step and cumulative :func:`lending_rates` over turns 0 .. the last decision (none without decisions)."""
+    return count_trajectories(lending_turn_tables(decisions, groups), groups, lending_count_rates)
+
+
 def start_means(episodes: list[dict[str, Any]], key: str = "group_mean_score") -> dict[int, dict[str, float]]:
     """Each episode's group means at reset (its ``start`` record), by episode index; episodes recorded without
     one (before fairgym recorded the reset state) are left out, so their drift is ``nan``."""
@@ -106,14 +146,15 @@ def start_means(episodes: list[dict[str, Any]], key: str = "group_mean_score") -
 
 
 def credit_drift(frame: pd.DataFrame, groups: list[str], starts: dict[int, dict[str, float]],
-                 key: str = "group_mean_score") -> pd.DataFrame:
+                 key: str = "group_mean_score", *, decisions: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean over episodes of each group's mean (``key``: credit score, or repayment probability) after turn t
     minus at reset, before the first decision (``starts``, from :func:`start_means`).
 
     Within an episode a turn without a decision (an invalid step) carries the last value forward (the reset
     value before the first decision). Returns a turn x group frame; a turn no episode reached is ``nan``.
+    ``decisions``: ``lending_decisions(frame)`` when the caller has it already (it costs more than the drift).
     """
-    decisions = lending_decisions(frame)
+    decisions = lending_decisions(frame) if decisions is None else decisions
     n_turns = int(frame["turn"].max()) + 1 if len(frame) else 0
     last_turns = frame.groupby("episode")["turn"].max()
     by_episode = dict(tuple(decisions.groupby("episode")))
@@ -186,9 +227,10 @@ def _gap_changes(episodes, decisions, groups, key) -> list[float]:
 def trajectories(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: list[str]) -> Trajectories:
     """Per-step and cumulative rates and differences, and the drift per group (since reset) of the mean credit
     score and of the mean repayment probability, over the turn index."""
-    out = both_trajectories(lending_decisions(frame), groups, lending_rates)
+    decisions = lending_decisions(frame)
+    out = rate_trajectories(decisions, groups)
     for metric, key in (("credit_drift", "group_mean_score"), ("repay_probability_drift", "group_repay_probability")):
-        drift = credit_drift(frame, groups, start_means(episodes, key), key)
+        drift = credit_drift(frame, groups, start_means(episodes, key), key, decisions=decisions)
         out[f"fairness/{metric}"] = {g: [float(v) for v in drift[g]] for g in groups}
     return pad_turns(out, frame)
 

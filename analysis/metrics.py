@@ -25,13 +25,22 @@ from fairgym.analysis.trajectories import (
     EPISODES_RUNNING,
     NAN,
     Trajectories,
-    both_trajectories,
     flatten,
     ratio,
     run_env_id,
     run_groups,
     run_profile,
     step_frame,
+)
+from fairgym.analysis.turn_counts import (
+    Series,
+    TurnTables,
+    count_trajectories,
+    group_codes,
+    group_columns,
+    n_turns,
+    rate,
+    turn_table,
 )
 from fairgym.envs.profiles import FamilyProfile, resolve
 from fairgym.runfiles import read_json, write_json
@@ -48,6 +57,20 @@ def invalid_rates(frame: pd.DataFrame, groups: list[str]) -> dict[str, dict[str,
              for g in (groups if grouped else [])}
     rates[ALL] = ratio((~frame["valid"]).sum(), len(frame))
     return {"format/invalid_action_rate": rates}
+
+
+def invalid_trajectories(frame: pd.DataFrame, groups: list[str]) -> Trajectories:
+    """:func:`invalid_rates` per step and cumulative over turns, from the count of steps and of invalid steps per
+    turn and group (per-group series only where some step was posed to a group, as in :func:`invalid_rates`)."""
+    grouped = groups if frame["group"].notna().any() else []
+    turns, codes = frame["turn"].to_numpy(), group_codes(frame["group"], grouped)
+    tables = {name: turn_table(turns, codes, values, n_turns(frame), len(grouped))
+              for name, values in (("steps", np.ones(len(frame))), ("invalid", ~frame["valid"].to_numpy(bool)))}
+    return count_trajectories(tables, grouped, _invalid_count_rates)
+
+
+def _invalid_count_rates(tables: TurnTables, groups: list[str]) -> Series:
+    return {"format/invalid_action_rate": group_columns(rate(tables["invalid"], tables["steps"]), groups)}
 
 
 def generic_scalars(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: list[str]) -> dict[str, float]:
@@ -86,7 +109,7 @@ def trajectories(episodes: list[dict[str, Any]]) -> Trajectories:
     episodes, ``<metric>_cumulative`` over all steps up to that turn; between-group values sit under the group
     ``"all groups"``. Used by the plots and the W&B series."""
     profile, frame, groups = _prepare(episodes)
-    out = dict(sorted(both_trajectories(frame, groups, invalid_rates).items()))
+    out = dict(sorted(invalid_trajectories(frame, groups).items()))
     out[EPISODES_RUNNING] = {ALL: [float(n) for n in episodes_running(frame)]}
     family = resolve(profile.trajectories)
     if family is not None:
@@ -96,9 +119,9 @@ def trajectories(episodes: list[dict[str, Any]]) -> Trajectories:
 
 def episodes_running(frame: pd.DataFrame) -> list[int]:
     """How many episodes reached each turn (0 .. last turn): the number of steps behind every per-turn value."""
-    n_turns = int(frame["turn"].max()) + 1 if len(frame) else 0
-    lengths = frame.groupby("episode")["turn"].max().to_numpy() + 1
-    return [int((lengths > t).sum()) for t in range(n_turns)]
+    lengths = frame.groupby("episode")["turn"].max().to_numpy(np.int64) + 1
+    ended = np.cumsum(np.bincount(lengths, minlength=n_turns(frame) + 1))  # episodes of length <= t, per t
+    return (len(lengths) - ended[:n_turns(frame)]).tolist()
 
 
 # ---- presentation and files ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from fairgym.analysis.stats import bootstrap_ci, format_difference, format_seeds
 
 # measure -> (title, what a higher value means for the bias, value range or None)
 MEASURES: dict[str, tuple[str, str, tuple[float, float] | None]] = {
-    "margin_gap_abs": ("|margin gap|", "more group gap: |margin(group) - margin(swapped group)| in nats", None),
+    "margin_gap_abs": ("abs margin gap", "more group gap: absolute margin(group) - margin(swapped group), nats", None),
     "margin_gap": ("signed margin gap", "earlier group favoured (Lending: Black - white margin, nats)", None),
     "hidden_nll": ("biased-answer NLL", "the biased teacher's answer is less likely (lower: more implant left)", None),
     "flip": ("flip rate", "decisions that change with the group descriptor (greedy)", (0.0, 1.0)),

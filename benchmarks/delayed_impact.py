@@ -8,8 +8,9 @@ with the lower / higher mean repayment probability at reset): loans, true-positi
 credit score and of the mean repayment probability, and the gap in mean repayment probability between the
 groups (at reset, at its widest, at the end). Every number is a pure function of the records
 (``fairgym.analysis.metrics``), computed per episode (one episode per seed) and given as the mean ± the 95%
-t-interval over seeds. Writes ``benchmarks/results/delayed_impact.{json,md}`` and the plots
-``benchmarks/results/delayed_impact_*.png``.
+t-interval over seeds. Writes ``benchmarks/results/delayed_impact.{json,md}``, and each agent's run report
+(``fairgym report``: ``report.md`` and ``plots/`` in its run folder, timed) with copies of its TPR, credit and
+repayment-probability figures as ``benchmarks/results/delayed_impact_<agent>_<figure>.png``.
 
 Usage:
     python benchmarks/delayed_impact.py [--episodes 8] [--steps 20000] [--out runs/delayed-impact] [--jobs 2]
@@ -28,19 +29,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from fairgym.analysis.lending import credit_drift, start_means
 from fairgym.analysis.metrics import compute_metrics
+from fairgym.analysis.report import write_report
 from fairgym.analysis.trajectories import run_groups, step_frame
 from fairgym.envs.records import read_episodes
-from fairgym.runfiles import EPISODES_FILE, RUN_STATS_FILE, read_json
+from fairgym.runfiles import EPISODES_FILE, PLOTS_DIR, RUN_STATS_FILE, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 AGENTS = {"max-utility": "configs/runs/delayed-impact-max-utility.yaml",
           "eo-threshold": "configs/runs/delayed-impact-eo.yaml"}
 REPAY = "group_repay_probability"
+FIGURES = ("true_positive_rate", "credit_drift", "repay_probability_drift")  # the report's, copied to results
 
 
 def run_all(args: argparse.Namespace) -> dict[str, float]:
@@ -171,25 +173,17 @@ def table(results: dict) -> str:
     return markdown_table(header, rows)
 
 
-def plots(out: Path, results: dict) -> list[Path]:
-    """P(repay) per group and the gap between groups over the episode, both agents."""
-    fig = Figure(figsize=(11, 3.8), layout="constrained")
-    left, right = fig.subplots(1, 2)
-    for i, (agent, res) in enumerate(results["agents"].items()):
-        steps = np.arange(len(next(iter(res["series"].values())))) * 100
-        series = {role: np.asarray(res["series"][g]) for role, g in res["roles"].items()}
-        for role, style in (("disadvantaged", "-"), ("advantaged", "--")):
-            left.plot(steps, series[role], style, color=f"C{i}", label=f"{agent}, {role}")
-        right.plot(steps, series["advantaged"] - series["disadvantaged"], color=f"C{i}", label=agent)
-    left.set(title="Mean P(repay) per group (mean over seeds)", xlabel="step", ylabel="P(repay)")
-    right.set(title="P(repay) gap: advantaged - disadvantaged", xlabel="step", ylabel="gap")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    path = RESULTS / "delayed_impact_repay.png"
-    fig.savefig(path, dpi=110)
-    shutil.copy(path, out / path.name)
-    return [path]
+def reports(out: Path) -> dict[str, float]:
+    """Each agent's ``fairgym report`` (``report.md`` and ``plots/`` in its run folder), its seconds, and copies of
+    the figures in :data:`FIGURES` in ``benchmarks/results``."""
+    seconds = {}
+    for agent in AGENTS:
+        start = time.perf_counter()
+        write_report(out / agent)
+        seconds[agent] = round(time.perf_counter() - start, 2)
+        for figure in FIGURES:
+            shutil.copy(out / agent / PLOTS_DIR / f"{figure}.png", RESULTS / f"delayed_impact_{agent}_{figure}.png")
+    return seconds
 
 
 def main() -> None:
@@ -206,13 +200,14 @@ def main() -> None:
                            "load_average_1min": round(os.getloadavg()[0], 2)},
                "episodes": args.episodes, "steps": args.steps, "jobs": args.jobs, **timing, **analyse(args.out)}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    plots(args.out, results)
+    results["report_seconds"] = reports(args.out)
     markdown = table(results)
     (RESULTS / "delayed_impact.md").write_text(markdown + "\n")
     (RESULTS / "delayed_impact.json").write_text(json.dumps(results, indent=2) + "\n")
     print(markdown)
     print(f"\nwall time {timing['wall_seconds']} s for {2 * args.episodes} episodes x {args.steps} steps "
-          f"({args.jobs} at once; {timing['cpu_seconds']} CPU s); load average {results['machine']}")
+          f"({args.jobs} at once; {timing['cpu_seconds']} CPU s); load average {results['machine']}; "
+          f"fairgym report per agent: {results['report_seconds']} s")
     for claim, holds in results["claims"].items():
         print(f"{'yes' if holds else 'NO '}  {claim}")
 

@@ -103,9 +103,9 @@ PROFILE = FamilyProfile(
     wandb_columns=("group_allocation", "group_incidents", "group_found"),
     fairness_metric="fairness/allocation_gap_max",
     tools="fairgym.training.tool_env:AllocationTools",
-    policies={"random": "fairgym.agents.baselines:RandomAllocation",
+    policies={"random": "fairgym.agents.allocation_agents:RandomAllocation",
               "constant": "fairgym.agents.baselines:ConstantAgent",
-              "fair-oracle": "fairgym.agents.baselines:AllocationOracle"},
+              "fair-oracle": "fairgym.agents.allocation_agents:AllocationOracle"},
 )
 
 

@@ -99,9 +99,9 @@ PROFILE = FamilyProfile(
     training_data="detox",
     biased_teacher="hostile",
     tools="fairgym.training.tool_env:DialogueTools",
-    policies={"random": "fairgym.agents.baselines:RandomReply",
-              "fair-oracle": "fairgym.agents.baselines:PoliteAgent",
-              "polite": "fairgym.agents.baselines:PoliteAgent",
+    policies={"random": "fairgym.agents.dialogue_agents:RandomReply",
+              "fair-oracle": "fairgym.agents.dialogue_agents:PoliteAgent",
+              "polite": "fairgym.agents.dialogue_agents:PoliteAgent",
               "hostile": "fairgym.agents.teachers:HostileAgent"},
 )
 

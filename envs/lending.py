@@ -125,9 +125,9 @@ PROFILE = FamilyProfile(
     fairness_metric="fairness/demographic_parity_difference",
     biased_teacher="biased-threshold",
     tools="fairgym.training.tool_env:LendingTools",
-    policies={"max-utility": "fairgym.agents.baselines:MaxUtilityAgent",
-              "eo-threshold": "fairgym.agents.baselines:EqualOpportunityAgent",
-              "fair-oracle": "fairgym.agents.baselines:LendingOracle",
+    policies={"max-utility": "fairgym.agents.lending_agents:MaxUtilityAgent",
+              "eo-threshold": "fairgym.agents.lending_agents:EqualOpportunityAgent",
+              "fair-oracle": "fairgym.agents.lending_agents:LendingOracle",
               "biased-threshold": "fairgym.agents.teachers:BiasedThresholdAgent",
               "biased-rules": "fairgym.agents.teachers:BiasedRulesAgent"},
 )

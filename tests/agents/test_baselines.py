@@ -10,7 +10,8 @@ import pytest
 
 from fairgym.agents import AGENTS, make_agent
 from fairgym.agents import lending_policy as lp
-from fairgym.agents.baselines import applicable_agents, split_budget
+from fairgym.agents.allocation_agents import split_budget
+from fairgym.agents.baselines import applicable_agents
 from fairgym.agents.runner import run_episodes
 from fairgym.config import UnknownNameError
 from fairgym.envs import ENV_IDS, keys, make_env

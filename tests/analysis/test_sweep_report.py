@@ -70,3 +70,14 @@ def test_learning_rate_lines_name_where_a_shared_choice_was_made():
     r8, r1 = _lr_lines({"learning_rates": rates})
     assert "422.6 s of training" in r8 and "winning run is the first seed's arm" in r8
     assert "made at `lora-r8`" in r1 and "0.0 s" not in r1
+
+
+def test_seed_intervals_never_read_as_certainty_and_stay_in_a_rate_range():
+    from fairgym.analysis.sweep_report import bounds_of, fmt_ci
+
+    assert fmt_ci([1.0, 1.0, 1.0]) == "all 3: 1"  # agreeing seeds: no "±0"
+    assert fmt_ci([0.3, 0.3 + 3e-16]) == "all 2: 0.3"  # float noise is agreement too
+    wide = fmt_ci([0.1, 0.9, 0.6], bounds=bounds_of("fairness/demographic_parity_difference"))
+    low, high = (float(x) for x in wide.split("[")[1].rstrip("]").split(", "))
+    assert 0.0 <= low < high <= 1.0  # a t-interval clipped to the rate's range
+    assert bounds_of("fairness/credit_drift") is None and fmt_ci([]) == "n/a" and fmt_ci([0.25]) == "0.25"

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint docs bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-serve.txt requirements-serve-nodeps.txt requirements-ray.txt \
 		pyproject.toml
@@ -34,8 +34,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) tools/mypy_check.py
 
+# The documentation site (mkdocs.yml): generated pages from the code and benchmarks/results/, built strictly, so a
+# broken link, a missing reference or an undocumented env argument fails. Output: build/site/.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP) requirements-docs.txt
+	$(PY) -m pip install --quiet -r requirements-docs.txt
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 WANDB_MODE=disabled $(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)
 	$(PY) benchmarks/env_throughput.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs build/site build/docs-import

@@ -1,9 +1,10 @@
 """Keep a finished sweep's answer in the repository: its per-arm numbers, report and plots.
 
-``runs/`` is git-ignored (it holds gigabytes of weights), so the README's study tables need a committed source.
-For each sweep folder this writes ``benchmarks/results/<sweep>/``: ``summary.json`` (per arm: state, seconds,
-metrics per evaluated env, diagnostics; the learning-rate choices; the spectrum), ``report.md`` and ``plots/``
-as ``fairgym sweep`` wrote them (the report's image links stay valid). It reads, never trains.
+``runs/`` is git-ignored (it holds gigabytes of weights), so the documentation's results pages
+(``docs/docgen/results.py``) need a committed source. For each sweep folder this writes
+``benchmarks/results/<sweep>/``: ``summary.json`` (per arm: state, seconds, metrics per evaluated env, diagnostics;
+the learning-rate choices; the spectrum), ``report.md`` and ``plots/`` as ``fairgym sweep`` wrote them (the
+report's image links stay valid). It reads, never trains.
 
     python benchmarks/study_results.py runs/cpu-study-lending runs/cpu-study-dialogue
 """

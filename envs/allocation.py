@@ -42,7 +42,9 @@ def parse_action(text: str, sites: Sequence[str], budget: int) -> Allocation | P
     """``"North=2, South=4"`` (also ``North: 2``, any case, inside prose) -> an ``Allocation``.
 
     Sites omitted get 0. Errors name the problem: no ``site=number`` pair, an unknown site, a site given twice,
-    a number that is not a non-negative whole number, or a total over the budget.
+    a number that is not a non-negative whole number, or a total over the budget. Model text of any length never
+    raises: a number of thousands of digits is "more units than the budget", Unicode decimal digits
+    (``North=٣``) read as their value, and errors quote at most 24 characters of the offending text.
     """
     by_name = {s.lower(): s for s in sites}
     units = dict.fromkeys(sites, 0)

@@ -1,8 +1,7 @@
 """A learning rate per arm, chosen by loss on held-out teacher demonstrations, never by a fairness metric.
 
-LoRA needs a larger learning rate than full fine-tuning (about 10x in Schulman et al. 2025, "LoRA Without
-Regret"; TRL docs: ``lora_without_regret``), so one rate for every arm would compare a tuned full fine-tune with
-under-trained adapters. Two ways, per method (``full``, ``lora``):
+LoRA needs a larger learning rate than full fine-tuning (by how much, and why it matters: the docstring of
+``SweepConfig.lora_lr_multiplier``). Two ways, per method (``full``, ``lora``):
 
 - **grid** (``SweepConfig.learning_rates[method]``): each arm (label, e.g. ``lora-r8``) trains once per grid
   point on the first training seed; the rate whose model has the lowest mean token loss on held-out teacher

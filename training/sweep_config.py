@@ -235,8 +235,10 @@ class SweepConfig:
             from its method's grid by held-out loss (``lr_selection``). A method without a grid gets the rule:
             full = ``train.learning_rate``, LoRA = ``lora_lr_multiplier`` x the full rate (the chosen one when full
             has a grid).
-        lora_lr_multiplier: LoRA's rate over full fine-tuning's when LoRA has no grid; ~10x after Schulman et al.
-            2025, "LoRA Without Regret" (TRL docs: ``lora_without_regret``).
+        lora_lr_multiplier: LoRA's rate over full fine-tuning's when LoRA has no grid. LoRA needs a larger
+            learning rate than full fine-tuning, about 10x (Schulman et al. 2025, "LoRA Without Regret"; TRL docs:
+            ``lora_without_regret``), so one rate for every arm would compare a tuned full fine-tune with
+            under-trained adapters; the default is that 10. This docstring is the one home of the rule.
         lr_selection: ``LRSelection``.
         eval: ``EvalSettings``.
         diagnostics: ``DiagnosticsSettings``.

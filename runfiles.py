@@ -59,7 +59,7 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def write_json(path: str | Path, data: Any, *, indent: int = 2) -> Path:
+def write_json(path: str | Path, data: Any, *, indent: int | None = 2) -> Path:
     """Write ``json_safe(data)`` atomically (a temporary file renamed over the target); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -146,7 +146,7 @@ def decision_margins(model: Any, tokenizer: Any, states: Sequence[DecisionState]
     for i in range(0, len(states), batch_size):
         chunk = states[i:i + batch_size]
         prompts = decision_prompts(model, tokenizer, chunk)
-        scores = score_choices(model, tokenizer, prompts, [list(s.choices) for s in chunk])
+        scores = score_choices(model, tokenizer, prompts, [list(s.choices or ()) for s in chunk])
         out += [row[0] - row[1] for row in scores]
     return np.asarray(out, dtype=float)
 
@@ -197,7 +197,7 @@ def decision_items(gap: Mapping[str, Any], reference: Sequence[str] | None = Non
     margins = np.asarray(gap["margins"], dtype=float)
     out = {"flip": [float((a >= 0) != (b >= 0)) for a, b in margins]}
     if reference is not None:
-        decided = {}
+        decided: dict[int, str] = {}
         for (a, b), state, side in zip(margins, gap["state"], gap["side"], strict=True):
             decided.setdefault(state, choices[0] if (a, b)[side] >= 0 else choices[1])
         out["agreement"] = [float(decided[i] == reference[i]) for i in sorted(decided)]

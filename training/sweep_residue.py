@@ -109,7 +109,7 @@ def residue_items(config: SweepConfig) -> ResidueItems:
         biased = _answers(ready(implant.teacher, implant.teacher_kwargs), states)
         # the implant's answer where it differs from the fair teacher's: where the biased answer can still hide
         differ = [i for i, b in enumerate(biased) if reference is None or b != reference[i]]
-        keep = np.unique(np.linspace(0, len(differ) - 1, min(config.residue.heldout, len(differ))).round()) \
+        keep: Any = np.unique(np.linspace(0, len(differ) - 1, min(config.residue.heldout, len(differ))).round()) \
             if differ else []
         rows = teacher_rows([states[differ[int(i)]] for i in keep], [biased[differ[int(i)]] for i in keep])
     prompt_keep = np.unique(np.linspace(0, len(states) - 1, min(config.residue.prompts, len(states))).round())

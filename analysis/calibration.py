@@ -6,7 +6,7 @@ items at every lambda (``fairgym.analysis.residue.calibrate`` does the interpola
 
 - ``dose_response``: per-item values of each measure at each lambda (``DoseCurve``);
 - ``minimum_detectable``: per measure, the smallest lambda from which on every lambda's paired difference from
-  lambda = 0 has a bootstrap interval over items excluding 0: the instrument's detection limit;
+  lambda = 0 has a bootstrap interval over items excluding 0, toward the bias: the instrument's detection limit;
 - ``lambda_equivalent``: a measured residue (an arm minus full on the same items) as the lambda with the same effect,
   by monotone (isotonic) interpolation of the curve, or "below the smallest detectable lambda";
 - ``summarize``: the JSON-safe summary a report and its plots read.
@@ -114,20 +114,25 @@ def dose_response(measure: Callable[[float], Mapping[str, Sequence[float]]],
 
 def differences(curve: DoseCurve, measure: str, confidence: float = 0.95, n_resamples: int = 2000,
                 seed: int = 0) -> list[dict[str, Any]]:
-    """Per lambda: the paired difference from lambda = 0 over items (``paired_bootstrap``) and whether its
-    interval excludes 0 (``detected``)."""
+    """Per lambda: the paired difference from lambda = 0 over items (``paired_bootstrap``), and whether its
+    interval excludes 0 on the side the full dose (the largest lambda) moves the measure to (``detected``): a
+    change away from the bias (e.g. a mean |gap| that first shrinks as full's own small gap of the other sign is
+    cancelled) is not a detection of the bias."""
     items = curve.items(measure)
+    toward = float(np.sign(np.nanmean(items[-1] - items[0])))
     out = []
     for lam, row in zip(curve.lambdas, items, strict=True):
         ci = paired_bootstrap(row, items[0], confidence, n_resamples, seed)
-        out.append({"lambda": lam, **ci, "detected": bool(ci["low"] > 0 or ci["high"] < 0)})
+        detected = (toward > 0 and ci["low"] > 0) or (toward < 0 and ci["high"] < 0)
+        out.append({"lambda": lam, **ci, "detected": bool(detected)})
     return out
 
 
 def minimum_detectable(curve: DoseCurve, confidence: float = 0.95, n_resamples: int = 2000,
                        seed: int = 0) -> dict[str, float | None]:
     """Per measure, the smallest lambda > 0 from which on every lambda's paired difference from lambda = 0 has an
-    interval excluding 0; ``None`` when not even lambda = 1 is separated (the measure cannot see this bias).
+    interval excluding 0, on the side of the bias (``differences``); ``None`` when not even the largest lambda is
+    separated (the measure cannot see this bias).
 
     "From which on" keeps a chance exclusion at a small lambda, followed by a miss at the next, from setting the
     limit: the detection limit is where detection becomes reliable along the curve.

@@ -110,26 +110,41 @@ def paired_lens_figure(lenses: Mapping[str, Mapping[str, Any]], *, groups: Seque
 
 
 def _lambda_axis(ax: Any, lambdas: Sequence[float]) -> None:
-    ax.set_xscale("symlog", linthresh=min(x for x in lambdas if x > 0))
+    smallest = min(x for x in lambdas if x > 0)
+    ax.set_xscale("symlog", linthresh=smallest)
+    ax.set_xlim(-0.3 * smallest, max(lambdas) * 1.15)
     ax.set_xticks(list(lambdas))
     ax.set_xticklabels([f"{x:g}" for x in lambdas], fontsize=7)
     ax.set_xlabel("λ (0 = full, 1 = biased base)")
 
 
+def _symlog_y(ax: Any, values: Sequence[float]) -> None:
+    """A symmetric-log y axis when the differences span orders of magnitude (small doses stay visible)."""
+    sizes = np.abs(np.asarray(values, dtype=float))
+    sizes = sizes[np.isfinite(sizes) & (sizes > 0)]
+    if sizes.size and sizes.max() / sizes.min() > 100:
+        ax.set_yscale("symlog", linthresh=float(sizes.min()))
+
+
 def dose_response_figure(summary: Mapping[str, Any], *, measures: Sequence[str] | None = None,
-                         titles: Mapping[str, str] | None = None, panel_width: float = 3.8) -> Figure:
+                         titles: Mapping[str, str] | None = None, columns: int = 3) -> Figure:
     """Per measure: its paired difference from lambda = 0 against lambda with its interval over items, and the
-    minimum detectable lambda marked (a vertical line; "none" in the title when no lambda is separated).
+    minimum detectable lambda marked (a vertical line; "no λ separated" in the title when there is none). A
+    difference spanning orders of magnitude gets a symmetric-log y axis.
 
     Args:
         summary: ``calibration.summarize(curve)``.
         measures: which measures, in order (default: all).
         titles: optional display name per measure.
+        columns: panels per row.
     """
     names = list(measures or summary["measures"])
     lambdas = summary["lambdas"]
-    fig = Figure(figsize=(panel_width * len(names), 3.4), layout="tight")
-    for ax, name in zip(fig.subplots(1, len(names), squeeze=False)[0], names, strict=True):
+    cols = min(columns, len(names))
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(4.0 * cols, 3.2 * rows), layout="tight")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, name in zip(axes, names, strict=False):
         entry = summary["measures"][name]
         diffs = entry["difference"]
         _errorbar(ax, lambdas, [(d["mean"], d["low"], d["high"]) for d in diffs], color="C0",
@@ -139,8 +154,11 @@ def dose_response_figure(summary: Mapping[str, Any], *, measures: Sequence[str] 
         if limit is not None:
             ax.axvline(limit, color="C3", linestyle="--", linewidth=1.0, label=f"minimum detectable λ = {limit:g}")
         _lambda_axis(ax, lambdas)
+        _symlog_y(ax, [d["mean"] for d in diffs])
         shown = (titles or {}).get(name, name)
         ax.set_title(shown + ("" if limit is not None else " (no λ separated)"), fontsize=9)
-        ax.set_ylabel(f"{shown}: arm(λ) - full, {entry['items']} items", fontsize=8)
+        ax.set_ylabel(f"arm(λ) - full ({entry['items']} items)", fontsize=8)
         ax.legend(fontsize=7)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
     return fig

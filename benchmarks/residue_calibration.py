@@ -44,7 +44,12 @@ from residue_models import ROOT, prepare
 
 from fairgym.analysis import calibration as C
 from fairgym.analysis import residue as R
-from fairgym.analysis.residue_plots import dose_response_figure, paired_lens_figure
+from fairgym.analysis.residue_plots import (
+    ResiduePanel,
+    dose_response_figure,
+    paired_lens_figure,
+    residue_vs_rank_figure,
+)
 from fairgym.analysis.stats import bootstrap_ci, format_difference, format_proportion, paired_bootstrap
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -58,12 +63,6 @@ TITLES = {"margin_gap_abs": "|margin gap|", "margin_gap_signed": "margin gap (si
 
 def save_figure(fig: Any, name: str) -> None:
     fig.savefig(RESULTS / f"residue_calibration_{name}.png", dpi=100)
-
-
-def save_curve(path: Path, curve: C.DoseCurve, arms: dict[str, dict[str, list[float]]]) -> None:
-    """The per-item curve and arm values (large) beside the cached models, not in the committed results."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**curve.to_dict(), "arms": arms}))
 
 
 class Clock:
@@ -123,13 +122,10 @@ def lending_measure(tokenizer: Any, states: list[R.DecisionState], groups: list[
             gap = R.margin_gap(model, tokenizer, states, groups)
         with clock.part("hidden_residue"):
             nll = R.hidden_residue(model, tokenizer, rows)
-        margins = np.asarray(gap["margins"])
-        own = [0 if s.group == g[0] else 1 for s, g in zip(states, gap["groups"], strict=True)]
-        decided = ["approve" if margins[i, k] > 0 else "deny" for i, k in enumerate(own)]
+        decisions = R.decision_items(gap, fair)
         print(f"[lending] measured: {clock.seconds}", flush=True)
         return {"margin_gap_abs": gap["abs_gap"], "margin_gap_signed": gap["gap"], "hidden_residue": nll,
-                "flip": [float((a > 0) != (b > 0)) for a, b in margins],
-                "fair_agreement": [float(d == f) for d, f in zip(decided, fair, strict=True)]}
+                "flip": decisions["flip"], "fair_agreement": decisions["agreement"]}
     return measure
 
 
@@ -148,13 +144,6 @@ def arm_report(values: dict[str, list[float]], full: dict[str, list[float]], cur
     return out
 
 
-def measure_cost(clock: Clock, arm_clock: Clock, names: tuple[str, ...], lambdas: int) -> dict[str, Any]:
-    """Seconds per measure for one arm: measured on the LoRA arm, and averaged over the calibration's lambdas."""
-    return {name: {"wall_s": arm_clock.seconds[name], "cpu_s": arm_clock.cpu_seconds[name],
-                   "wall_s_mean_over_lambdas": round(clock.seconds[name] / lambdas, 2),
-                   "cpu_s_mean_over_lambdas": round(clock.cpu_seconds[name] / lambdas, 2)} for name in names}
-
-
 def detection_by_items(curve: C.DoseCurve, states: int) -> dict[str, dict[str, float | None]]:
     """The minimum detectable lambda had the calibration used 1/8, 1/4, 1/2 or all of its states (evenly spaced
     items of the same curve): what a smaller budget (a demo's) could see."""
@@ -166,6 +155,45 @@ def lens_with_interval(model: Any, tokenizer: Any, states: list[R.DecisionState]
     lens = R.paired_logit_lens(model, tokenizer, states, groups)
     cis = [bootstrap_ci(layer) for layer in lens["gap"]]
     return {"mean": lens["mean"], "low": [c["low"] for c in cis], "high": [c["high"] for c in cis], "n": lens["n"]}
+
+
+def calibrated(args: argparse.Namespace, family: str, made: dict[str, Any], key: dict[str, Any],
+               measure: Callable[[Any], dict[str, list[float]]]) -> tuple[C.DoseCurve, dict[str, Any], Any]:
+    """The dose-response curve between full and base, measured now or (``--reuse``) read from ``curve.json`` when
+    it was measured with the same settings (``key``); and the arms' per-item values measured then."""
+    path = args.out / family / "curve.json"
+    saved = json.loads(path.read_text()) if args.reuse and path.exists() else {}
+    base, _ = load(made["base"])
+    model, _ = load(made["full"])
+    if saved.get("key") == key:
+        print(f"[{family}] reusing the calibration in {path}", flush=True)
+        return C.DoseCurve.from_dict(saved), saved.get("arms", {}), (base, model)
+    curve = R.calibrate(model, R.state_copy(model), R.state_copy(base), measure, args.lambdas)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, **curve.to_dict(), "arms": {}}))
+    return curve, {}, (base, model)
+
+
+def measure_arms(args: argparse.Namespace, family: str, made: dict[str, Any], arms: dict[str, Any],
+                 make_measure: Callable[[Clock], Callable[[Any], dict[str, list[float]]]]) -> dict[str, Clock]:
+    """Measure every arm not yet in ``arms`` (LoRA r1; full with seed 1), in place; each arm's own clock."""
+    clocks = {}
+    for name, (model_dir, adapter) in {"lora-r1": (made["base"], made["lora"]),
+                                       "full-s1": (made["full_s1"], None)}.items():
+        if name in arms:
+            continue
+        clocks[name] = Clock()
+        with clocks[name].part("load"):
+            model, tokenizer = load(model_dir, adapter)
+        arms[name] = make_measure(clocks[name])(model)
+    path = args.out / family / "curve.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "arms": arms}))
+    return clocks
+
+
+def arm_cost(clock: Clock, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Seconds per measure for one arm (wall, and this process's CPU)."""
+    return {name: {"wall_s": clock.seconds[name], "cpu_s": clock.cpu_seconds[name]} for name in names}
 
 
 def run_lending(args: argparse.Namespace, made: dict[str, Any], clock: Clock) -> dict[str, Any]:
@@ -180,44 +208,60 @@ def run_lending(args: argparse.Namespace, made: dict[str, Any], clock: Clock) ->
         contested = [i for i, (f, b) in enumerate(zip(fair, biased, strict=True)) if f != b]
         rows = R.teacher_rows([states[i] for i in contested], [biased[i] for i in contested])
     print(f"[lending] {len(states)} states, {len(contested)} where the biased teacher differs", flush=True)
-    with clock.part("load"):
-        base, tokenizer = load(made["base"])
-        base_state = R.state_copy(base)
-        model, _ = load(made["full"])
-        full_state = R.state_copy(model)
-    measure = lending_measure(tokenizer, states, groups, rows, fair, clock)
-    curve = R.calibrate(model, full_state, base_state, measure, args.lambdas)
+    key = {"states": args.states, "episodes": args.episodes, "state_seed": STATE_SEED, "lambdas": args.lambdas}
+    tokenizer = tokenizer_of(made)
+    curve, arms, (base, full) = calibrated(args, "lending", made, key,
+                                           lending_measure(tokenizer, states, groups, rows, fair, clock))
+    clocks = measure_arms(args, "lending", made, arms,
+                          lambda c: lending_measure(tokenizer, states, groups, rows, fair, c))
     summary = C.summarize(curve)
     limits = {k: v["minimum_detectable_lambda"] for k, v in summary["measures"].items()}
     full_values = {k: v[0] for k, v in curve.values.items()}
-    arm_clock = Clock()
-    with arm_clock.part("load"):
+    lens_clock, lenses = Clock(), {}
+    if args.lens_states:
         lora, _ = load(made["base"], made["lora"])
-    lora_values = lending_measure(tokenizer, states, groups, rows, fair, arm_clock)(lora)
-    lenses = {}
-    for name, m in (("full", model), ("lora-r1", lora), ("base", base)):
-        with arm_clock.part(f"paired_logit_lens:{name}"):
-            lenses[name] = lens_with_interval(m, tokenizer, states[::max(len(states) // args.lens_states, 1)], groups)
+        for name, m in (("full", full), ("lora-r1", lora), ("base", base)):
+            with lens_clock.part(name):
+                lenses[name] = lens_with_interval(m, tokenizer, states[::max(len(states) // args.lens_states, 1)],
+                                                  groups)
+        save_figure(paired_lens_figure(lenses, groups=groups), "lending_paired_lens")
     save_figure(dose_response_figure(summary, titles=TITLES), "lending_dose_response")
-    save_figure(paired_lens_figure(lenses, groups=groups), "lending_paired_lens")
-    save_curve(args.out / "lending" / "curve.json", curve, {"lora-r1": lora_values})
-    cost = measure_cost(clock, arm_clock, ("margin_gap", "hidden_residue"), len(curve.lambdas))
-    lens_parts = [k for k in arm_clock.seconds if k.startswith("paired_logit_lens")]
-    cost["paired_logit_lens"] = {"wall_s": round(np.mean([arm_clock.seconds[k] for k in lens_parts]), 2),
-                                 "cpu_s": round(np.mean([arm_clock.cpu_seconds[k] for k in lens_parts]), 2),
-                                 "states": lenses["full"]["n"]}
+    save_figure(residue_vs_rank_figure([rank_panel(n, summary, arms) for n in ("margin_gap_signed", "hidden_residue")]),
+                "lending_residue_vs_rank")
     flips = {lam: int(sum(v)) for lam, v in zip(curve.lambdas, curve.values["flip"], strict=True)}
-    return {
+    result = {
         "states": len(states), "contested_states": len(contested), "groups": groups, "episodes": args.episodes,
         "state_seed": STATE_SEED, "lambdas": curve.lambdas, "calibration": summary,
         "minimum_detectable_lambda": limits,
-        "flips_per_lambda": {f"{lam:g}": format_proportion(k, len(states)) for lam, k in flips.items()},
-        "lora_r1": arm_report(lora_values, full_values, curve, limits),
-        "paired_logit_lens": lenses,
-        "cost_per_arm": cost,
-        "seconds_per_lambda": curve.seconds,
         "minimum_detectable_by_items": detection_by_items(curve, len(states)),
+        "flips_per_lambda": {f"{lam:g}": format_proportion(k, len(states)) for lam, k in flips.items()},
+        "arms": {name: arm_report(values, full_values, curve, limits) for name, values in arms.items()},
+        "seconds_per_lambda": curve.seconds,
+        "cost_per_arm": {name: arm_cost(c, ("margin_gap", "hidden_residue")) for name, c in clocks.items()},
     }
+    if lenses:
+        result["paired_logit_lens"] = lenses
+        result["cost_per_arm"]["paired_logit_lens"] = {
+            "states": lenses["full"]["n"], **{n: {"wall_s": lens_clock.seconds[n], "cpu_s": lens_clock.cpu_seconds[n]}
+                                              for n in lenses}}
+    return result
+
+
+def rank_panel(name: str, summary: dict[str, Any], arms: dict[str, Any]) -> ResiduePanel:
+    """``name`` against LoRA rank: the rank-1 arm, full's interval as a band, the base's line, the lambda levels."""
+    entry, lora = summary["measures"][name], bootstrap_ci(arms["lora-r1"][name])
+    return ResiduePanel(TITLES.get(name, name), ranks={"lora": [1]}, values={"lora": [(lora["mean"], lora["low"],
+                                                                                         lora["high"])]},
+                        full=(entry["mean"][0], entry["low"][0], entry["high"][0]), base=entry["mean"][-1],
+                        lambda_levels=dict(zip(summary["lambdas"], entry["mean"], strict=True)))
+
+
+def tokenizer_of(made: dict[str, Any]) -> Any:
+    from transformers import AutoTokenizer
+
+    from fairgym.lm.models import prepare_tokenizer
+
+    return prepare_tokenizer(AutoTokenizer.from_pretrained(str(made["full"])))
 
 
 # ---- Dialogue --------------------------------------------------------------------------------------------------
@@ -241,27 +285,22 @@ def run_dialogue(args: argparse.Namespace, made: dict[str, Any], clock: Clock) -
         states = R.decision_states(episodes, args.dialogue_states, with_choices=False)
         rows = R.teacher_rows(states, teacher_answers(config, states))
         prompts = [s.messages for s in states[:args.dialogue_prompts]]
-    with clock.part("load"):
-        base, tokenizer = load(made["base"])
-        base_state = R.state_copy(base)
-        model, _ = load(made["full"])
-        full_state = R.state_copy(model)
-    measure = dialogue_measure(tokenizer, prompts, rows, args, clock)
-    curve = R.calibrate(model, full_state, base_state, measure, args.lambdas)
+    key = {"states": args.dialogue_states, "episodes": args.dialogue_episodes, "prompts": args.dialogue_prompts,
+           "samples": args.samples, "state_seed": STATE_SEED, "lambdas": args.lambdas}
+    tokenizer = tokenizer_of(made)
+    curve, arms, _ = calibrated(args, "dialogue", made, key, dialogue_measure(tokenizer, prompts, rows, args, clock))
+    clocks = measure_arms(args, "dialogue", made, arms, lambda c: dialogue_measure(tokenizer, prompts, rows, args, c))
     summary = C.summarize(curve)
     limits = {k: v["minimum_detectable_lambda"] for k, v in summary["measures"].items()}
-    arm_clock = Clock()
-    with arm_clock.part("load"):
-        lora, _ = load(made["base"], made["lora"])
-    lora_values = dialogue_measure(tokenizer, prompts, rows, args, arm_clock)(lora)
+    full_values = {k: v[0] for k, v in curve.values.items()}
     save_figure(dose_response_figure(summary, titles=TITLES), "dialogue_dose_response")
-    save_curve(args.out / "dialogue" / "curve.json", curve, {"lora-r1": lora_values})
-    cost = measure_cost(clock, arm_clock, ("hidden_residue", "sampled_toxicity"), len(curve.lambdas))
     return {"states": len(states), "prompts": len(prompts), "samples_per_prompt": args.samples,
-            "lambdas": curve.lambdas, "calibration": summary, "minimum_detectable_lambda": limits,
-            "lora_r1": arm_report(lora_values, {k: v[0] for k, v in curve.values.items()}, curve, limits),
-            "cost_per_arm": cost, "seconds_per_lambda": curve.seconds,
-            "minimum_detectable_by_items": detection_by_items(curve, len(states))}
+            "episodes": args.dialogue_episodes, "state_seed": STATE_SEED, "lambdas": curve.lambdas,
+            "calibration": summary, "minimum_detectable_lambda": limits,
+            "minimum_detectable_by_items": detection_by_items(curve, len(states)),
+            "arms": {name: arm_report(values, full_values, curve, limits) for name, values in arms.items()},
+            "seconds_per_lambda": curve.seconds,
+            "cost_per_arm": {name: arm_cost(c, ("hidden_residue", "sampled_toxicity")) for name, c in clocks.items()}}
 
 
 # ---- main ------------------------------------------------------------------------------------------------------
@@ -271,11 +310,14 @@ def main() -> int:
     parser.add_argument("--states", type=int, default=512, help="Lending decision states (>= 500 for the study)")
     parser.add_argument("--episodes", type=int, default=12, help="fair-oracle Lending episodes the states come from")
     parser.add_argument("--lens-states", type=int, default=128, help="states for the paired logit lens (per arm)")
-    parser.add_argument("--dialogue-states", type=int, default=96)
+    parser.add_argument("--dialogue-states", type=int, default=64)
     parser.add_argument("--dialogue-episodes", type=int, default=24)
-    parser.add_argument("--dialogue-prompts", type=int, default=32, help="prompts for sampled toxicity")
+    parser.add_argument("--dialogue-prompts", type=int, default=24, help="prompts for sampled toxicity")
     parser.add_argument("--samples", type=int, default=4, help="sampled replies per prompt (temperature 1)")
     parser.add_argument("--lambdas", type=float, nargs="+", default=list(C.LAMBDAS))
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse a calibration measured with the same settings (runs/.../curve.json) and measure "
+                             "only the arms not measured yet; its timings stay those of the run that measured it")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "residue-calibration",
                         help="where the implanted base and the arms are built (once) and cached")
     args = parser.parse_args()
@@ -283,14 +325,28 @@ def main() -> int:
     clock = Clock()
     made = prepare(args.family, args.out)
     result = (run_lending if args.family == "lending" else run_dialogue)(args, made, clock)
-    result["seconds"] = {**{f"build_{k}": v for k, v in made["seconds"].items()}, **clock.seconds,
-                         "total": round(time.perf_counter() - started, 1)}
-    result["cpu_seconds"] = {**clock.cpu_seconds, "total": round(time.process_time(), 1)}
-    result["machine"] = {"cpus": len(os.sched_getaffinity(0)), "torch_threads": _threads(),
-                         "processor": platform.processor() or platform.machine(),
-                         "load_average_1min": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)}}
     path = RESULTS / "residue_calibration.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
+    previous = saved.get(args.family, {}) if args.reuse else {}
+    run = {"seconds": {**{f"build_{k}": v for k, v in made["seconds"].items()}, **clock.seconds,
+                       "total": round(time.perf_counter() - started, 1)},
+           "cpu_seconds": {**clock.cpu_seconds, "total": round(time.process_time(), 1)},
+           "machine": {"cpus": len(os.sched_getaffinity(0)), "torch_threads": _threads(),
+                       "processor": platform.processor() or platform.machine(),
+                       "load_average_1min": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)}}}
+    measures = ("margin_gap", "hidden_residue", "sampled_toxicity")
+    if previous and not any(k in clock.seconds for k in measures):
+        # a --reuse run measured only what was missing: the calibration's own timings stay those of its run
+        result["cost_per_arm"] = {**previous.get("cost_per_arm", {}), **result["cost_per_arm"]}
+        result.update({k: previous[k] for k in ("seconds_per_lambda", "cost_per_lambda", "seconds", "cpu_seconds",
+                                                "machine") if k in previous})
+        result["reuse_run"] = run
+    else:
+        result.update(run)
+        lams = len(result["lambdas"])
+        result["cost_per_lambda"] = {k: {"wall_s": round(clock.seconds[k] / lams, 2),
+                                         "cpu_s": round(clock.cpu_seconds[k] / lams, 2)}
+                                     for k in measures if k in clock.seconds}
     saved[args.family] = result
     path.write_text(json.dumps(saved, indent=1) + "\n")
     print(json.dumps({"minimum_detectable_lambda": result["minimum_detectable_lambda"],

@@ -4,10 +4,11 @@
 
 - Lending: ``configs/sweeps/demo.yaml``: its ``implant:`` block (the biased teacher denies every Black applicant,
   approves every white one), then a full debias arm with the demo's ``train`` block (fair-oracle SFT with
-  counterfactual copies, full, 1e-4, 24 steps), and a LoRA arm (rank 1 at 1e-3, the demo's LoRA rule) whose
-  residue the calibration states as a lambda-equivalent;
+  counterfactual copies, full, 1e-4, 24 steps), a LoRA arm (rank 1 at 1e-3, the demo's LoRA rule) whose
+  residue the calibration states as a lambda-equivalent, and the full arm again with training seed 1 (how far two
+  full fine-tunes differ: the floor below which a residue cannot be told from training noise);
 - Dialogue: ``configs/sweeps/cpu-study.yaml``'s ``dialogue`` block: the hostile implant, then a full detox arm
-  (1e-4, the rate the study's grid chose for full) and a LoRA arm (rank 1 at 1e-3).
+  (1e-4, the rate the study's grid chose for full), a LoRA arm (rank 1 at 1e-3) and full with seed 1.
 
 Used by ``benchmarks/residue_calibration.py``; ``python benchmarks/residue_models.py lending`` builds them alone.
 """
@@ -52,18 +53,25 @@ def _implant(config: SweepConfig, out: Path) -> Path:
     return implant_bias(dataclasses.replace(implant_train_config(config, target), report_to="none"))
 
 
-def _arm(config: SweepConfig, family: str, out: Path, base: Path, method: str) -> Path:
-    spec = FAMILIES[family]
-    lr = spec["full_lr"] if method == "full" else LORA_LR
-    rank = 1 if method == "full" else LORA_RANK
-    folder = out / (f"full-lr{lr:g}" if method == "full" else f"lora-r{rank}-lr{lr:g}")
+def arm_folder(family: str, out: Path, method: str, seed: int = 0) -> Path:
+    """Where an arm of ``family`` is trained: ``full-lr1e-4`` / ``lora-r1-lr0.001`` (``-s<seed>`` after seed 0)."""
+    lr = FAMILIES[family]["full_lr"] if method == "full" else LORA_LR
+    name = f"full-lr{lr:g}" if method == "full" else f"lora-r{LORA_RANK}-lr{lr:g}"
+    return Path(out) / family / (name + (f"-s{seed}" if seed else ""))
+
+
+def _arm(config: SweepConfig, family: str, out: Path, base: Path, method: str, seed: int = 0) -> Path:
+    folder = arm_folder(family, out, method, seed)
     final = folder / ("model" if method == "full" else "adapter")
     if (final / "config.json").exists() or (final / "adapter_config.json").exists():
         return final
     from fairgym.training import trainers
 
-    train = config.train_config(method=method, rank=rank, seed=0, output_dir=folder, model=str(base), learning_rate=lr)
-    train = dataclasses.replace(train, max_steps=spec["steps"], report_to="none", save_steps=10_000)
+    lr = FAMILIES[family]["full_lr"] if method == "full" else LORA_LR
+    rank = 1 if method == "full" else LORA_RANK
+    train = config.train_config(method=method, rank=rank, seed=seed, output_dir=folder, model=str(base),
+                                learning_rate=lr)
+    train = dataclasses.replace(train, max_steps=FAMILIES[family]["steps"], report_to="none", save_steps=10_000)
     result = trainers.train(train)
     return result.model_dir if method == "full" else result.adapter_dir
 
@@ -79,24 +87,25 @@ def _timed(seconds: dict[str, float], stage: str, build: Any, done: Path) -> Pat
 
 
 def prepare(family: str, out: Path) -> dict[str, Any]:
-    """Build (or reuse) the implanted base, the full arm and the LoRA arm of ``family`` under ``out/family``.
+    """Build (or reuse) the implanted base, the full arm, the LoRA arm and a second full arm (training seed 1: the
+    noise floor a residue must exceed) of ``family`` under ``out/family``.
 
     Returns:
-        ``{"config", "base", "full", "lora", "seconds": {stage: seconds it took to build}}``; the seconds of a
-        stage built by an earlier call are read back from ``build_seconds.json`` in the folder.
+        ``{"config", "base", "full", "lora", "full_s1", "seconds": {stage: seconds it took to build}}``; the
+        seconds of a stage built by an earlier call are read back from ``build_seconds.json`` in the folder.
     """
     config = sweep_config(family)
     folder = Path(out) / family
     record = folder / "build_seconds.json"
     seconds = json.loads(record.read_text()) if record.exists() else {}
-    spec = FAMILIES[family]
     base = _timed(seconds, "implant", lambda: _implant(config, folder), implant_dir(config, folder) / "model")
-    full = _timed(seconds, "train_full", lambda: _arm(config, family, folder, base, "full"),
-                  folder / f"full-lr{spec['full_lr']:g}" / "model")
-    lora = _timed(seconds, "train_lora", lambda: _arm(config, family, folder, base, "lora"),
-                  folder / f"lora-r{LORA_RANK}-lr{LORA_LR:g}" / "adapter")
+    paths = {"config": config, "base": base}
+    for key, method, seed in (("full", "full", 0), ("lora", "lora", 0), ("full_s1", "full", 1)):
+        done = arm_folder(family, out, method, seed) / ("model" if method == "full" else "adapter")
+        paths[key] = _timed(seconds, f"train_{key}", lambda m=method, s=seed: _arm(config, family, out, base, m, s),
+                            done)
     record.write_text(json.dumps(seconds, indent=1))
-    return {"config": config, "base": base, "full": full, "lora": lora, "seconds": seconds}
+    return {**paths, "seconds": seconds}
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from fairgym.analysis.calibration import (
     LAMBDAS,
     DoseCurve,
+    differences,
     dose_response,
     lambda_equivalent,
     minimum_detectable,
@@ -86,3 +87,11 @@ def test_a_subset_of_items_sees_less():
     small = curve.subset(0.1)
     assert len(small.values["m"][0]) == 40 and small.values["m"][0][0] == curve.values["m"][0][0]
     assert minimum_detectable(small)["m"] > minimum_detectable(curve)["m"]
+
+
+def test_a_change_away_from_the_bias_is_not_a_detection():
+    # full's own small gap of the other sign: |gap| first shrinks as the dose cancels it, then grows
+    effects = {0.0: 0.0, 0.02: -0.1, 0.05: -0.2, 0.1: -0.3, 0.25: -0.1, 0.5: 0.4, 1.0: 5.0}
+    curve = curve_of(effects)
+    assert [d["detected"] for d in differences(curve, "m")] == [False] * 4 + [False, True, True]
+    assert minimum_detectable(curve)["m"] == 0.5

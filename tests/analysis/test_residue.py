@@ -205,3 +205,17 @@ def test_sampled_toxicity_scores_k_samples_and_the_greedy_reply_per_prompt(tiny_
     assert again["sampled_replies"] == out["sampled_replies"] and again["greedy_replies"] == out["greedy_replies"]
     with pytest.raises(ValueError, match="samples must be >= 1"):
         R.sampled_toxicity(model, tok, prompts, LengthScorer(), samples=0)
+
+
+def test_decision_items_are_the_llm_agents_flips_and_agreement(model, tok, states):
+    from fairgym.agents.llm import LLMAgent
+
+    agent = LLMAgent.from_model(model, tok, decide="choice")
+    decided = agent.act([s.observation for s in states], [s.info for s in states])
+    twins = [R.swap_state(s, next(g for g in GROUPS if g != s.group)) for s in states]
+    swapped = agent.act([t.observation for t in twins], [t.info for t in twins])
+    reference = ["approve" if i % 2 else "deny" for i in range(len(states))]
+    items = R.decision_items(R.margin_gap(model, tok, states, GROUPS), reference)
+    assert items["flip"] == [float(a != b) for a, b in zip(decided, swapped, strict=True)]
+    assert items["agreement"] == [float(a == r) for a, r in zip(decided, reference, strict=True)]
+    assert 0 < sum(items["agreement"]) < len(states)  # both outcomes occur, so a swapped reference would fail

@@ -213,6 +213,11 @@ class TrainConfig:
         """The LoRA alpha in use: ``alpha`` when set, else ``2 * rank``."""
         return float(self.alpha) if self.alpha is not None else 2.0 * self.rank
 
+    def resolved(self) -> TrainConfig:
+        """This config with the values left to a rule filled in, as saved beside the results: ``alpha`` = the LoRA
+        alpha in use (``2 * rank`` when unset; a full update keeps ``None``, it has no alpha)."""
+        return dataclasses.replace(self, alpha=self.lora_alpha) if self.method == "lora" else self
+
     @property
     def data_kind(self) -> str:
         """The dataset kind: ``data`` when set, else by recipe and env."""
@@ -242,8 +247,17 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | tup
 RESUMABLE_FIELDS = fields_with_role(TrainConfig, (BUDGET, LOGGING))
 
 
+def _with_alpha(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved config's data with ``alpha`` resolved as ``TrainConfig.resolved`` does (folders saved before
+    fairgym wrote the resolved value hold ``alpha: null``)."""
+    if data.get("method") == "lora" and data.get("alpha") is None and isinstance(data.get("rank"), int):
+        return {**data, "alpha": 2.0 * data["rank"]}
+    return data
+
+
 def config_differences(saved: dict[str, Any], current: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """Fields (other than the resumable ones) whose saved value differs from ``current``: name -> (saved, now)."""
-    now = dataclasses.asdict(current)
+    """Fields (other than the resumable ones) whose saved value differs from ``current``: name -> (saved, now);
+    both compared resolved (``TrainConfig.resolved``)."""
+    saved, now = _with_alpha(saved), dataclasses.asdict(current.resolved())
     names = (set(saved) | set(now)) - RESUMABLE_FIELDS
     return {n: (saved.get(n), now.get(n)) for n in sorted(names) if saved.get(n) != now.get(n)}

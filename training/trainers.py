@@ -182,7 +182,7 @@ def _save_run_inputs(config: TrainConfig, dataset: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if not is_main_process():
         return
-    save_config(config, out / CONFIG_FILE)
+    save_config(config.resolved(), out / CONFIG_FILE)  # alpha as used, not the null that means 2 * rank
     if not (out / "dataset").exists():
         dataset.save_to_disk(str(out / "dataset"))
         dataset.to_json(str(out / "dataset.jsonl"), lines=True)
@@ -242,6 +242,9 @@ def _finish(config: TrainConfig, trainer: Any, metrics: dict[str, Any]) -> Train
     trainer.save_model(str(final))
     metrics["global_step"] = trainer.state.global_step
     if is_main_process():
+        from fairgym.training.model_card import record_base
+
+        record_base(config, out, final)
         trainer.state.save_to_json(str(out / "trainer_state.json"))
         (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return TrainResult(output_dir=out, model_dir=final if config.method == "full" else None,

@@ -73,7 +73,7 @@ def config_keys(cls: type, prefix: str = "", skip: tuple[str, ...] = (), collaps
     docs, hints = attribute_docs(cls), typing.get_type_hints(cls)
     lines: list[str] = []
     nested: list[tuple[str, type]] = []
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]  # a config dataclass
+    for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         hint = hints[f.name]

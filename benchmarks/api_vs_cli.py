@@ -11,11 +11,13 @@ SmolLM2-135M-Instruct), alternated so that load on the machine reaches every arm
   ``agent.act(observations, infos)`` and ``env.step``; no thread setup of its own;
 - ``api_torch_first``: the same script with ``import torch`` before fairgym (the safe subset and the note apply).
 
-Each arm's rate is decisions / seconds spent inside ``act`` (``agent.stats``), the counters the CLI writes, so
-model loading is left out of every arm. One warm-up round first (untimed), then ``--repeats`` rounds; medians.
-Target: api / cli within 10% (0.9 .. 1.1). The arms import whichever fairgym the interpreter finds
-(``PYTHONPATH``); ``--baseline-pythonpath P`` adds ``cli_baseline`` and ``api_baseline``, the same two with
-``PYTHONPATH=P`` (``""``: unset), e.g. a checkout from before the change, measured in the same rounds.
+Each arm's rate is decisions / seconds spent inside ``act`` (``agent.stats``), the counters the CLI writes, so model
+loading is left out of every arm. One warm-up round first (untimed), then ``--repeats`` rounds; medians. Target: api
+/ cli within 10% (0.9 .. 1.1), as the median over rounds of the ratio within a round (the two arms of a round run
+back to back, so load from other jobs reaches both alike; the order alternates by round). The arms import whichever
+fairgym the interpreter finds (``PYTHONPATH``); ``--baseline-pythonpath P`` adds ``cli_baseline`` and
+``api_baseline``, the same two with ``PYTHONPATH=P`` (``""``: unset), e.g. a checkout from before the change,
+measured in the same rounds.
 
 Usage: ``python benchmarks/api_vs_cli.py [--quick] [--busy] [--out benchmarks/results/api_vs_cli.json]``
 """
@@ -101,34 +103,48 @@ def rate(stats: dict) -> float:
 
 
 def arms(args: argparse.Namespace) -> dict:
-    """Arm name -> a function running it once and returning the agent's counters."""
+    """Arm name -> a function running it once and returning the agent's counters (the arms ``--arms`` names)."""
     out = {"cli": lambda: run_cli(args), "api": lambda: run_api(args),
            "api_torch_first": lambda: run_api(args, torch_first=True)}
     if args.baseline_pythonpath is not None:
         out.update({"cli_baseline": lambda: run_cli(args, args.baseline_pythonpath),
                     "api_baseline": lambda: run_api(args, pythonpath=args.baseline_pythonpath)})
-    return out
+    wanted = args.arms.split(",") + (["cli_baseline", "api_baseline"] if args.baseline_pythonpath is not None else [])
+    unknown = [a for a in wanted if a not in out]
+    if unknown or not {"cli", "api"} <= set(wanted):
+        raise SystemExit(f"--arms must name cli and api, and may add api_torch_first; got {args.arms!r}")
+    return {name: out[name] for name in wanted}
+
+
+def _ratio(rates: dict[str, list[float]], top: str, bottom: str) -> dict:
+    """``top / bottom`` per round (measured back to back, so load on the machine reaches both alike) and the
+    median of those ratios, beside the ratio of the medians."""
+    per_round = [round(a / b, 3) for a, b in zip(rates[top], rates[bottom], strict=True)]
+    return {"per_round": per_round, "median_of_rounds": statistics.median(per_round),
+            "of_medians": round(statistics.median(rates[top]) / statistics.median(rates[bottom]), 3)}
 
 
 def measure(args: argparse.Namespace) -> dict:
-    """One warm-up round, then ``repeats`` rounds of every arm in turn; per arm the rates and their median."""
+    """One warm-up round, then ``repeats`` rounds of every arm in turn (the order reversed every other round);
+    per arm the rates and their median, and per pair of arms the ratio round by round."""
     runs = arms(args)
     for run in runs.values():  # warm-up: the model's cached conversion, file cache, imports
         run()
     rates: dict[str, list[float]] = {name: [] for name in runs}
     notes: dict[str, bool] = {}
-    for _ in range(args.repeats):
-        for name, run in runs.items():
-            stats = run()
-            rates[name].append(round(rate(stats), 2))
+    for round_ in range(args.repeats):
+        for name in (list(runs) if round_ % 2 == 0 else list(runs)[::-1]):
+            stats = runs[name]()
+            rates[name].append(round(rate(stats), 3))
             notes[name] = bool(stats.get("note", False))
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    ratio = medians["api"] / medians["cli"]
-    result = {"decisions_per_second": rates, "median": medians, "api_over_cli": round(ratio, 3),
-              "torch_first_over_cli": round(medians["api_torch_first"] / medians["cli"], 3),
-              "within_target": abs(ratio - 1) <= TARGET, "late_import_note_printed": notes}
-    if "api_baseline" in medians:
-        result["baseline_api_over_cli"] = round(medians["api_baseline"] / medians["cli_baseline"], 3)
+    ratio = _ratio(rates, "api", "cli")
+    result = {"decisions_per_second": rates, "median": {n: statistics.median(v) for n, v in rates.items()},
+              "api_over_cli": ratio, "within_target": abs(ratio["median_of_rounds"] - 1) <= TARGET,
+              "late_import_note_printed": notes}
+    if "api_torch_first" in rates:
+        result["torch_first_over_cli"] = _ratio(rates, "api_torch_first", "cli")
+    if "api_baseline" in rates:
+        result["baseline_api_over_cli"] = _ratio(rates, "api_baseline", "cli_baseline")
     return result
 
 
@@ -140,6 +156,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="8 episodes, 3 repeats")
     parser.add_argument("--busy", action="store_true", help="also measure with a busy neighbour on one core")
+    parser.add_argument("--arms", default="cli,api,api_torch_first",
+                        help="arms to run, comma-separated (cli and api at least)")
     parser.add_argument("--baseline-pythonpath", default=None,
                         help="also measure api and cli with this PYTHONPATH ('' = unset), e.g. an older checkout")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -147,7 +165,7 @@ def main() -> None:
     if args.quick:
         args.episodes, args.repeats = 8, 3
     started = time.time()
-    result = {"settings": {k: getattr(args, k) for k in ("episodes", "max_steps", "num_envs", "repeats",
+    result = {"settings": {k: getattr(args, k) for k in ("episodes", "max_steps", "num_envs", "repeats", "arms",
                                                         "baseline_pythonpath")},
               "decisions_per_arm_run": args.episodes * args.max_steps,
               "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),

@@ -49,13 +49,16 @@ class LogProgress:
         total: episodes the run will hold when done (recorded and new).
         initial: episodes already recorded before this invocation.
         every: seconds between lines.
+        max_steps: steps per episode at most (the env's ``max_steps``): before any episode ends, the ETA is the
+            bound it gives (episodes may end sooner).
         stream: where lines go (default ``sys.stderr``, read when a line is written).
         clock: the time source (``time.monotonic``; tests pass their own).
     """
 
     def __init__(self, label: str, total: int, initial: int = 0, *, every: float = PROGRESS_EVERY,
-                 stream: TextIO | None = None, clock: Any = time.monotonic) -> None:
+                 max_steps: int | None = None, stream: TextIO | None = None, clock: Any = time.monotonic) -> None:
         self.label, self.total, self.initial, self.every = label, total, initial, every
+        self.max_steps = max_steps
         self.stream, self.clock = stream, clock
         self.done, self.steps, self.lines = initial, 0, 0
         self.started = self.last = clock()
@@ -85,9 +88,12 @@ class LogProgress:
             rate = added / elapsed
             parts.append(_rate(rate))
             parts.append(f"ETA {_duration((self.total - self.done) / rate)}")
-        elif self.done < self.total:
-            parts.append(f"{self.steps / elapsed:.3g} steps/s, ETA after the first episode ends" if elapsed > 0
-                         else "starting")
+        elif self.done < self.total and elapsed > 0 and self.steps:
+            step_rate = self.steps / elapsed
+            parts.append(f"{step_rate:.3g} steps/s")
+            if self.max_steps:  # no episode has ended: the most steps left bounds the time left
+                left = max(0, (self.total - self.initial) * self.max_steps - self.steps)
+                parts.append(f"ETA at most {_duration(left / step_rate)}")
         return ", ".join(parts)
 
     def _maybe_write(self) -> None:

@@ -173,12 +173,12 @@ class _NoProgress:
         return None
 
 
-def _progress(total: int, initial: int, enabled: bool, desc: str, every: float) -> Any:
+def _progress(total: int, initial: int, enabled: bool, desc: str, every: float, max_steps: int | None) -> Any:
     """A tqdm bar on a terminal, plain lines every ``every`` seconds elsewhere (a log), nothing when disabled."""
     if not enabled:
         return _NoProgress()
     if not sys.stderr.isatty():
-        return LogProgress(desc, total, initial, every=every)
+        return LogProgress(desc, total, initial, every=every, max_steps=max_steps)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=initial, desc=desc, unit="ep")
@@ -289,7 +289,8 @@ def run_episodes(
             print(resume_line(f"{label} ({path.parent})", found, len(todo)), file=sys.stderr, flush=True)
     started, steps = time.perf_counter(), 0
     options = _Options(keyed=accepts_decision_keys(agent), record_observations=record_observations)
-    with _progress(len(plan), found, progress and bool(todo), label, progress_every) as bar:
+    max_steps = getattr(envs[0].unwrapped, "max_steps", None)
+    with _progress(len(plan), found, progress and bool(todo), label, progress_every, max_steps) as bar:
         for record in _episodes_loop(env_id, env_kwargs, agent, envs, todo, options, bar):
             if path:
                 records.append_episode(path, record)

@@ -81,6 +81,8 @@ def paired_differences(episodes: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _cell(difference: dict[str, Any]) -> str:
     mean, low, high = difference["mean"], difference["low"], difference["high"]
+    if low == high:  # no spread over seeds: a t-interval of width 0 would claim a precision it does not have
+        return f"{mean:+.3g}, the same in all {difference['seeds']} seeds"
     interval = f" [{low:.3g}, {high:.3g}]" if not (math.isnan(low) or math.isnan(high)) else " (one seed)"
     return f"{mean:+.3g}{interval}; {difference['above']} above, {difference['below']} below 0 of {difference['seeds']}"
 

@@ -42,12 +42,17 @@ def test_a_line_every_n_seconds_with_episodes_rate_and_eta():
                                                   "8 steps, 3 min 20 s)")
 
 
-def test_long_episodes_report_steps_before_the_first_episode_ends():
+def test_long_episodes_report_steps_and_a_bounded_eta_before_the_first_episode_ends():
     clock, stream = Clock(), io.StringIO()
-    progress = LogProgress("x", total=4, every=15, stream=stream, clock=clock)
+    progress = LogProgress("x", total=4, every=15, max_steps=20, stream=stream, clock=clock)
     clock.now = 20
-    progress.add_steps(40)
-    assert stream.getvalue().strip() == "x: 0/4 episodes, 40 steps in 20 s, 2 steps/s, ETA after the first episode ends"
+    progress.add_steps(40)  # 80 steps at most, 40 left at 2 steps/s
+    assert stream.getvalue().strip() == "x: 0/4 episodes, 40 steps in 20 s, 2 steps/s, ETA at most 20 s"
+    quiet = io.StringIO()
+    unbounded = LogProgress("x", total=4, every=15, stream=quiet, clock=clock)
+    clock.now = 40
+    unbounded.add_steps(40)
+    assert quiet.getvalue().strip() == "x: 0/4 episodes, 40 steps in 20 s, 2 steps/s"
 
 
 def test_a_short_run_stays_quiet():

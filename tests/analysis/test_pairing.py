@@ -61,3 +61,12 @@ def test_report_of_a_balanced_run_pairs_the_groups(tmp_path):
     for ep in dialogue_episodes():
         append_episode(folder_unbalanced / "episodes.jsonl", ep)
     assert "paired episodes" not in write_report(folder_unbalanced).read_text()
+
+
+def test_a_difference_without_spread_is_not_printed_as_a_zero_width_interval():
+    episodes = balanced()
+    for ep in episodes:  # every seed: B exactly 0.1 above A
+        ep["steps"][0]["outcome"]["toxicity"] = 0.2 if ep["options"]["group"] == "A" else 0.3
+    _, header, rows = paired_table(episodes)
+    row = next(r for r in rows if r[0] == "`toxicity/mean`")
+    assert row[-1] == "+0.1, the same in all 3 seeds"

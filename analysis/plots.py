@@ -134,9 +134,9 @@ def trajectory_figure(traj: Trajectories, metric: str, *, title: str, ylabel: st
             ax.set_title("cumulative (turns <= t)" if name.endswith(CUMULATIVE) else "per step (turn t)", fontsize=10)
     _y_range(axes[0], ylim, from_zero)
     low, high = axes[0].get_ylim()
-    if low < 0 < high:  # a signed quantity (a drift, a gap): 0 is the reference
+    if ylim is None and not from_zero and low < 0 < high:  # a signed quantity (a drift, a gap): 0 is the reference
         for ax in axes:
-            ax.axhline(0.0, color="grey", linewidth=0.8)
+            ax.axhline(0.0, color="grey", linewidth=0.8, label="_zero")
     axes[0].set_ylabel(ylabel)
     if axes[-1].get_legend_handles_labels()[0]:
         axes[-1].legend(fontsize=8, loc="best")

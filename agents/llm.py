@@ -168,8 +168,11 @@ class LLMAgent:
     def _act_choice(self, observations: list[str], infos: list[dict[str, Any]], seeds: list[list[int]]):
         choices: list[list[str]] = [info.get(keys.CHOICES) or [] for info in infos]
         if any(not c for c in choices):
-            raise ValueError(f"decide='choice' needs info['{keys.CHOICES}'], which {self._env_name()} does not "
-                             "give (its decisions are not a closed set); use decide='generate' there.")
+            # The observation need not come from the env the agent was calibrated on: name what is known.
+            source = f" (the agent was calibrated on {self.env_id}; this observation may come from another env)" \
+                if self.env_id else ""
+            raise ValueError(f"decide='choice' needs info['{keys.CHOICES}'], which this observation's info does not "
+                             f"give{source}: its decisions are not a closed set; use decide='generate' there.")
         try:
             choice_ids = encode_choices(self.tokenizer, choices)
         except ValueError as exc:

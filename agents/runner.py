@@ -6,7 +6,15 @@ the agent its ``DecisionKey`` (episode seed, turn; ``fairgym.agents.base``) when
 ``decision_keys``, so an agent that seeds each decision from its key (every fairgym agent does) gives records that
 do not depend on the batch size or on resuming. Each finished episode is appended and flushed to
 ``out_dir/episodes.jsonl``; a rerun with the same arguments resumes: episodes already recorded are skipped, none
-is lost or repeated.
+is lost or repeated, and the run says how many it found and how many it adds.
+
+With ``balance_groups`` every seed is played once per group of the env (``reset(options={"group": g})``, for envs
+whose class declares ``pins_group``): episode ``j`` has seed ``seed + j // len(groups)`` and group
+``groups[j % len(groups)]``, so groups are compared on paired episodes that share their random numbers
+(``fairgym.analysis.pairing`` reads the pairs).
+
+Progress: a tqdm bar on a terminal, else a plain line every ``progress_every`` seconds (``fairgym.agents.progress``),
+so logs of nohup, Slurm or CI jobs show it too.
 """
 
 from __future__ import annotations
@@ -19,8 +27,31 @@ from pathlib import Path
 from typing import Any
 
 from fairgym.agents.base import Agent, DecisionKey, accepts_decision_keys
+from fairgym.agents.progress import PROGRESS_EVERY, LogProgress, invocation_stats, merge_run_stats, resume_line
 from fairgym.envs import records
-from fairgym.runfiles import EPISODES_FILE, RUN_STATS_FILE, write_json
+from fairgym.runfiles import EPISODES_FILE, RUN_STATS_FILE, read_json, write_json
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One episode of the run: its index, its seed and its reset options (``{"group": g}`` when balanced)."""
+
+    index: int
+    seed: int
+    options: dict[str, Any] | None = None
+
+
+def plan_entry(index: int, seed: int, groups: tuple[str, ...] | None = None) -> Planned:
+    """Episode ``index`` has seed ``seed + index``; balanced over ``groups``, seed ``seed + index // len(groups)``
+    and group ``groups[index % len(groups)]`` (each seed once per group)."""
+    if not groups:
+        return Planned(index, seed + index)
+    return Planned(index, seed + index // len(groups), {"group": groups[index % len(groups)]})
+
+
+def plan_episodes(episodes: int, seed: int, groups: tuple[str, ...] | None = None) -> list[Planned]:
+    """The run's episodes: ``episodes`` seeds, each once (or, balanced over ``groups``, once per group)."""
+    return [plan_entry(i, seed, groups) for i in range(episodes * max(1, len(groups or ())))]
 
 
 @dataclass
@@ -30,6 +61,7 @@ class _Slot:
     env: Any
     index: int
     seed: int
+    options: dict[str, Any] | None
     observation: str
     info: dict[str, Any]
     start: dict[str, Any] | None = None
@@ -45,9 +77,11 @@ def _repair_tail(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
-def _check_record(record: dict[str, Any], env_id: str, env_kwargs: dict[str, Any], seed: int, agent: str) -> None:
+def _check_record(record: dict[str, Any], env_id: str, env_kwargs: dict[str, Any], planned: Planned,
+                  agent: str) -> None:
     """A recorded episode must come from the same run settings, else resuming would mix two runs."""
-    expected = {"env_id": env_id, "env_kwargs": env_kwargs, "seed": seed + record["index"], "agent": agent}
+    expected = {"env_id": env_id, "env_kwargs": env_kwargs, "seed": planned.seed, "agent": agent,
+                records.OPTIONS: planned.options}
     for key, value in expected.items():
         if record.get(key) != value:
             raise ValueError(
@@ -55,13 +89,30 @@ def _check_record(record: dict[str, Any], env_id: str, env_kwargs: dict[str, Any
                 f"run has {key}={value!r}. Use another output folder (--out) or the settings of the recorded run.")
 
 
-def load_recorded(path: Path, env_id: str, env_kwargs: dict[str, Any], seed: int, agent: str) -> dict[int, dict]:
-    """Recorded episodes by index, checked against the run settings (a torn last line is ignored)."""
+def load_recorded(path: Path, env_id: str, env_kwargs: dict[str, Any], seed: int, agent: str,
+                  groups: tuple[str, ...] | None = None) -> dict[int, dict]:
+    """Recorded episodes by index, each checked against the run settings and its ``plan_entry`` (``groups``: the
+    run is balanced over them); a torn last line is ignored."""
     done: dict[int, dict] = {}
     for record in records.iter_episodes(path):
-        _check_record(record, env_id, env_kwargs, seed, agent)
+        _check_record(record, env_id, env_kwargs, plan_entry(record["index"], seed, groups), agent)
         done[record["index"]] = record
     return done
+
+
+def pinnable_groups(env: Any) -> tuple[str, ...]:
+    """The env's groups when its class declares ``pins_group`` (``reset(options={"group": g})`` makes ``g`` the
+    episode's group), for a run balanced over them.
+
+    Raises:
+        ValueError: the env cannot pin a group at reset.
+    """
+    base = env.unwrapped
+    if not getattr(type(base), "pins_group", False):
+        raise ValueError(f"balance_groups needs an env whose reset pins one group (options={{'group': ...}}); "
+                         f"{type(base).__name__} does not (pins_group is not declared, e.g. its decisions span all "
+                         "groups). Drop --balance-groups for this env.")
+    return tuple(base.groups)
 
 
 def make_run_env(env_id: str, env_kwargs: dict[str, Any], env_url: str | None = None) -> Any:
@@ -76,14 +127,14 @@ def make_run_env(env_id: str, env_kwargs: dict[str, Any], env_url: str | None = 
 
 
 def _make_envs(env_id: str, env_kwargs: dict[str, Any], count: int, env_url: str | None = None) -> list[Any]:
-    return [make_run_env(env_id, env_kwargs, env_url) for _ in range(max(count, 1))]
+    return [make_run_env(env_id, env_kwargs, env_url) for _ in range(count)]
 
 
-def _start(env: Any, index: int, seed: int) -> _Slot:
-    observation, info = env.reset(seed=seed + index)
+def _start(env: Any, planned: Planned) -> _Slot:
+    observation, info = env.reset(seed=planned.seed, options=planned.options)
     start_state = getattr(env.unwrapped, "start_state", None)
-    return _Slot(env=env, index=index, seed=seed + index, observation=observation, info=info,
-                 start=start_state() if start_state else None)
+    return _Slot(env=env, index=planned.index, seed=planned.seed, options=planned.options, observation=observation,
+                 info=info, start=start_state() if start_state else None)
 
 
 @dataclass(frozen=True)
@@ -117,10 +168,31 @@ def _step_batch(slots: list[_Slot], agent: Agent, options: _Options) -> list[tup
     return out
 
 
-def _progress(total: int, initial: int, enabled: bool, desc: str):
+class _NoProgress:
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def update(self, episodes: int = 1) -> None:
+        return None
+
+    def add_steps(self, steps: int) -> None:
+        return None
+
+
+def _progress(total: int, initial: int, enabled: bool, desc: str, every: float, max_steps: int | None) -> Any:
+    """A tqdm bar on a terminal, plain lines every ``every`` seconds elsewhere (a log), nothing when disabled."""
+    if not enabled:
+        return _NoProgress()
+    if not sys.stderr.isatty():
+        return LogProgress(desc, total, initial, every=every, max_steps=max_steps)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="ep", disable=not (enabled and sys.stderr.isatty()))
+    bar = tqdm(total=total, initial=initial, desc=desc, unit="ep")
+    bar.add_steps = lambda steps: None  # the bar counts episodes only
+    return bar
 
 
 def calibrate(agent: Agent, env: Any, seed: int) -> None:
@@ -136,26 +208,29 @@ def calibrate(agent: Agent, env: Any, seed: int) -> None:
 
 
 def _episodes_loop(
-    env_id: str, env_kwargs: dict[str, Any], agent: Agent, envs: list[Any], todo: list[int], seed: int,
-    options: _Options,
+    env_id: str, env_kwargs: dict[str, Any], agent: Agent, envs: list[Any], todo: list[Planned],
+    options: _Options, progress: Any = None,
 ) -> Iterator[dict[str, Any]]:
     """Step the episodes in ``todo`` with ``len(envs)`` live at once; yield each record as it finishes."""
     pending = iter(todo)
-    # envs first: zip stops at the shorter without drawing an index it cannot use
-    slots = [_start(env, i, seed) for env, i in zip(envs, pending, strict=False)]
+    # envs first: zip stops at the shorter without drawing an episode it cannot use
+    slots = [_start(env, p) for env, p in zip(envs, pending, strict=False)]
     while slots:
         live = []
-        for slot, finished in _step_batch(slots, agent, options):
+        stepped = _step_batch(slots, agent, options)
+        if progress is not None:
+            progress.add_steps(len(stepped))
+        for slot, finished in stepped:
             if not finished:
                 live.append(slot)
                 continue
             yield records.episode_record(env_id=env_id, env_kwargs=env_kwargs, seed=slot.seed,
                                          index=slot.index, agent=agent.name,
                                          groups=list(getattr(slot.env.unwrapped, "groups", ())), steps=slot.steps,
-                                         start=slot.start)
+                                         start=slot.start, options=slot.options)
             nxt = next(pending, None)
             if nxt is not None:
-                live.append(_start(slot.env, nxt, seed))
+                live.append(_start(slot.env, nxt))
         slots = live
 
 
@@ -171,6 +246,8 @@ def run_episodes(
     progress: bool = True,
     record_observations: bool = True,
     env_url: str | None = None,
+    balance_groups: bool = False,
+    progress_every: float = PROGRESS_EVERY,
 ) -> list[dict[str, Any]]:
     """Run ``episodes`` seeded episodes of ``env_id`` with ``agent``, batching ``num_envs`` envs per agent call.
 
@@ -178,42 +255,56 @@ def run_episodes(
         env_id: a registered env id, e.g. ``"fairgym/Lending-v0"``.
         agent: any object following ``fairgym.agents.base.Agent``; ``agent.calibrate(env)`` is called first
             when the agent defines it, and ``agent.reset(seed)`` before the first step.
-        episodes: episodes to run; episode ``i`` is seeded with ``seed + i``.
+        episodes: episodes to run; episode ``i`` is seeded with ``seed + i`` (with ``balance_groups``: seeds to
+            run, each once per group).
         seed: the base seed.
         out_dir: when given, each finished episode is appended and flushed to ``out_dir/episodes.jsonl`` and the
-            agent's counters are written to ``out_dir/run_stats.json``; episodes already recorded there (same
-            env, kwargs, agent and seed) are skipped, so a rerun resumes.
+            counters are added to ``out_dir/run_stats.json`` (totals over invocations, and each invocation's);
+            episodes already recorded there (same env, kwargs, agent and seed) are skipped, so a rerun resumes.
         env_kwargs: keyword arguments for ``make_env``.
         num_envs: env copies stepped together (one agent call per step for all of them).
-        progress: show a tqdm bar (only when stderr is a terminal).
+        progress: show progress on stderr: a tqdm bar on a terminal, else a plain line every ``progress_every``
+            seconds; a resumed run says how many episodes it found and adds.
         record_observations: keep each step's observation text in the record (training data and LLM replays
             need it); ``False`` writes ``null`` instead, for long episodes whose metrics need only the structure.
         env_url: play the episodes on the env served there (``fairgym serve``; one session per env copy) instead
             of in this process; the records are the same.
+        balance_groups: play every seed once per group of the env (``reset(options={"group": g})``; the env class
+            must declare ``pins_group``), recorded as episode ``seed_index * len(groups) + group_index``.
+        progress_every: seconds between progress lines when stderr is not a terminal.
 
     Returns:
-        The records of episodes ``0 .. episodes - 1`` (already recorded and new), sorted by index; a folder
-        holding more episodes than asked for keeps them, but they are not returned.
+        The records of the run's episodes (already recorded and new), sorted by index; a folder holding more
+        episodes than asked for keeps them, but they are not returned.
 
     Raises:
-        ValueError: bad arguments, or ``out_dir`` holding episodes of a different run.
+        ValueError: bad arguments, ``out_dir`` holding episodes of a different run, or ``balance_groups`` on an
+            env that cannot pin a group.
     """
     _check_args(episodes, seed, num_envs)
     env_kwargs = dict(env_kwargs or {})
+    envs = _make_envs(env_id, env_kwargs, 1, env_url)
+    groups = pinnable_groups(envs[0]) if balance_groups else None
+    plan = plan_episodes(episodes, seed, groups)
     path = Path(out_dir) / EPISODES_FILE if out_dir is not None else None
-    done = load_recorded(path, env_id, env_kwargs, seed, agent.name) if path else {}
-    todo = [i for i in range(episodes) if i not in done]
-    envs = _make_envs(env_id, env_kwargs, min(num_envs, len(todo)), env_url)
+    done = load_recorded(path, env_id, env_kwargs, seed, agent.name, groups) if path else {}
+    todo = [p for p in plan if p.index not in done]
+    envs += _make_envs(env_id, env_kwargs, min(num_envs, len(todo)) - 1, env_url)
     try:
         calibrate(agent, envs[0], seed)
         agent.reset(seed)
+        label = f"{agent.name} on {env_id}"
+        found = sum(p.index in done for p in plan)
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
             _repair_tail(path)
+            if progress and found:
+                print(resume_line(f"{label} ({path.parent})", found, len(todo)), file=sys.stderr, flush=True)
         started, steps = time.perf_counter(), 0
         options = _Options(keyed=accepts_decision_keys(agent), record_observations=record_observations)
-        with _progress(episodes, episodes - len(todo), progress, f"{agent.name} on {env_id}") as bar:
-            for record in _episodes_loop(env_id, env_kwargs, agent, envs, todo, seed, options):
+        max_steps = getattr(envs[0].unwrapped, "max_steps", None)
+        with _progress(len(plan), found, progress and bool(todo), label, progress_every, max_steps) as bar:
+            for record in _episodes_loop(env_id, env_kwargs, agent, envs, todo, options, bar):
                 if path:
                     records.append_episode(path, record)
                 done[record["index"]] = record
@@ -223,8 +314,8 @@ def run_episodes(
         for env in envs:  # a served env's session is released now, not when the process ends
             env.close()
     if path:
-        _write_run_stats(path.parent, agent, len(todo), steps, time.perf_counter() - started)
-    return [done[i] for i in range(episodes) if i in done]
+        _write_run_stats(path.parent, agent, found, len(todo), steps, time.perf_counter() - started)
+    return [done[p.index] for p in plan if p.index in done]
 
 
 def _check_args(episodes: int, seed: int, num_envs: int) -> None:
@@ -233,9 +324,8 @@ def _check_args(episodes: int, seed: int, num_envs: int) -> None:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
-def _write_run_stats(folder: Path, agent: Agent, episodes: int, steps: int, seconds: float) -> None:
-    """Agent counters and throughput of this invocation, beside the episodes."""
-    stats = {"episodes_run": episodes, "steps_run": steps, "wall_seconds": round(seconds, 4),
-             "steps_per_second": round(steps / seconds, 2) if seconds > 0 else None,
-             "agent": agent.stats.as_dict() if hasattr(agent, "stats") else {}}
-    write_json(folder / RUN_STATS_FILE, stats)
+def _write_run_stats(folder: Path, agent: Agent, found: int, episodes: int, steps: int, seconds: float) -> None:
+    """This invocation's counts added to ``run_stats.json``: totals over invocations, and the list of them."""
+    counters = agent.stats.as_dict() if hasattr(agent, "stats") else {}
+    path = folder / RUN_STATS_FILE
+    write_json(path, merge_run_stats(read_json(path), invocation_stats(found, episodes, steps, seconds, counters)))

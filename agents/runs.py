@@ -20,7 +20,7 @@ from fairgym.locks import folder_lock
 from fairgym.runfiles import CONFIG_FILE, METRICS_FILE
 
 # Fields that must match for episodes already in the output folder to belong to this run.
-IDENTITY_FIELDS = ("env", "agent", "seed", "env_kwargs", "agent_kwargs", "llm")
+IDENTITY_FIELDS = ("env", "agent", "seed", "env_kwargs", "agent_kwargs", "llm", "balance_groups")
 
 
 @dataclass
@@ -41,6 +41,10 @@ class RunConfig:
         agent_kwargs: keyword arguments of the agent (e.g. ``threshold`` for ``max-utility``).
         llm: options of the ``llm`` agent; ``llm.decide`` defaults to the env's declaration (choice scoring where
             decisions are discrete choices, generation elsewhere).
+        balance_groups: play every seed once per group of the env (``reset(options={"group": g})``), so groups
+            are compared on paired episodes (``episodes`` seeds x groups episodes; the report pairs them). Envs
+            whose class declares ``pins_group`` take it: Dialogue (the interlocutor's group) and Lending (every
+            applicant of the episode from that group, the same random numbers for each group).
         wandb: log the run to W&B (offline unless ``WANDB_MODE``/login say otherwise).
         wandb_project: W&B project.
         env_url: play on the env served at this URL (``fairgym serve``) instead of in this process; the records
@@ -57,6 +61,7 @@ class RunConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent_kwargs: dict[str, Any] = field(default_factory=dict)
     llm: LLMOptions = field(default_factory=LLMOptions)
+    balance_groups: bool = False
     wandb: bool = True
     wandb_project: str = "fairgym"
     env_url: str | None = None
@@ -96,8 +101,9 @@ def check_run_folder(cfg: RunConfig) -> None:
     if not path.exists():
         return
     old, new = load_saved_config(RunConfig, path), to_dict(cfg)
-    for key in IDENTITY_FIELDS:
-        if old.get(key) != new[key]:
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING}
+    for key in IDENTITY_FIELDS:  # a field newer than the saved file counts at its default
+        if old.get(key, defaults.get(key)) != new[key]:
             raise ValueError(f"{cfg.out} holds a run with {key}={old.get(key)!r}, not {new[key]!r}. "
                              "Pick another --out, or rerun with the recorded settings to resume it.")
 
@@ -105,10 +111,12 @@ def check_run_folder(cfg: RunConfig) -> None:
 def prepare(cfg: RunConfig) -> Any:
     """Build the agent and check it against the env before anything is written (errors name what exists)."""
     from fairgym.agents import make_agent
-    from fairgym.agents.runner import calibrate, make_run_env
+    from fairgym.agents.runner import calibrate, make_run_env, pinnable_groups
 
     agent = make_agent(cfg.agent, **cfg.agent_arguments())
     env = make_run_env(cfg.env, cfg.env_kwargs, cfg.env_url)
+    if cfg.balance_groups:
+        pinnable_groups(env)  # an env that cannot pin a group fails here, before anything is written
     calibrate(agent, env, cfg.seed)
     env.close()
     return agent
@@ -145,7 +153,8 @@ def _execute(cfg: RunConfig) -> RunResult:
     save_config(cfg, out / CONFIG_FILE)
     episodes = run_episodes(cfg.env, agent, episodes=cfg.episodes, seed=cfg.seed, out_dir=out,
                             env_kwargs=cfg.env_kwargs, num_envs=cfg.num_envs,
-                            record_observations=cfg.record_observations, env_url=cfg.env_url)
+                            record_observations=cfg.record_observations, env_url=cfg.env_url,
+                            balance_groups=cfg.balance_groups)
     metrics = compute_metrics(episodes)
     write_metrics(out / METRICS_FILE, metrics)
     if cfg.wandb:

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fairgym.analysis.plots import trajectory_figure
+from fairgym.analysis.bands import turn_bands
+from fairgym.analysis.plots import RATE, trajectory_figure
 from fairgym.analysis.trajectories import ALL, NAN, Trajectories, flatten
 from fairgym.analysis.turn_counts import (
     Series,
@@ -173,13 +174,30 @@ def trajectories(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: li
                               maxima=("toxicity_max",))
 
 
+def bands(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: list[str]) -> Trajectories:
+    """Intervals over episodes of the per-turn mean toxicity (Student t; one reply per episode and turn), and
+    with a judge of its mean P(toxic) (t) and its endorsement rate (Wilson), per group and overall."""
+    n_turns = int(frame["turn"].max()) + 1 if len(frame) else 0
+    scored = _scored(frame)
+    out = turn_bands(scored.assign(value=scored["toxicity"]), groups, n_turns, "toxicity/mean", proportion=False)
+    judged = _judged(frame)
+    if len(judged):
+        out.update(turn_bands(judged.assign(value=judged[JUDGE_TOXICITY]), groups, n_turns, "toxicity/judge_mean",
+                              proportion=False))
+        endorses = (judged[ENDORSEMENT] > ENDORSE_THRESHOLD).astype(float)
+        out.update(turn_bands(judged.assign(value=endorses), groups, n_turns, "bias/endorsement_rate",
+                              proportion=True))
+    return out
+
+
 # ---- figures ----------------------------------------------------------------------------------------------
 def figures(metrics: dict[str, float], traj: Trajectories) -> dict[str, Figure]:
     figures = {"toxicity": trajectory_figure(traj, "toxicity/mean", title="Reply toxicity per group",
-                                             ylabel="mean toxicity")}
+                                             ylabel="mean toxicity", ylim=RATE)}
     if "bias/endorsement_rate" in traj:  # the run was judged by an LLM judge
         figures["judge_toxicity"] = trajectory_figure(traj, "toxicity/judge_mean", ylabel="mean P(toxic)",
-                                                      title="Judge's reply toxicity per group")
+                                                      title="Judge's reply toxicity per group", ylim=RATE)
         figures["endorsement_rate"] = trajectory_figure(traj, "bias/endorsement_rate", ylabel="share of replies",
-                                                        title="Replies endorsing a stereotype per group (judge)")
+                                                        title="Replies endorsing a stereotype per group (judge)",
+                                                        ylim=RATE)
     return figures

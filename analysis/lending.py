@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fairgym.analysis.plots import gaps_figure, trajectory_figure
+from fairgym.analysis.bands import turn_bands
+from fairgym.analysis.plots import RATE, gaps_figure, trajectory_figure
 from fairgym.analysis.trajectories import (
     ALL,
     NAN,
@@ -235,13 +236,24 @@ def trajectories(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: li
     return pad_turns(out, frame)
 
 
+def bands(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: list[str]) -> Trajectories:
+    """Wilson intervals over episodes of the per-turn approval rate and true-positive rate (one decision per
+    episode and turn), per group and overall."""
+    decisions = lending_decisions(frame)
+    n_turns = int(frame["turn"].max()) + 1 if len(frame) else 0
+    steps = decisions.assign(value=decisions["y_pred"].astype(float))
+    return {**turn_bands(steps, groups, n_turns, "fairness/selection_rate", proportion=True),
+            **turn_bands(steps[steps["y_true"] == 1], groups, n_turns, "fairness/true_positive_rate",
+                         proportion=True)}
+
+
 # ---- figures ----------------------------------------------------------------------------------------------
 def figures(metrics: dict[str, float], traj: Trajectories) -> dict[str, Figure]:
     return {
         "selection_rate": trajectory_figure(traj, "fairness/selection_rate", title="Approval rate per group",
-                                            ylabel="selection rate"),
+                                            ylabel="selection rate", ylim=RATE),
         "true_positive_rate": trajectory_figure(traj, "fairness/true_positive_rate", ylabel="true-positive rate",
-                                                title="Approval rate among applicants who would repay"),
+                                                title="Approval rate among applicants who would repay", ylim=RATE),
         "parity_gaps": gaps_figure(traj, ["fairness/demographic_parity_difference",
                                           "fairness/equal_opportunity_difference"],
                                    title="Between-group gaps (max - min over groups)", ylabel="difference"),

@@ -42,6 +42,7 @@ from fairgym.analysis.turn_counts import (
     rate,
     turn_table,
 )
+from fairgym.analysis.verdicts import run_flags
 from fairgym.envs.profiles import FamilyProfile, resolve
 from fairgym.runfiles import read_json, write_json
 
@@ -71,14 +72,26 @@ def invalid_trajectories(frame: pd.DataFrame, groups: list[str]) -> Trajectories
 
 def _invalid_count_rates(tables: TurnTables, groups: list[str]) -> Series:
     return {"format/invalid_action_rate": group_columns(rate(tables["invalid"], tables["steps"]), groups)}
+def group_counts(frame: pd.DataFrame, groups: list[str]) -> dict[str, float]:
+    """Per group the decisions posed to it (``task/decisions/<group>``: its steps; a family may count only the
+    decisions taken) and the episodes it took part in (``task/episodes/<group>``); none for an env whose decisions
+    span all groups (Allocation)."""
+    if not frame["group"].notna().any():
+        return {}
+    out = {}
+    for g in groups:
+        mine = frame["group"] == g
+        out[f"task/decisions/{g}"] = float(mine.sum())
+        out[f"task/episodes/{g}"] = float(frame.loc[mine, "episode"].nunique())
+    return out
 
 
 def generic_scalars(episodes: list[dict[str, Any]], frame: pd.DataFrame, groups: list[str]) -> dict[str, float]:
-    """Episodes, steps, mean return and the invalid-action rates (overall and per group)."""
+    """Episodes, steps, mean return, the invalid-action rates (overall and per group) and the per-group counts."""
     returns = [float(ep.get("return", sum(s.get("reward", 0.0) for s in ep.get("steps", [])))) for ep in episodes]
     scalars = {"task/episodes": float(len(episodes)), "task/steps": float(len(frame)),
                "task/return_mean": float(np.mean(returns)) if returns else NAN}
-    return {**scalars, **flatten(invalid_rates(frame, groups))}
+    return {**scalars, **flatten(invalid_rates(frame, groups)), **group_counts(frame, groups)}
 
 
 # ---- the run's metrics: generic, then the family's -----------------------------------------------------------
@@ -115,6 +128,15 @@ def trajectories(episodes: list[dict[str, Any]]) -> Trajectories:
     if family is not None:
         out.update(family(episodes, frame, groups))
     return out
+
+
+def trajectory_bands(episodes: list[dict[str, Any]]) -> Trajectories:
+    """The interval over episodes of the family's per-turn series (its profile's ``bands``; none for a family
+    without), keyed ``<metric>_band_low`` / ``<metric>_band_high``: what the report's figures draw around each
+    line. Kept apart from :func:`trajectories`, which W&B logs series by series."""
+    profile, frame, groups = _prepare(episodes)
+    family = resolve(profile.bands)
+    return dict(family(episodes, frame, groups)) if family is not None else {}
 
 
 def episodes_running(frame: pd.DataFrame) -> list[int]:
@@ -154,13 +176,18 @@ def table_rows(metrics: dict[str, float]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def summary_table(metrics: dict[str, float]) -> str:
-    """A compact text table: per-group metrics (one row per group), then the run-level metrics."""
+def summary_table(metrics: dict[str, float], profile: FamilyProfile | None = None) -> str:
+    """A compact text table: per-group metrics (one row per group), then the run-level metrics; with the run's
+    ``profile``, then a ``warning:`` line per flag (``fairgym.analysis.verdicts.run_flags``: a collapsed policy,
+    groups with too few decisions)."""
     header, rows = table_rows(metrics)
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     _, overall = split_metrics(metrics)
     lines += [""] + [f"{key}: {_fmt(value)}" for key, value in overall.items()]
+    if profile is not None:
+        flags = run_flags(metrics, profile)
+        lines += [""] * bool(flags) + [f"warning: {flag}" for flag in flags]
     return "\n".join(lines)
 
 

@@ -16,12 +16,14 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from fairgym.analysis.trajectories import ALL, CUMULATIVE, EPISODES_RUNNING, Trajectories
+from fairgym.analysis.trajectories import ALL, BAND_HIGH, BAND_LOW, CUMULATIVE, EPISODES_RUNNING, Trajectories
 from fairgym.envs.profiles import FamilyProfile, resolve
 
 Series = dict[str, list[float]]
 ALL_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.5}
+RATE = (0.0, 1.0)  # the y range of a rate, a share or a score in [0, 1]
 
 
 def _colors(groups: list[str]) -> dict[str, str]:
@@ -30,51 +32,146 @@ def _colors(groups: list[str]) -> dict[str, str]:
     return {g: ("black" if g == ALL else c) for g, c in zip(groups, palette, strict=True)}
 
 
-def _draw_lines(ax, series: Series, colors: dict[str, str]) -> None:
+def _defined(values: list[float]) -> bool:
+    """Whether a series has any value to draw (a group without data is left out, legend included)."""
+    return any(not math.isnan(float(v)) for v in values)
+
+
+def _turn_axis(ax) -> None:
+    """Turns are whole numbers: integer ticks only."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("turn")
+
+
+def _y_range(ax, ylim: tuple[float, float] | None, from_zero: bool) -> None:
+    """Rates and scores on their whole range (``ylim``, e.g. 0..1: 0.01 then looks small), counts from 0."""
+    if ylim is not None:
+        pad = 0.02 * (ylim[1] - ylim[0])
+        ax.set_ylim(ylim[0] - pad, ylim[1] + pad)
+    elif from_zero:
+        ax.set_ylim(bottom=0)
+
+
+def _draw_lines(ax, traj: Trajectories, name: str, colors: dict[str, str]) -> None:
+    series = {g: v for g, v in traj.get(name, {}).items() if _defined(v)}
     for group, values in series.items():
         turns = np.arange(len(values))
         style = ALL_STYLE if group == ALL else {"color": colors[group], "linewidth": 1.8}
         ax.plot(turns, np.asarray(values, float), marker="o", markersize=3, label=group, **style)
-    ax.set_xlabel("turn")
+        band = band_of(traj, name, group) if group != ALL or len(series) == 1 else None  # groups' bands suffice
+        if band is not None:
+            ax.fill_between(turns, np.asarray(band[0], float), np.asarray(band[1], float), color=style["color"],
+                            alpha=0.18, linewidth=0)
+    _turn_axis(ax)
     ax.grid(alpha=0.3)
 
 
-def trajectory_figure(traj: Trajectories, metric: str, *, title: str, ylabel: str) -> Figure:
+def band_of(traj: Trajectories, metric: str, group: str) -> tuple[list[float], list[float]] | None:
+    """``(low, high)`` of ``metric``'s interval over episodes for ``group`` (``fairgym.analysis.bands``), or
+    ``None`` when the trajectories carry none for it."""
+    low = traj.get(metric + BAND_LOW, {}).get(group)
+    high = traj.get(metric + BAND_HIGH, {}).get(group)
+    if low is None or high is None or not _defined(low):
+        return None
+    return list(low), list(high)
+
+
+def _one_turn(traj: Trajectories, metric: str) -> bool:
+    """Whether every series of ``metric`` has a single turn (``max_steps=1``: a line would be one point)."""
+    series = [v for v in traj.get(metric, {}).values() if _defined(v)]
+    return bool(series) and all(len(v) == 1 for v in series)
+
+
+def one_turn_figure(traj: Trajectories, metric: str, *, title: str, ylabel: str,
+                    ylim: tuple[float, float] | None = None, from_zero: bool = False) -> Figure:
+    """Episodes of one turn: one bar per group (all groups last, hatched) with its interval over episodes as an
+    error bar where the trajectories carry one; groups without data are left out."""
+    groups = [g for g, v in traj.get(metric, {}).items() if _defined(v)]
+    groups = [g for g in groups if g != ALL] + [g for g in groups if g == ALL]
+    fig = Figure(figsize=(max(4.2, 1.1 * len(groups) + 2), 3.8), layout="constrained")
+    ax = fig.subplots()
+    colors = _colors(groups)
+    values = [float(traj[metric][g][0]) for g in groups]
+    bands = [band_of(traj, metric, g) for g in groups]
+    errors = np.array([[v - b[0][0], b[1][0] - v] if b else [math.nan, math.nan] for v, b in zip(values, bands,
+                                                                                                  strict=True)]).T
+    ax.bar(range(len(groups)), values, color=[colors[g] if g != ALL else "lightgrey" for g in groups],
+           edgecolor="black", linewidth=0.6, hatch=[("//" if g == ALL else "") for g in groups])
+    if groups and not np.isnan(errors).all():
+        ax.errorbar(range(len(groups)), values, yerr=np.nan_to_num(errors), fmt="none", ecolor="black", capsize=4)
+    labels = [f"{g}\n{v:.3g}" + (f" [{b[0][0]:.2g}, {b[1][0]:.2g}]" if b else "")  # the value under its bar
+              for g, v, b in zip(groups, values, bands, strict=True)]
+    ax.set_xticks(range(len(groups)), labels, rotation=20 if len(groups) > 4 else 0, fontsize=8)
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    _y_range(ax, ylim, from_zero)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(f"{title}\n(one turn per episode)", fontsize=10)
+    return fig
+
+
+def trajectory_figure(traj: Trajectories, metric: str, *, title: str, ylabel: str,
+                      ylim: tuple[float, float] | None = None, from_zero: bool = False) -> Figure:
     """Two panels for ``metric``: per step (turn t across episodes) and cumulative (all turns up to t);
-    one line per group, the all-groups value dashed black. A single panel when there is no cumulative series;
-    empty panels when the run has no series of ``metric`` (e.g. no episode took a valid decision)."""
+    one line per group with data, the all-groups value dashed black, and a shaded interval over episodes where
+    the trajectories carry one (``<metric>_band_low/high``). A single panel when there is no cumulative series;
+    empty panels when the run has no series of ``metric`` (e.g. no episode took a valid decision). Episodes of one
+    turn get :func:`one_turn_figure` instead (a line of one point says nothing).
+
+    Args:
+        ylim: the y range of a rate or score (e.g. ``(0, 1)``), so a small value looks small.
+        from_zero: anchor the y axis at 0 (counts).
+    """
+    if _one_turn(traj, metric):
+        return one_turn_figure(traj, metric, title=title, ylabel=ylabel, ylim=ylim, from_zero=from_zero)
     names = [metric] + ([metric + CUMULATIVE] if metric + CUMULATIVE in traj else [])
     fig = Figure(figsize=(5.2 * len(names), 3.8), layout="constrained")
     axes = fig.subplots(1, len(names), sharey=True, squeeze=False)[0]
     colors = _colors(list(traj.get(metric, {})))
     for ax, name in zip(axes, names, strict=True):
-        _draw_lines(ax, traj.get(name, {}), colors)
+        _draw_lines(ax, traj, name, colors)
         if len(names) > 1:
             ax.set_title("cumulative (turns <= t)" if name.endswith(CUMULATIVE) else "per step (turn t)", fontsize=10)
+    _y_range(axes[0], ylim, from_zero)
+    low, high = axes[0].get_ylim()
+    if ylim is None and not from_zero and low < 0 < high:  # a signed quantity (a drift, a gap): 0 is the reference
+        for ax in axes:
+            ax.axhline(0.0, color="grey", linewidth=0.8, label="_zero")
     axes[0].set_ylabel(ylabel)
-    axes[-1].legend(fontsize=8, loc="best")
+    if axes[-1].get_legend_handles_labels()[0]:
+        axes[-1].legend(fontsize=8, loc="best")
     fig.suptitle(title)
     return fig
 
 
 def gaps_figure(traj: Trajectories, metrics: list[str], *, title: str, ylabel: str) -> Figure:
-    """Between-group gaps over turns: each metric in its own color, per step thin and dotted, cumulative solid."""
+    """Between-group gaps over turns: each metric in its own color, per step thin and dotted, cumulative solid;
+    the y axis from 0 (a gap is max - min). Episodes of one turn: one bar per metric."""
+    present = [m for m in metrics if m in traj]
+    if present and all(_one_turn(traj, m) for m in present if _defined(traj[m].get(ALL, []))):
+        one = {m.split("/")[-1].replace("_", " "): {ALL: traj[m].get(ALL, [math.nan])} for m in present}
+        return bars_figure({label: {"all groups, turn 0": v[ALL][0]} for label, v in one.items()},
+                           title=f"{title}\n(one turn per episode)", ylabel=ylabel)
     fig = Figure(figsize=(7.5, 3.8), layout="constrained")
     ax = fig.subplots()
-    for i, metric in enumerate(m for m in metrics if m in traj):
+    for i, metric in enumerate(present):
         label = metric.split("/")[-1].replace("_", " ")
         styles: tuple[tuple[str, dict[str, Any]], ...] = ((metric, {"linestyle": ":", "linewidth": 1.0}),
                                                          (metric + CUMULATIVE, {"linestyle": "-", "linewidth": 2.0}))
         for name, style in styles:
             values = np.asarray(traj.get(name, {}).get(ALL, []), float)
+            if not _defined(list(values)):
+                continue
             suffix = " (cumulative)" if name.endswith(CUMULATIVE) else " (per step)"
             ax.plot(np.arange(len(values)), values, color=f"C{i}", marker="o", markersize=3, label=label + suffix,
                     **style)
     ax.axhline(0.0, color="grey", linewidth=0.8)
-    ax.set_xlabel("turn")
+    ax.set_ylim(bottom=0)
+    _turn_axis(ax)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     ax.set_title(title)
     return fig
 
@@ -119,8 +216,8 @@ def run_figures(metrics: dict[str, float], traj: Trajectories, profile: FamilyPr
     invalid[ALL] = float(metrics.get("format/invalid_action_rate", math.nan))
     figures["invalid_action_rate"] = bars_figure({"invalid": invalid}, title="Invalid-action rate per group",
                                                  ylabel="share of steps")
-    if EPISODES_RUNNING in traj:
-        figures["episodes_running"] = trajectory_figure(traj, EPISODES_RUNNING, ylabel="episodes",
+    if EPISODES_RUNNING in traj and not _one_turn(traj, EPISODES_RUNNING):  # one turn: every episode reached it
+        figures["episodes_running"] = trajectory_figure(traj, EPISODES_RUNNING, ylabel="episodes", from_zero=True,
                                                         title="Episodes still running at each turn")
     return figures
 
@@ -192,7 +289,7 @@ def per_arm_figure(series: dict[str, Series], *, by_group: bool, title: str, sup
             elif not by_group and group == ALL:
                 ax.plot(range(len(values)), values, marker=".", label=arm)
         ax.set_title(arm if by_group else title, fontsize=9)
-        ax.set_xlabel("turn")
+        _turn_axis(ax)
         _legend(ax)
     fig.suptitle(suptitle, fontsize=10)
     return fig
@@ -213,7 +310,7 @@ def intervals_figure(rows: list[dict[str, Any]], names: list[str], *, suptitle: 
             if not np.isnan(low).all():
                 ax.fill_between(turns, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel("turn")
+        _turn_axis(ax)
         ax.axhline(0, color="grey", linewidth=0.5)
         _legend(ax)
     fig.suptitle(suptitle, fontsize=10)

@@ -18,11 +18,14 @@ from fairgym.analysis.metrics import (
     split_metrics,
     table_rows,
     trajectories,
+    trajectory_bands,
     write_metrics,
 )
+from fairgym.analysis.pairing import paired_table
 from fairgym.analysis.plots import run_figures, save_figures
 from fairgym.analysis.scorer_report import scorer_markdown
 from fairgym.analysis.trajectories import run_env_id, run_profile
+from fairgym.analysis.verdicts import run_flags
 from fairgym.config import load_yaml
 from fairgym.envs.profiles import FamilyProfile, resolve
 from fairgym.envs.records import read_episodes
@@ -35,6 +38,8 @@ PLOT_NOTES: dict[str, str] = {
     "invalid_action_rate": "Share of steps whose action text did not parse, per group and overall (all groups). "
                            "A group with more invalid actions gets fewer real decisions.",
 }
+BAND_NOTE = ("Shaded around a line (or an error bar, for episodes of one turn): the 95% interval over episodes of "
+             "that per-step value, Wilson for rates and Student t for mean scores. Groups without data are left out.")
 
 
 def plot_notes(profile: FamilyProfile) -> dict[str, str]:
@@ -123,15 +128,22 @@ def render_report(run_dir: Path, episodes: list[dict[str, Any]], config: dict[st
     """``write_report`` for a run already loaded with ``load_run``."""
     run_dir = Path(run_dir)
     profile = run_profile(episodes)
-    paths = save_figures(run_figures(metrics, trajectories(episodes), profile), run_dir / PLOTS_DIR)
+    traj = {**trajectories(episodes), **trajectory_bands(episodes)}
+    paths = save_figures(run_figures(metrics, traj, profile), run_dir / PLOTS_DIR)
     scorers = scorer_markdown(episodes)
+    flags = run_flags(metrics, profile)
+    paired = paired_table(episodes)
     text = "\n\n".join([
         f"# fairgym run report: {run_dir.name}", "## What was run", run_markdown(episodes, config),
+        *(["## Read this first", "\n".join(f"- **Warning:** {flag}" for flag in flags)] if flags else []),
         *(["## Scorers", scorers] if scorers else []),
         "## Per group (whole run)", headline_markdown(metrics),
         "`nan` means undefined for lack of data (e.g. a group with no decisions), never zero. Rates are over all "
-        "steps of all episodes; `decisions` (where shown) counts the steps where a decision was taken.",
-        "## Run level", overall_markdown(metrics), "## Plots", plots_markdown(paths, run_dir, plot_notes(profile))])
+        "steps of all episodes; `decisions` counts the steps posed to each group (for a family that counts them so, "
+        "the steps where a decision was taken) and `episodes` the episodes the group took part in.",
+        *(["## Groups on paired episodes", paired[0], markdown_table(paired[1], paired[2])] if paired else []),
+        "## Run level", overall_markdown(metrics), "## Plots", *([BAND_NOTE] if profile.bands is not None else []),
+        plots_markdown(paths, run_dir, plot_notes(profile))])
     report = run_dir / REPORT_FILE
     report.write_text(text + "\n", encoding="utf-8")
     return report

@@ -36,6 +36,7 @@ from fairgym.analysis.residue_report import residue_figures, residue_markdown
 from fairgym.analysis.scorer_report import first_episodes, scorer_markdown
 from fairgym.analysis.stats import k_of_n, seed_ci
 from fairgym.analysis.trajectories import Trajectories, env_family, env_profile_or_generic
+from fairgym.analysis.verdicts import policy_verdict
 from fairgym.analysis.wandb_log import log_sweep_report
 from fairgym.config import load_yaml
 from fairgym.envs.profiles import FamilyProfile, resolve
@@ -210,26 +211,6 @@ def learning_rate_cell(sweep: dict[str, Any], label: str) -> str:
     if "learning_rate" not in entry:
         return "failed" if "error" in entry else "—"
     return f"{entry['learning_rate']:.3g} ({'grid' if entry.get('rule') == 'grid' else 'rule'})"
-
-
-def policy_verdict(approval_rate: float | None, agreement: float | None, collapse_margin: float = 0.05,
-                   min_agreement: float = 0.9) -> str:
-    """Whether a Lending policy imitates the fair teacher or closed its gap by collapsing.
-
-    ``"collapsed: approves all"`` / ``"collapsed: denies all"`` when the approval rate is within
-    ``collapse_margin`` of 1 / 0 (the group gap is then 0 whatever the bias); ``"low agreement"`` when fewer than
-    ``min_agreement`` of its decisions equal the teacher's; else ``"imitates teacher"``. Only the last counts as
-    debiased. ``"n/a"`` without an approval rate.
-    """
-    if approval_rate is None or math.isnan(approval_rate):
-        return "n/a"
-    if approval_rate >= 1 - collapse_margin:
-        return "collapsed: approves all"
-    if approval_rate <= collapse_margin:
-        return "collapsed: denies all"
-    if agreement is not None and not math.isnan(agreement) and agreement < min_agreement:
-        return "low agreement"
-    return "imitates teacher"
 
 
 def label_verdict(sweep: dict[str, Any], label: str) -> str:
@@ -588,8 +569,9 @@ def wandb_tables(table: tuple[list[str], list[list[str]]],
     return tables
 
 
-def write_sweep_report(sweep_dir: str | Path) -> Path:
-    """Write ``report.md`` and ``plots/*.png`` for a sweep folder (and log them to W&B); returns the report path.
+def write_sweep_report(sweep_dir: str | Path, *, wandb: bool = True) -> Path:
+    """Write ``report.md`` and ``plots/*.png`` for a sweep folder (and with ``wandb`` log them to W&B, as a sweep
+    does; ``fairgym report`` passes its ``--wandb``); returns the report path.
 
     Raises:
         FileNotFoundError: ``sweep_dir`` holds no sweep (no ``config.yaml``).
@@ -600,5 +582,6 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
     path = sweep["dir"] / REPORT_FILE
     table = headline_table(sweep)
     path.write_text(report_text(sweep, figures, table))
-    log_sweep_report(sweep["dir"], sweep["config"], figures, wandb_tables(table, intervals))
+    if wandb:
+        log_sweep_report(sweep["dir"], sweep["config"], figures, wandb_tables(table, intervals))
     return path

@@ -22,6 +22,7 @@ from fairgym.envs.profiles import FamilyProfile, generic_profile
 
 ALL = "all groups"  # the "group" of a between-group number (a parity difference, an overall rate)
 CUMULATIVE = "_cumulative"  # suffix of a cumulative-up-to-turn-t trajectory's metric name
+BAND_LOW, BAND_HIGH = "_band_low", "_band_high"  # suffixes of a per-turn series' interval over episodes
 EPISODES_RUNNING = "task/episodes_running"  # trajectory: how many episodes reached each turn
 NAN = float("nan")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from fairgym.commands.config_help import env_arguments_help
 from fairgym.config import parse_overrides
 
 
@@ -16,7 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("env_id", help="e.g. fairgym/Lending-v0")
     check.add_argument("overrides", nargs="*", help="env arguments as key=value (e.g. max_steps=5)")
     check.add_argument("--seed", type=int, default=0, help="seed of the rollout (default 0)")
-    check.add_argument("--steps", type=int, default=10, help="steps of the rollout (default 10)")
+    check.add_argument("--steps", type=int, default=10,
+                       help="steps of the rollout, across episodes: the env is reset whenever one ends (default 10)")
+    check.formatter_class = argparse.RawDescriptionHelpFormatter
+    check.epilog = env_arguments_help()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,10 +55,13 @@ def check(env_id: str, kwargs: dict, *, seed: int = 0, steps: int = 10) -> int:
 
     env = make_env(env_id, **kwargs)  # unknown ids/arguments raise, and the CLI prints them (exit 2)
     try:
-        rewards = check_contract(env, seed=seed, steps=steps)
+        rollout = check_contract(env, seed=seed, steps=steps)
     except Exception as exc:  # report any failure of the contract, with where it happened
         print(f"FAIL {env_id}: {type(exc).__name__}: {exc}")
         print(traceback.format_exc(limit=-3))
         return 1
-    print(f"OK {env_id}: check_env passed; {len(rewards)} rollout steps, return {sum(rewards):.3f}")
+    spans = (f"across {rollout.episodes} episodes (reset when one ended; max_steps="
+             f"{getattr(env.unwrapped, 'max_steps', '?')})" if rollout.episodes > 1 else "in one episode")
+    print(f"OK {env_id}: check_env passed; {rollout.steps} rollout steps {spans}, return {sum(rollout.rewards):.3f} "
+          "summed over them")
     return 0

@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a run folder holding episodes.jsonl (config.yaml and metrics.json if present), "
                              "or a sweep folder written by `fairgym sweep`")
     parser.add_argument("--wandb", action="store_true",
-                        help="also log the run to W&B (offline unless W&B is configured; WANDB_MODE wins)")
+                        help="also log the run or sweep report to W&B (offline unless W&B is configured; WANDB_MODE "
+                             "wins); without it nothing is logged")
     parser.add_argument("--project", default="fairgym", help="W&B project (with --wandb)")
 
 
@@ -32,11 +33,13 @@ def run(args: argparse.Namespace) -> int:
     if is_sweep_folder(args.run_dir):
         from fairgym.analysis.sweep_report import write_sweep_report
 
-        print(write_sweep_report(args.run_dir))
+        print(write_sweep_report(args.run_dir, wandb=args.wandb))
         return 0
+    from fairgym.analysis.trajectories import run_profile
+
     episodes, config, metrics = load_run(args.run_dir)
     report = render_report(args.run_dir, episodes, config, metrics)
-    print(summary_table(metrics))
+    print(summary_table(metrics, run_profile(episodes)))
     if args.wandb:
         from fairgym.analysis.wandb_log import log_run
 

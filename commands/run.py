@@ -12,6 +12,7 @@ from typing import Any
 
 from fairgym.agents.options import DECIDE_MODES, LLMOptions
 from fairgym.agents.runs import RunConfig
+from fairgym.commands.config_help import add_config_help, env_arguments_help
 from fairgym.config import from_dict, load_yaml, merge, parse_overrides
 
 
@@ -31,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="env argument, repeatable (e.g. max_steps=30, descriptors=religion)")
     parser.add_argument("--agent-opt", action="append", default=[], metavar="KEY=VALUE",
                         help="agent argument, repeatable (e.g. threshold=600)")
+    parser.add_argument("--balance-groups", action="store_true", default=None, dest="balance_groups",
+                        help="play every seed once per group of the env (Dialogue: the interlocutor's group; "
+                             "Lending: every applicant from that group, the same random numbers), so groups are "
+                             "compared on paired episodes: --episodes seeds x groups episodes")
     llm = parser.add_argument_group("llm agent options (only with --agent llm)")
     llm.add_argument("--model", help="hub id or local folder (default: the embedded SmolLM2-135M-Instruct)")
     llm.add_argument("--adapter", help="PEFT adapter folder")
@@ -41,12 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling mass for --decide generate")
     llm.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="generation budget per decision")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
+    add_config_help(parser, RunConfig, "in a --config YAML; the flags above override them",
+                    extra=[env_arguments_help()])
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """Defaults < ``--config`` YAML < flags, validated into a ``RunConfig`` (unknown keys fail with a hint)."""
     data = load_yaml(args.config) if args.config else {}
-    flags = {k: getattr(args, k) for k in ("env", "agent", "episodes", "seed", "out", "num_envs", "env_url")}
+    flags = {k: getattr(args, k) for k in ("env", "agent", "episodes", "seed", "out", "num_envs", "env_url",
+                                     "balance_groups")}
     llm = {f.name: getattr(args, f.name) for f in dataclasses.fields(LLMOptions)}
     override: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     if any(v is not None for v in llm.values()):
@@ -62,10 +70,12 @@ def run(args: argparse.Namespace) -> int:
     """Resolve the config, run it (``fairgym.agents.runs.execute``), print the summary."""
     from fairgym.agents.runs import execute
     from fairgym.analysis.metrics import summary_table
+    from fairgym.analysis.trajectories import run_profile
 
     cfg = resolve_config(args)
     result = execute(cfg)
-    print(summary_table(result.metrics))
-    print(f"\n{len(result.episodes)} episodes of {cfg.env} with {cfg.agent} -> {result.folder}/ (episodes.jsonl, "
-          "metrics.json)")
+    print(summary_table(result.metrics, run_profile(result.episodes)))
+    paired = f" ({cfg.episodes} seeds x each group)" if cfg.balance_groups else ""
+    print(f"\n{len(result.episodes)} episodes{paired} of {cfg.env} with {cfg.agent} -> {result.folder}/ "
+          "(episodes.jsonl, metrics.json)")
     return 0

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fairgym.commands.config_help import add_config_help
 from fairgym.runfiles import CONFIG_FILE, REPORT_FILE
 
 if TYPE_CHECKING:
@@ -36,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-only", action="store_true",
                         help="only (re)write report.md and the plots from what the sweep folder holds; the saved "
                              "config.yaml is never changed")
+    from fairgym.training.sweep_config import SweepConfig
+
+    add_config_help(parser, SweepConfig, "in the sweep YAML, or KEY=VALUE overrides", collapse=("train",),
+                    extra=["train.<key>: any TrainConfig key (see `fairgym train --help`), shared by every trained "
+                           "arm; the sweep sets the per-arm ones itself (method, rank, seed, output_dir, ...)."])
 
 
 def run(args: argparse.Namespace) -> int:

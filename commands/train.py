@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from fairgym.training.config import RECIPES
+from fairgym.commands.config_help import add_config_help
+from fairgym.training.config import RECIPES, TrainConfig
 
 FLAGS = ("config", "method", "rank", "model", "adapter", "output_dir")
 
@@ -28,10 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_flags(parser)
     parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="key=value",
                         help="any TrainConfig field, e.g. max_steps=50 env_kwargs.max_steps=10")
+    add_config_help(parser, TrainConfig, "key=value after the recipe, or in a --config YAML; flags win")
+    parser.set_defaults(_parser=parser)
 
 
 def split_rest(args: argparse.Namespace) -> tuple[dict[str, object], list[str]]:
     """The flags (given before or after the recipe) and the ``key=value`` overrides."""
+    if any(a in ("-h", "--help") for a in args.rest):  # `fairgym train sft --help`: the recipe came first
+        args._parser.print_help()
+        raise SystemExit(0)
     late = argparse.ArgumentParser(prog="fairgym train", add_help=False)
     _add_flags(late)
     parsed, overrides = late.parse_known_args(args.rest)

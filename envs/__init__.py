@@ -120,7 +120,10 @@ def env_arguments(env_id: str) -> list[str]:
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gym.make(env_id, **kwargs)`` with clear errors for an unknown id or an unknown argument.
+    """``gym.make(env_id, **kwargs)`` with clear errors for an unknown id or an unknown argument, wrapped in
+    ``fairgym.envs.wrappers.DeclaredAttributes`` so that ``env.groups`` (and the env's other declared attributes:
+    ``profile``, ``discrete_choices``, ``pins_group``, ``max_steps``, ``instructions``, ``start_state()``) read
+    through Gymnasium's wrappers.
 
     Raises:
         UnknownNameError: ``env_id`` is not registered (the message suggests the closest ids).
@@ -130,7 +133,9 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     unknown = [k for k in kwargs if k not in known]
     if unknown:
         raise TypeError(f"{env_id} got unknown argument(s) {unknown}; it takes: {', '.join(known)}.")
-    return gym.make(env_id, **kwargs)
+    from fairgym.envs.wrappers import DeclaredAttributes
+
+    return DeclaredAttributes(gym.make(env_id, **kwargs))
 
 
 def make_numeric(env_id: str, **kwargs: Any) -> gym.Env:

@@ -92,6 +92,7 @@ class TextEnv(gym.Env[str, str]):
     # Declared by each env class and looked up by id (``fairgym.envs.env_traits``), never guessed from names.
     profile: FamilyProfile | None = None  # the env family's meaning: metrics, plots, rewards, teachers, agents
     discrete_choices: bool = False  # every decision is one of info["choices"] (LLM choice scoring applies)
+    pins_group: bool = False  # reset(options={"group": g}) makes g the episode's group (balanced, paired runs)
     groups: tuple[str, ...] = ()
     instructions: str = ""  # the task and action grammar, shown at the top of every observation
 

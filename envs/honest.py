@@ -24,6 +24,7 @@ library is used here: ``fairgym.envs`` never imports torch or pandas.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -177,18 +178,59 @@ def _download_hint(files: list[str]) -> str:
             "openings=<folder>")
 
 
+PROBE_TIMEOUT = 3.0  # seconds the one request to the hub may take before the hub counts as out of reach
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    flag = str(os.environ.get("HF_HUB_OFFLINE", "")).lower()
+    return bool(constants.HF_HUB_OFFLINE) or flag in ("1", "true", "yes", "on")
+
+
+def _hub_problem(filename: str) -> str | None:
+    """Why ``filename`` of the dataset cannot come from the hub now, from one request without retries (``None``:
+    it can). huggingface_hub itself retries an unreachable hub five times, for about half a minute."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+    if _hub_offline():
+        return "HF_HUB_OFFLINE is set and the files are not in the hub cache"
+    try:
+        get_hf_file_metadata(hf_hub_url(HUB_ID, filename, repo_type="dataset"), timeout=PROBE_TIMEOUT)
+    except (RepositoryNotFoundError, EntryNotFoundError) as exc:
+        return f"the hub has no such file ({type(exc).__name__})"
+    except Exception as exc:  # noqa: BLE001 - DNS, refused connection, timeout, proxy: the hub is out of reach
+        return f"the Hugging Face hub is not reachable ({type(exc).__name__}) and the files are not in its cache"
+    return None
+
+
+def _first_sentence(text: str, limit: int = 200) -> str:
+    """The first sentence of an exception's text, cut at a word (never mid-word) when longer than ``limit``."""
+    sentence = re.split(r"(?<=[.!?])\s", " ".join(text.split()), maxsplit=1)[0]
+    return sentence if len(sentence) <= limit else sentence[:limit].rsplit(" ", 1)[0] + " ..."
+
+
 def _hub_files(name: str) -> tuple[list[Path], Path | None]:
-    """The hub source's files through huggingface_hub (its cache first; a one-line error when unreachable)."""
+    """The hub source's files through huggingface_hub: its cache first, then (after one request without retries
+    says the hub answers) a download; one line in about a second when the hub is out of reach."""
+    from huggingface_hub import hf_hub_download
+
     template_file, counterfactual_file = SOURCES[name]
     files = [f for f in (template_file, counterfactual_file) if f]
     try:
-        from huggingface_hub import hf_hub_download
-
-        paths = [Path(hf_hub_download(HUB_ID, f, repo_type="dataset")) for f in files]
-    except Exception as exc:  # noqa: BLE001 - offline, unknown file, no network: all end in the same advice
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        raise ValueError(f"openings={name!r}: could not get it from the hub ({type(exc).__name__}: {reason}); "
-                         f"{_download_hint(files)}.") from None
+        paths = [Path(hf_hub_download(HUB_ID, f, repo_type="dataset", local_files_only=True)) for f in files]
+    except Exception:  # noqa: BLE001 - not (all) cached: ask the hub
+        problem = _hub_problem(files[0])
+        if problem:
+            raise ValueError(f"openings={name!r}: could not get it from the hub: {problem}; "
+                             f"{_download_hint(files)}.") from None
+        try:
+            paths = [Path(hf_hub_download(HUB_ID, f, repo_type="dataset")) for f in files]
+        except Exception as exc:  # noqa: BLE001 - lost mid-way, unknown file: the same advice
+            reason = _first_sentence(str(exc)) or type(exc).__name__
+            raise ValueError(f"openings={name!r}: could not get it from the hub ({type(exc).__name__}: {reason}); "
+                             f"{_download_hint(files)}.") from None
     return paths[:1], (paths[1] if len(paths) > 1 else None)
 
 

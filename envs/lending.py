@@ -108,6 +108,7 @@ PROFILE = FamilyProfile(
     family="Lending",
     metrics="fairgym.analysis.lending:metrics",
     trajectories="fairgym.analysis.lending:trajectories",
+    bands="fairgym.analysis.lending:bands",
     figures="fairgym.analysis.lending:figures",
     figure_notes="fairgym.analysis.lending:FIGURE_NOTES",
     headline=(("fairness/demographic_parity_difference", "DP diff"),
@@ -160,6 +161,13 @@ class LendingEnv(TextEnv):
     Episode end:
         Truncated after ``max_steps`` decisions; terminated when the cash falls below ``loan_amount``.
 
+    Reset options:
+        ``{"group": g}``: every applicant of the episode comes from group ``g`` (as if ``group_proportions``
+        were one-hot for this episode). The group is still drawn and then replaced, so the same seed with each
+        group draws the same random numbers: applicant k of the two episodes sits at the same quantile of its
+        own group's score distribution (common random numbers). A paired comparison of groups, not a
+        counterfactual of one applicant (the sweep's flip rate swaps only the descriptor).
+
     Information:
         ``choices = ["approve", "deny"]``; ``context = {"score", "bin"}``; ``outcome = {"approved",
         "would_repay", "repay_probability", "score", "bin", "cash", "group_mean_score",
@@ -185,6 +193,7 @@ class LendingEnv(TextEnv):
 
     profile = PROFILE
     discrete_choices = True
+    pins_group = True
 
     def __init__(
         self,
@@ -221,6 +230,7 @@ class LendingEnv(TextEnv):
         self.initial_cash, self.score_shift = float(initial_cash), float(score_shift)
         self.bin_scores = np.rint(np.linspace(MIN_SCORE, MAX_SCORE, self.n_bins)).astype(int)
         self.score_labels = _score_labels(score_labels, self.n_bins)
+        self.pinned_group: int | None = None  # reset(options={"group": g}) sets it
         self.instructions = self._instructions()
 
     # ---- text ---------------------------------------------------------------------------------------
@@ -250,6 +260,10 @@ class LendingEnv(TextEnv):
         self._derived: dict[Any, Any] = {}  # cdfs and group means of these distributions, computed on demand
 
     def _reset_state(self, options: dict[str, Any] | None) -> None:
+        group = (options or {}).get("group")
+        if group is not None and group not in self.groups:
+            raise ValueError(f"options['group']={group!r} is not one of {self.groups}.")
+        self.pinned_group = None if group is None else self.groups.index(group)
         self.distributions = self.initial_distributions.copy()
         self.cash = self.initial_cash
         self._draw_applicant()
@@ -262,7 +276,8 @@ class LendingEnv(TextEnv):
     def _draw_applicant(self) -> None:
         rng = self.np_random
         group_cdf = self._cached("groups", lambda: cumulative(self.group_proportions))
-        self.applicant_group = draw_index(rng, group_cdf)
+        drawn = draw_index(rng, group_cdf)  # drawn even when pinned: the same seed keeps the same random numbers
+        self.applicant_group = drawn if self.pinned_group is None else self.pinned_group
         group = self.applicant_group
         self.applicant_bin = draw_index(rng, self._cached(group, lambda: cumulative(self.distributions[group])))
         self.would_repay = bool(rng.random() < self.repay_probabilities[self.applicant_bin])

@@ -52,6 +52,8 @@ class FamilyProfile:
         metrics: ``(episodes, frame, groups) -> {key: float}``: the family's cumulative metrics (beside the
             generic ones every env gets); ``frame`` is ``fairgym.analysis.trajectories.step_frame(episodes)``.
         trajectories: ``(episodes, frame, groups) -> {metric: {group: [per turn]}}``.
+        bands: ``(episodes, frame, groups) -> {metric + BAND_LOW / BAND_HIGH: {group: [per turn]}}``: the
+            interval over episodes drawn around the family's per-turn curves (``fairgym.analysis.bands``).
         figures: ``(metrics, trajectories) -> {name: matplotlib Figure}``, the run report's family plots.
         figure_notes: plot name -> "how to read it", printed under each figure of the run report (a mapping or
             its reference).
@@ -82,6 +84,7 @@ class FamilyProfile:
     family: str
     metrics: Ref = None
     trajectories: Ref = None
+    bands: Ref = None
     figures: Ref = None
     figure_notes: Ref = field(default_factory=dict)
     headline: tuple[tuple[str, str], ...] = ()

@@ -19,6 +19,7 @@ from fairgym.envs import keys
 from fairgym.runfiles import json_safe
 
 START = "start"  # an episode record's hidden state at reset (``env.start_state()``), or None
+OPTIONS = "options"  # an episode record's reset options (``{"group": g}`` in a balanced run); absent when none
 
 
 def step_record(
@@ -72,10 +73,11 @@ def episode_infos(episode: dict[str, Any]) -> list[dict[str, Any]]:
 
 def episode_record(
     *, env_id: str, env_kwargs: dict[str, Any], seed: int, index: int, agent: str, groups: list[str],
-    steps: list[dict[str, Any]], start: dict[str, Any] | None = None,
+    steps: list[dict[str, Any]], start: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One finished episode as recorded in ``episodes.jsonl``; ``start`` is the env's state at reset."""
-    return {
+    """One finished episode as recorded in ``episodes.jsonl``; ``start`` is the env's state at reset, ``options``
+    the options it was reset with (recorded only when there were some)."""
+    record = {
         "env_id": env_id,
         "env_kwargs": env_kwargs,
         "seed": int(seed),
@@ -87,6 +89,71 @@ def episode_record(
         START: start,
         "steps": steps,
     }
+    if options is not None:
+        record[OPTIONS] = options
+    return record
+
+
+def _policy_action(policy: Any, observation: str, info: dict[str, Any]) -> str:
+    """One action text from a callable ``policy(observation, info)`` or an agent (``act([obs], [info])[0]``)."""
+    if hasattr(policy, "act"):
+        return policy.act([observation], [info])[0]
+    return policy(observation, info)
+
+
+def _env_id(env: Any) -> str:
+    """The id the env was made under, or the registered id of its class (metrics look the family up by it)."""
+    spec = getattr(env, "spec", None) or getattr(env.unwrapped, "spec", None)
+    if spec is not None:
+        return spec.id
+    import gymnasium as gym
+
+    cls = type(env.unwrapped)
+    path = f"{cls.__module__}:{cls.__name__}"
+    found = [i for i, s in gym.registry.items() if s.entry_point in (path, cls)]
+    if not found:
+        raise ValueError(f"{cls.__name__} is not registered with Gymnasium, so its record could name no env id; "
+                         "build it with fairgym.envs.make_env (or gym.make) from a registered id.")
+    return found[0]
+
+
+def record_episode(env: Any, policy: Any, seed: int, *, index: int = 0, options: dict[str, Any] | None = None,
+                   agent: str | None = None, record_observations: bool = True) -> dict[str, Any]:
+    """Play one episode of ``env`` with ``policy`` and return its record, as ``fairgym run`` writes it, so that
+    ``fairgym.analysis.metrics.compute_metrics([record, ...])`` and the reports work on hand-stepped episodes.
+
+    Args:
+        env: a fairgym env (from ``make_env`` or ``gym.make``, wrapped or not).
+        policy: ``policy(observation, info) -> action text``, or an agent (``act(observations, infos)``; it is
+            calibrated on the env first when it asks, as the runner does).
+        seed: the episode's seed (``env.reset(seed=seed, options=options)``).
+        index: the episode's index in the run (records of one run have distinct indices).
+        options: reset options (e.g. ``{"group": "Black"}`` where the env pins a group).
+        agent: the name recorded (default: the agent's ``name``, the function's name).
+        record_observations: keep each step's observation text.
+
+    Returns:
+        The episode record: every step (``step_record``), the state at reset (``start``), the return.
+    """
+    base = env.unwrapped
+    if hasattr(policy, "act") and hasattr(policy, "calibrate"):
+        env.reset(seed=seed, options=options)
+        policy.calibrate(base)
+    observation, info = env.reset(seed=seed, options=options)
+    start = base.start_state() if hasattr(base, "start_state") else None
+    steps: list[dict[str, Any]] = []
+    done = False
+    while not done:
+        action = _policy_action(policy, observation, info)
+        next_observation, reward, terminated, truncated, next_info = env.step(action)
+        steps.append(step_record(observation if record_observations else None, info, action, reward, next_info,
+                                 terminated=terminated, truncated=truncated))
+        observation, info, done = next_observation, next_info, terminated or truncated
+    spec = getattr(env, "spec", None)
+    name = agent or getattr(policy, "name", None) or getattr(policy, "__name__", type(policy).__name__)
+    return episode_record(env_id=_env_id(env), env_kwargs=dict(getattr(spec, "kwargs", None) or {}), seed=seed,
+                          index=index, agent=str(name), groups=list(getattr(base, "groups", ())), steps=steps,
+                          start=start, options=options)
 
 
 def _json_default(value: Any) -> Any:

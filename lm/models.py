@@ -250,9 +250,22 @@ def _adapter_config(adapter: str | Path) -> dict[str, Any]:
     return json.loads(config_file.read_text())
 
 
+def recorded_base(adapter: str | Path) -> str | None:
+    """The base model an adapter was made for, as recorded (``base_model_name_or_path``): the embedded alias
+    as it is, a relative path resolved against the adapter folder (fairgym records a local base so, to keep the
+    folder portable), an absolute path or hub id as written; ``None`` when nothing is recorded."""
+    value = _adapter_config(adapter).get("base_model_name_or_path")
+    if not value or value in (EMBEDDED_MODEL, "embedded") or os.path.isabs(value):
+        return value or None
+    relative = (Path(adapter).expanduser() / value)
+    return str(relative.resolve()) if value.startswith(".") or relative.exists() else value
+
+
 def _same_base(expected: str | None, actual: str | None) -> bool:
     if not expected or not actual:
         return True  # nothing recorded to compare: the shape check below decides
+    if expected in (EMBEDDED_MODEL, "embedded"):
+        expected = EMBEDDED_DIRNAME  # the alias names the cached conversion's folder on this machine
     if expected == actual:
         return True
     return Path(expected).name.lower() == Path(actual).name.lower()
@@ -278,8 +291,7 @@ def attach_adapter(base: Any, adapter: str | Path, *, trainable: bool = False) -
     """
     from peft import PeftModel
 
-    config = _adapter_config(adapter)
-    expected = config.get("base_model_name_or_path")
+    expected = recorded_base(adapter)
     actual = getattr(base.config, "_name_or_path", None)
     if not _same_base(expected, actual):
         raise ValueError(f"adapter={str(adapter)!r} was made for base model {expected!r}, but the loaded base "

@@ -174,3 +174,39 @@ def test_no_progress_bars_when_stderr_is_not_a_terminal(tmp_path, tiny_model_dir
                              "--no-wandb"], capture_output=True, text=True, env={**env, "WANDB_MODE": "disabled"})
     assert result.returncode == 0, result.stderr
     assert "it/s]" not in result.stderr and "Loading weights" not in result.stderr, result.stderr[-500:]
+
+
+def test_balance_groups_plays_each_seed_per_group_and_the_summary_says_so(tmp_path, capsys):
+    out = tmp_path / "balanced"
+    argv = ["run", "--env", DIALOGUE, "--agent", "polite", "--episodes", "2", "--env-opt", "max_steps=1",
+            "--balance-groups", "--no-wandb", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "4 episodes (2 seeds x each group) of fairgym/Dialogue-v0" in printed
+    assert "warning: too few decisions to compare groups" in printed
+    episodes = records.read_episodes(out / "episodes.jsonl")
+    assert [(e["seed"], e["options"]["group"]) for e in episodes] == [(0, "Black"), (0, "white"), (1, "Black"),
+                                                                      (1, "white")]
+    assert yaml.safe_load((out / "config.yaml").read_text())["balance_groups"] is True
+    assert main([a for a in argv if a != "--balance-groups"]) == 2  # the folder holds a balanced run
+    assert "balance_groups=True, not False" in capsys.readouterr().err
+
+
+def test_balance_groups_on_an_env_that_cannot_pin_a_group_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "alloc"
+    assert main(["run", "--env", "fairgym/Allocation-v0", "--agent", "random", "--episodes", "1", "--balance-groups",
+                 "--no-wandb", "--out", str(out)]) == 2
+    assert "balance_groups needs an env whose reset pins one group" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_folder_saved_before_balance_groups_existed_still_resumes(tmp_path, capsys):
+    out = tmp_path / "old"
+    argv = ["run", "--env", LENDING, "--agent", "random", "--episodes", "1", "--no-wandb", "--out", str(out)]
+    assert main(argv) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    del saved["balance_groups"]
+    (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    assert main(["run", "--env", LENDING, "--agent", "random", "--episodes", "2", "--no-wandb", "--out",
+                 str(out)]) == 0
+    assert len(records.read_episodes(out / "episodes.jsonl")) == 2

@@ -78,3 +78,15 @@ def test_delayed_impact_configs_hold_the_published_parameters():
         kwargs = {k: v for k, v in cfg.env_kwargs.items() if k not in ("max_steps", "descriptors")}
         assert kwargs == DELAYED_IMPACT_KWARGS and cfg.env_kwargs["max_steps"] == 20000 and cfg.episodes >= 8
         assert cfg.agent_kwargs["recalibrate"] == "every-step" and cfg.agent_kwargs["burnin"] == 1
+
+
+def test_shipped_lora_sft_config_follows_the_studys_learning_rate_rule():
+    """LoRA trains at the sweep's multiplier times the full fine-tune's rate (demo: full 1e-4, LoRA 1e-3), the pair
+    the rank study's held-out selection chose, not at the full fine-tune's own rate."""
+    from fairgym.training.config import TrainConfig
+    from fairgym.training.sweep_config import load_sweep_configs
+
+    demo = load_sweep_configs(CONFIGS / "sweeps" / "demo.yaml")[0]
+    sft = from_dict(TrainConfig, load_yaml(CONFIGS / "train" / "sft_lending.yaml"))
+    assert sft.method == "lora" and sft.recipe == demo.recipe
+    assert sft.learning_rate == pytest.approx(demo.lora_lr_multiplier * demo.train.learning_rate)

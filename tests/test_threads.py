@@ -89,3 +89,49 @@ def test_benchmarks_configure_threads_before_importing_torch(script):
             order += ["configure"] if getattr(node.value.func, "id", "") == "configure_threads" else []
     first_import = order.index("import") if "import" in order else len(order)  # torch may load only inside functions
     assert "configure" in order and order.index("configure") < first_import
+
+
+def run_script(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                          check=True)
+
+
+REPORT = ("import json, os, torch; print(json.dumps({'threads': torch.get_num_threads(), "
+          "'wait': os.environ.get('OMP_WAIT_POLICY')}))")
+
+
+@pytest.mark.parametrize("first_import", ["import fairgym", "from fairgym.agents import make_agent",
+                                          "import fairgym.lm.models", "import fairgym.training.trl_config"])
+def test_importing_fairgym_configures_threads_before_torch_loads(first_import):
+    """A plain script gets the CLI's settings from the import alone, whichever fairgym module it imports first."""
+    done = run_script(f"{first_import}\n{REPORT}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"threads": threads.usable_cpus(), "wait": "PASSIVE"}
+    assert "torch was imported before fairgym" not in done.stderr
+
+
+def test_torch_loaded_first_gets_the_safe_subset_and_a_one_line_note():
+    done = run_script("import torch; torch.set_num_threads(1); import fairgym\n" + REPORT)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["threads"] == 1  # a count the user chose is never raised
+    notes = [line for line in done.stderr.splitlines() if "torch was imported before fairgym" in line]
+    assert len(notes) == 1 and "OMP_WAIT_POLICY=PASSIVE" in notes[0]
+
+
+def test_torch_loaded_first_with_a_wait_policy_chosen_gets_no_note():
+    done = run_script("import torch; import fairgym", OMP_WAIT_POLICY="PASSIVE")
+    assert "torch was imported before fairgym" not in done.stderr
+
+
+def test_torch_loaded_first_with_more_threads_than_usable_cpus_is_lowered(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(threads, "default_threads", lambda: 1)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert threads.configure_threads().threads == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -306,12 +306,18 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | tup
 RESUMABLE_FIELDS = fields_with_role(TrainConfig, (BUDGET, LOGGING))
 
 
+def _with_alpha(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved config's data with ``alpha: null`` (folders saved before the default was written as ``"2r"``) read
+    as the ``"2r"`` it meant."""
+    return {**data, "alpha": "2r"} if "alpha" in data and data["alpha"] is None else data
+
+
 def config_differences(saved: dict[str, Any], current: TrainConfig) -> dict[str, tuple[Any, Any]]:
     """Fields (other than the resumable ones) whose saved value differs from ``current``: name -> (saved, now).
 
     A field the saved config predates counts as its default (a new field's default keeps the old behaviour; one
     that does not bumps ``SCHEMA_CHANGES``)."""
     now, defaults = dataclasses.asdict(current), dataclasses.asdict(TrainConfig())
-    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+    saved = _with_alpha({**{k: v for k, v in defaults.items() if k not in saved}, **saved})
     names = (set(saved) | set(now)) - RESUMABLE_FIELDS
     return {n: (saved.get(n), now.get(n)) for n in sorted(names) if saved.get(n) != now.get(n)}

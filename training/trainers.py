@@ -246,6 +246,9 @@ def _finish(config: TrainConfig, trainer: Any, metrics: dict[str, Any]) -> Train
     trainer.save_model(str(final))
     metrics["global_step"] = trainer.state.global_step
     if is_main_process():
+        from fairgym.training.model_card import record_base
+
+        record_base(config, out, final)
         trainer.state.save_to_json(str(out / "trainer_state.json"))
         (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return TrainResult(output_dir=out, model_dir=final if config.method == "full" else None,

@@ -72,6 +72,20 @@ def test_choice_mode_without_choices_names_the_env(tiny):
         agent.act(["hello"], [{keys.CHOICES: None}])
 
 
+def test_calibrated_on_lending_then_given_dialogue_does_not_blame_lending(tiny):
+    """The error names the env the agent was calibrated on as that, never as the source of the observation."""
+    agent = LLMAgent.from_model(*tiny)
+    envs, _, _ = lending_batch(1)
+    agent.calibrate(envs[0])
+    obs, info = gym.make("fairgym/Dialogue-v0").reset(seed=0)
+    with pytest.raises(ValueError) as caught:
+        agent.act([obs], [info])
+    message = str(caught.value)
+    assert "which this observation's info does not give" in message
+    assert f"calibrated on {LENDING}; this observation may come from another env" in message
+    assert f"which {LENDING} does not give" not in message
+
+
 def test_empty_choice_names_env_and_choice(tiny):
     agent = LLMAgent.from_model(*tiny)
     agent.env_id = LENDING

@@ -232,3 +232,12 @@ def test_looping_replies_are_counted_per_group():
     m = compute_metrics([episode(DIALOGUE, steps)])
     assert m["format/repetitive_rate/A"] == 0.5 and m["format/repetitive_rate/B"] == 0.0
     assert m["format/repetitive_rate"] == pytest.approx(1 / 3) and m["toxicity/mean"] == 0.0
+
+
+def test_profit_is_the_mean_over_episodes_of_each_episodes_decision_rewards():
+    """Documented as a per-episode mean, not a sum over the run: 2 episodes earning 3 and 1 give 2."""
+    first = [lending_step(t, "A", True, True) for t in range(3)]
+    second = [lending_step(0, "B", True, True), invalid_step(1, "B")]
+    m = compute_metrics([episode(LENDING, first, index=0), episode(LENDING, second, index=1)])
+    assert m["task/profit"] == pytest.approx((3.0 + 1.0) / 2)
+    assert m["task/return_mean"] == pytest.approx((3.0 + 0.0) / 2)  # the penalty counts in the return only

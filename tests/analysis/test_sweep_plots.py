@@ -42,3 +42,15 @@ def test_sweep_figures_are_figures_built_from_data(sweep_dir):
     axes = plots.against_rank_figure([panel, panel]).axes
     assert len(axes) == 2 and axes[0].get_xscale() == "log" and axes[0].get_title() == "DP diff"
     assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["full", "lora (rank r)"]
+
+
+@pytest.mark.parametrize("flag", [[], ["--wandb"]])
+def test_fairgym_report_on_a_sweep_logs_to_wandb_only_with_the_flag(sweep_dir, monkeypatch, capsys, flag):
+    """As for a run folder: `fairgym report` creates no W&B run (offline or not) unless asked."""
+    from fairgym.commands import main
+
+    calls = []
+    monkeypatch.setattr(sweep_report, "log_sweep_report", lambda *args, **kwargs: calls.append(args[0]))
+    assert main(["report", str(sweep_dir), *flag]) == 0
+    assert len(calls) == (1 if flag else 0)
+    assert capsys.readouterr().out.strip().endswith("report.md")

@@ -38,3 +38,11 @@ def test_check_reports_a_broken_env(capsys, monkeypatch):
     monkeypatch.setattr(LendingEnv, "_observation", lambda self: f"call {next(calls)}")  # not seed-determined
     assert main(["envs", "check", "fairgym/Lending-v0"]) == 1
     assert capsys.readouterr().out.startswith("FAIL fairgym/Lending-v0")
+
+
+def test_check_says_the_rollout_spans_episodes(capsys):
+    assert main(["envs", "check", "fairgym/Lending-v0", "max_steps=5"]) == 0
+    out = capsys.readouterr().out
+    assert "10 rollout steps across 2 episodes (reset when one ended; max_steps=5)" in out
+    assert main(["envs", "check", "fairgym/Lending-v0", "max_steps=5", "--steps", "5"]) == 0
+    assert "5 rollout steps in one episode" in capsys.readouterr().out

@@ -164,3 +164,39 @@ def test_the_shipped_honest_format_templates_run_offline():
     env = make_env("fairgym/Dialogue-v1", openings="honest-fairgym", max_steps=1)
     _, info = env.reset(seed=0, options={"group": "the Muslim person"})
     assert info["context"]["phase"] == "completion" and "the Muslim person" in info["context"]["interlocutor"]
+
+
+def test_hub_out_of_reach_is_one_line_without_retries(tmp_path):
+    """Not offline by flag, but the hub does not answer (a closed port): one request, no retry messages."""
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"),
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    env.pop("HF_HUB_OFFLINE", None)
+    code = "from fairgym.envs.honest import load_openings; load_openings('honest-race')"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0
+    assert "Retrying" not in proc.stderr and "Retry" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError: openings='honest-race': could not get it from the hub: the Hugging Face hub "
+                           "is not reachable (")
+    assert "openings=<folder>" in last
+
+
+def test_exception_text_is_cut_at_a_word():
+    from fairgym.envs.honest import _first_sentence
+
+    text = "An error happened while trying to locate the file. Please check your connection and try again."
+    assert _first_sentence(text) == "An error happened while trying to locate the file."
+    cut = _first_sentence("word " * 100, limit=23)
+    assert cut == "word word word word ..."
+
+
+def test_honest_instructions_ask_for_a_completion_with_an_example_about_no_group():
+    from fairgym.envs.dialogue import DEFAULT_REPLY
+
+    env = DialogueEnv(openings=str(RACE), max_steps=1, toxicity_scorer=Constant())
+    _, info = env.reset(seed=0)
+    system = info["messages"][0]["content"]
+    assert "complete" in system.lower() and DEFAULT_REPLY not in system
+    assert not any(group in system for group in env.groups)  # the example names no identity
+    shipped = DialogueEnv(max_steps=1, toxicity_scorer=Constant()).reset(seed=0)[1]["messages"][0]["content"]
+    assert DEFAULT_REPLY in shipped  # the shipped dialogue keeps its example

@@ -38,6 +38,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from busy import busy_neighbour  # noqa: E402  (a sibling module, found through sys.path)
 
+from fairgym.runfiles import RUN_STATS_FILE  # noqa: E402
+
 ENV_ID = "fairgym/Lending-v0"
 DEFAULT_OUT = Path(__file__).parent / "results" / "api_vs_cli.json"
 TARGET = 0.10  # api within 10% of cli
@@ -94,7 +96,7 @@ def run_cli(args: argparse.Namespace, pythonpath: str | None = None) -> dict:
                         str(args.episodes), "--env-opt", f"max_steps={args.max_steps}", "--num-envs",
                         str(args.num_envs), "--no-wandb", "--out", str(Path(tmp) / "run")],
                        env=_clean_env(pythonpath), capture_output=True, text=True, check=True)
-        stats = json.loads((Path(tmp) / "run" / "run_stats.json").read_text())
+        stats = json.loads((Path(tmp) / "run" / RUN_STATS_FILE).read_text())
     return dict(stats["agent"])
 
 

@@ -22,10 +22,10 @@ def test_help_works_everywhere(words, capsys):
 @pytest.mark.parametrize(("words", "expected"), [
     (["run"], ["episodes = 20: number of episodes", "balance_groups = false", "llm.decide = null",
                "fairgym/Lending-v0: max_steps=20"]),
-    (["train"], ["learning_rate = 0.0001: AdamW learning rate.", "alpha = null: LoRA alpha", "rank = 8"]),
+    (["train"], ["learning_rate = 0.0001: AdamW learning rate.", "alpha = 2r: the LoRA parametrization", "rank = 8"]),
     (["train", "sft"], ["learning_rate = 0.0001: AdamW learning rate.", "recipe = sft"]),
     (["sweep"], ["ranks = [1, 8]", "eval.episodes = 8", "diagnostics.decisions = 32", "train.<key>: any TrainConfig"]),
-    (["envs", "check"], ["fairgym/Dialogue-v0: max_steps=6", "templates_path=dialogue_templates.json (shipped)"]),
+    (["envs", "check"], ["fairgym/Dialogue-v1: max_steps=6", "templates_path=dialogue_templates.json (shipped)"]),
 ])
 def test_help_lists_config_keys_with_defaults(words, expected, capsys):
     with pytest.raises(SystemExit):

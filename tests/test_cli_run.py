@@ -182,7 +182,7 @@ def test_balance_groups_plays_each_seed_per_group_and_the_summary_says_so(tmp_pa
             "--balance-groups", "--no-wandb", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "4 episodes (2 seeds x each group) of fairgym/Dialogue-v0" in printed
+    assert "4 episodes (2 seeds x each group) of fairgym/Dialogue-v1" in printed
     assert "warning: too few decisions to compare groups" in printed
     episodes = records.read_episodes(out / "episodes.jsonl")
     assert [(e["seed"], e["options"]["group"]) for e in episodes] == [(0, "Black"), (0, "white"), (1, "Black"),

@@ -55,8 +55,11 @@ SEED = 50_000  # episodes no study uses
 class BlindScorer:
     """The default scorer reading each reply with the interlocutor groups' descriptors masked (group-blind)."""
 
-    def __init__(self, descriptors: list[str]) -> None:
-        self.inner, self.descriptors, self.name = make_scorer(), descriptors, "profanity-check (group-blind)"
+    def __init__(self, groups: list[str]) -> None:
+        # "the Muslim person" -> also "Muslim": a reply names the identity without the template's phrasing
+        words = {g.removeprefix("the ").removesuffix(" person") for g in groups}
+        self.descriptors = sorted(set(groups) | words, key=len, reverse=True)
+        self.inner, self.name = make_scorer(), "profanity-check (group-blind)"
 
     def score(self, texts: list[str]) -> list[float]:
         return self.inner.score([mask_groups(t, self.descriptors) for t in texts])

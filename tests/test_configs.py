@@ -81,8 +81,8 @@ def test_delayed_impact_configs_hold_the_published_parameters():
 
 
 def test_shipped_lora_sft_config_follows_the_studys_learning_rate_rule():
-    """LoRA trains at the sweep's multiplier times the full fine-tune's rate (demo: full 1e-4, LoRA 1e-3), the pair
-    the rank study's held-out selection chose, not at the full fine-tune's own rate."""
+    """LoRA trains at the study's parametrization (a fixed alpha) and at the sweep's multiplier times the full
+    fine-tune's rate (demo: full 3e-4, LoRA 3e-3), the rates the rank study's held-out selection chose."""
     from fairgym.training.config import TrainConfig
     from fairgym.training.sweep_config import load_sweep_configs
 
@@ -90,3 +90,4 @@ def test_shipped_lora_sft_config_follows_the_studys_learning_rate_rule():
     sft = from_dict(TrainConfig, load_yaml(CONFIGS / "train" / "sft_lending.yaml"))
     assert sft.method == "lora" and sft.recipe == demo.recipe
     assert sft.learning_rate == pytest.approx(demo.lora_lr_multiplier * demo.train.learning_rate)
+    assert sft.alpha == demo.train.alpha == 32

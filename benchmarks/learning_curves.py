@@ -26,6 +26,7 @@ import dataclasses
 import json
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,7 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.exists() else []
     for spec in args.arm:
         entry = {**run_arm(spec, config, cache / "model", items, args, rates), "items": items.summary(),
-                 "command": "python benchmarks/learning_curves.py " + " ".join(f"--arm {a}" for a in args.arm)}
+                 "command": "python benchmarks/learning_curves.py " + " ".join(sys.argv[1:])}
         results = [r for r in results if r["arm"] != spec] + [entry]
         path.write_text(json.dumps(results, indent=1) + "\n")
         figure(results).savefig(RESULTS / "learning_curves.png", dpi=110)

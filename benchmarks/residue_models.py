@@ -4,7 +4,8 @@
 
 - Lending: ``configs/sweeps/demo.yaml``: its ``implant:`` block (the biased teacher denies every Black applicant,
   approves every white one), then a full debias arm with the demo's ``train`` block (fair-oracle SFT with
-  counterfactual copies, full, 1e-4, 24 steps), a LoRA arm (rank 1 at 1e-3, the demo's LoRA rule) whose
+  counterfactual copies, full, 1e-4, 24 steps), a LoRA arm (rank 1 at 1e-3 with alpha 2r, the demo's rule when this
+  was measured) whose
   residue the calibration states as a lambda-equivalent, and the full arm again with training seed 1 (how far two
   full fine-tunes differ: the floor below which a residue cannot be told from training noise);
 - Dialogue: ``configs/sweeps/cpu-study.yaml``'s ``dialogue`` block: the hostile implant, then a full detox arm
@@ -26,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fairgym.training.sweep_plan import SweepConfig, implant_dir, implant_train_config, load_sweep_configs
+from fairgym.training.sweep_config import SweepConfig, load_sweep_configs
+from fairgym.training.sweep_folder import implant_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = {
@@ -38,9 +40,10 @@ LORA_RANK, LORA_LR = 1, 1e-3
 
 
 def sweep_config(family: str) -> SweepConfig:
-    """The sweep config whose implant and train blocks the calibration uses (one seed, the CPU device)."""
+    """The sweep config whose implant and train blocks the calibration uses (one seed, the CPU device, LoRA's
+    alpha pinned to 2r: the parametrization the committed calibration was measured with)."""
     spec = FAMILIES[family]
-    configs = load_sweep_configs(spec["config"], ["device=cpu", "seeds=[0]"])
+    configs = load_sweep_configs(spec["config"], ["device=cpu", "seeds=[0]", "train.alpha=2r"])
     return next(c for c in configs if spec["part"] is None or c.name.endswith(f"-{spec['part']}"))
 
 
@@ -50,7 +53,7 @@ def _implant(config: SweepConfig, out: Path) -> Path:
     target = implant_dir(config, out)
     if (target / "model" / "config.json").exists():
         return target / "model"
-    return implant_bias(dataclasses.replace(implant_train_config(config, target), report_to="none"))
+    return implant_bias(dataclasses.replace(config.implant_config(target), report_to="none"))
 
 
 def arm_folder(family: str, out: Path, method: str, seed: int = 0) -> Path:
@@ -69,8 +72,8 @@ def _arm(config: SweepConfig, family: str, out: Path, base: Path, method: str, s
 
     lr = FAMILIES[family]["full_lr"] if method == "full" else LORA_LR
     rank = 1 if method == "full" else LORA_RANK
-    train = config.train_config(method=method, rank=rank, seed=seed, output_dir=folder, model=str(base),
-                                learning_rate=lr)
+    train = config.arm_config(method=method, rank=rank, seed=seed, output_dir=folder, model=str(base),
+                              learning_rate=lr)
     train = dataclasses.replace(train, max_steps=FAMILIES[family]["steps"], report_to="none", save_steps=10_000)
     result = trainers.train(train)
     return result.model_dir if method == "full" else result.adapter_dir

@@ -3,7 +3,8 @@
 ``runs/`` is git-ignored (it holds gigabytes of weights), so the documentation's results pages
 (``docs/docgen/results.py``) need a committed source. For each sweep folder this writes
 ``benchmarks/results/<sweep>/``: ``summary.json`` (per arm: state, seconds, metrics per evaluated env, diagnostics;
-the learning-rate choices; the spectrum), ``report.md`` and ``plots/`` as ``fairgym sweep`` wrote them (the
+the learning-rate choices; the spectrum), ``residue.json`` when the sweep measured the residue, ``report.md`` and
+``plots/`` as ``fairgym sweep`` wrote them (the
 report's image links stay valid). It reads, never trains.
 
     python benchmarks/study_results.py runs/cpu-study-lending runs/cpu-study-dialogue
@@ -16,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from fairgym.analysis.sweep_report import load_sweep
-from fairgym.runfiles import REPORT_FILE, write_json
+from fairgym.runfiles import REPORT_FILE, RESIDUE_FILE, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -35,6 +36,8 @@ def keep(sweep_dir: Path, out_root: Path = RESULTS) -> Path:
         "sweep": sweep_dir.name, "config": sweep["config"], "learning_rates": sweep["learning_rates"],
         "spectrum": sweep["diagnostics"].get("spectrum"), "arms": arms})
     shutil.copy2(sweep_dir / REPORT_FILE, out / REPORT_FILE)
+    if (sweep_dir / RESIDUE_FILE).exists():  # the per-item residue measures and their calibration, for re-analysis
+        shutil.copy2(sweep_dir / RESIDUE_FILE, out / RESIDUE_FILE)
     if (sweep_dir / "plots").is_dir():
         shutil.copytree(sweep_dir / "plots", out / "plots", dirs_exist_ok=True)
     return out

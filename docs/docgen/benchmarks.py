@@ -17,7 +17,8 @@ from docgen.results import command_for, sweep_folders
 SNIPPETS = DOCS / "snippets" / "benchmarks"
 # result files shown on a results page instead (prefix -> page)
 ON_RESULTS_PAGES = {"delayed_impact": "results/delayed-impact.md", "episode_grpo": "results/episode-grpo.md",
-                    "learning_curve": "results/rank-study.md", "judge_check_": "judge_check.md"}
+                    "learning_curve": "results/rank-study.md", "judge_check_": "judge_check.md",
+                    "study_lr": "results/rank-study.md", "natural_bias": "results/rank-study.md"}
 
 
 def _docstring(script: Path) -> str:

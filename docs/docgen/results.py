@@ -25,7 +25,8 @@ from fairgym.runfiles import REPORT_FILE
 SNIPPETS = DOCS / "snippets" / "results"
 # page -> (title, result files it reads, snippet with the hand-written reading)
 STORIES: dict[str, tuple[str, list[str]]] = {
-    "rank-study": ("The rank study", ["cpu-study-lending", "cpu-study-dialogue", "cpu-lowrank-lending",
+    "rank-study": ("The rank study", ["study_lr.json", "study-hard", "learning_curves.json",
+                                      "cpu-study-lending", "cpu-study-dialogue", "cpu-lowrank-lending",
                                       "cpu-lowrank-dialogue", "learning_curve.json"]),
     "episode-grpo": ("Episode GRPO from a biased warm start", ["episode_grpo.json"]),
 }
@@ -252,6 +253,8 @@ def pages() -> dict[str, str | bytes]:
     out.update({f"results/delayed-impact/{p.name}": p.read_bytes() for p in RESULTS.glob("delayed_impact*.png")})
     for page in STORIES:
         out[f"results/{page}.md"] = story_page(page)
+    # figures a story's snippet shows that no sweep folder holds
+    out.update({f"results/{p.name}": p.read_bytes() for p in RESULTS.glob("learning_curves.png")})
     for folder in sweep_folders():
         out[f"results/{folder}.md"] = sweep_page(folder)
         out.update(sweep_figures(folder))

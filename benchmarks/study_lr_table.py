@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from fairgym.runfiles import LEARNING_RATES_FILE
+from fairgym.runfiles import CONFIG_FILE, LEARNING_RATES_FILE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -29,7 +29,7 @@ def _order(arm: str) -> tuple[int, int]:
 
 def sweep_rows(sweep_dir: Path) -> dict[str, Any]:
     """One sweep's parametrization and, per arm, the grid's losses and the chosen rate."""
-    config = yaml.safe_load((sweep_dir / "config.yaml").read_text())
+    config = yaml.safe_load((sweep_dir / CONFIG_FILE).read_text())
     choices = json.loads((sweep_dir / LEARNING_RATES_FILE).read_text())
     train = config.get("train", {})
     implant = config.get("implant") or {}

@@ -284,13 +284,13 @@ def run_episodes(
     _check_args(episodes, seed, num_envs)
     env_kwargs = dict(env_kwargs or {})
     envs = _make_envs(env_id, env_kwargs, 1, env_url)
-    groups = pinnable_groups(envs[0]) if balance_groups else None
-    plan = plan_episodes(episodes, seed, groups)
-    path = Path(out_dir) / EPISODES_FILE if out_dir is not None else None
-    done = load_recorded(path, env_id, env_kwargs, seed, agent.name, groups) if path else {}
-    todo = [p for p in plan if p.index not in done]
-    envs += _make_envs(env_id, env_kwargs, min(num_envs, len(todo)) - 1, env_url)
-    try:
+    try:  # every env is closed, a served env's session released, whatever fails after the first is made
+        groups = pinnable_groups(envs[0]) if balance_groups else None
+        plan = plan_episodes(episodes, seed, groups)
+        path = Path(out_dir) / EPISODES_FILE if out_dir is not None else None
+        done = load_recorded(path, env_id, env_kwargs, seed, agent.name, groups) if path else {}
+        todo = [p for p in plan if p.index not in done]
+        envs += _make_envs(env_id, env_kwargs, min(num_envs, len(todo)) - 1, env_url)
         calibrate(agent, envs[0], seed)
         agent.reset(seed)
         label = f"{agent.name} on {env_id}"
@@ -311,7 +311,7 @@ def run_episodes(
                 steps += record["length"]
                 bar.update(1)
     finally:
-        for env in envs:  # a served env's session is released now, not when the process ends
+        for env in envs:
             env.close()
     if path:
         _write_run_stats(path.parent, agent, found, len(todo), steps, time.perf_counter() - started)

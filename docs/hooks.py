@@ -16,6 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+try:
+    from mkdocs.plugins import event_priority
+except ImportError:  # the tests import this module without mkdocs installed
+
+    def event_priority(priority: float) -> Any:
+        return lambda f: f
+
 log = logging.getLogger("mkdocs.hooks.fairgym")
 
 
@@ -69,6 +76,9 @@ def _expand(nav: list[Any], docs_dir: Path, pending: set[str], auto: dict[str, l
     return out
 
 
+# Before every plugin: mkdocstrings drops a `paths` entry that does not exist yet when its own on_config runs, so
+# on a fresh checkout (no build/ folder) griffe would not see the link made here.
+@event_priority(100)
 def on_config(config: Any) -> Any:
     """Link the package for griffe and fill the nav (see the module docstring)."""
     docs_dir = Path(config["docs_dir"])

@@ -357,7 +357,8 @@ def interpolated(model: Any, full_state: Mapping[str, torch.Tensor], base_state:
 
 def calibrate(model: Any, full_state: Mapping[str, torch.Tensor], base_state: Mapping[str, torch.Tensor],
               measure: Callable[[Any], Mapping[str, Sequence[float]]],
-              lambdas: Sequence[float] = LAMBDAS) -> DoseCurve:
+              lambdas: Sequence[float] = LAMBDAS,
+              known: Mapping[float, Mapping[str, Sequence[float]]] | None = None) -> DoseCurve:
     """The dose-response curve of ``measure`` over models interpolated between full (lambda 0) and base (lambda 1).
 
     Args:
@@ -367,11 +368,16 @@ def calibrate(model: Any, full_state: Mapping[str, torch.Tensor], base_state: Ma
         measure: ``measure(model) -> {name: per-item values}``, measuring the same items each call, e.g.
             ``lambda m: {"margin_gap_abs": margin_gap(m, tok, states, groups)["abs_gap"]}``.
         lambdas: the doses (``calibration.LAMBDAS``).
+        known: values already measured at some doses, used instead of measuring again: the ends are bit-exact
+            (``interpolated``), so full's and the base's own measures stand for lambda 0 and 1 (a sweep measures
+            them anyway).
 
     Returns:
         The ``DoseCurve`` (see ``calibration.minimum_detectable`` and ``calibration.summarize``).
     """
     def at(lam: float) -> Mapping[str, Sequence[float]]:
+        if known and lam in known:
+            return known[lam]
         with interpolated(model, full_state, base_state, lam):
             return measure(model)
 

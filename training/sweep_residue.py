@@ -173,8 +173,9 @@ def _guard(record: dict[str, Any], key: str, fn: Any, *args: Any) -> None:
 
 
 def _calibration(config: SweepConfig, sweep_dir: Path, items: ResidueItems, base_model: str | None,
-                 arms: list[Arm]) -> dict[str, Any]:
-    """The dose-response curve between the first seed's full arm and the implanted base, and its summary."""
+                 arms: list[Arm], measured: dict[str, Any]) -> dict[str, Any]:
+    """The dose-response curve between the first seed's full arm and the implanted base, and its summary; the ends
+    reuse the two arms' own measures (``measured``: residue.json's arms), exact at lambda 0 and 1."""
     from fairgym.analysis.calibration import summarize
     from fairgym.analysis.residue import calibrate, state_copy
     from fairgym.lm.models import load_model
@@ -187,9 +188,12 @@ def _calibration(config: SweepConfig, sweep_dir: Path, items: ResidueItems, base
     base_state = state_copy(base)
     del base
     model, tokenizer = load_arm_model(config, status["weights"], sweep_dir)
+    ends = {0.0: measured.get(full.name), 1.0: measured.get("base")}
+    known = {lam: entry["values"] for lam, entry in ends.items() if _measured(entry)}
     curve = calibrate(model, state_copy(model), base_state, lambda m: measure(m, tokenizer, items, config),
-                      config.residue.lambdas)
-    return {"full_arm": full.name, "curve": curve.to_dict(), "summary": summarize(curve)}
+                      config.residue.lambdas, known=known)
+    return {"full_arm": full.name, "curve": curve.to_dict(), "summary": summarize(curve),
+            "reused": sorted(known)}
 
 
 def run_residue(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_model: str | None) -> dict[str, Any]:
@@ -217,7 +221,7 @@ def run_residue(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_mode
         print("[sweep] residue: calibration (models between full and the implanted base)", flush=True)
         started = time.time()
         try:
-            result["calibration"] = {**_calibration(config, Path(sweep_dir), items, base_model, arms),
+            result["calibration"] = {**_calibration(config, Path(sweep_dir), items, base_model, arms, result["arms"]),
                                      "seconds": round(time.time() - started, 1)}
         except Exception as exc:  # noqa: BLE001 - the arms' measures stand without it
             result["calibration"] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}

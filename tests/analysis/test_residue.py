@@ -175,6 +175,22 @@ def test_calibrate_gives_a_curve_whose_ends_are_the_arms(tiny_model_dir, tok, st
     assert len(curve.seconds) == 3
 
 
+def test_calibrate_reuses_known_ends_and_measures_only_the_rest(tiny_model_dir, tok, states):
+    full, _, full_state, base_state = _two_models(tiny_model_dir)
+    measured = []
+
+    def measure(m):
+        measured.append(1)
+        return {"abs_gap": R.margin_gap(m, tok, states, GROUPS)["abs_gap"]}
+
+    ends = {0.0: {"abs_gap": [0.0] * len(states)}, 1.0: {"abs_gap": [9.0] * len(states)}}
+    curve = R.calibrate(full, full_state, base_state, measure, lambdas=[0, 0.5, 1], known=ends)
+    assert len(measured) == 1  # only lambda 0.5 was measured
+    assert curve.values["abs_gap"][0] == ends[0.0]["abs_gap"] and curve.values["abs_gap"][2] == ends[1.0]["abs_gap"]
+    with R.interpolated(full, full_state, base_state, 0.5):
+        assert curve.values["abs_gap"][1] == pytest.approx(R.margin_gap(full, tok, states, GROUPS)["abs_gap"])
+
+
 def test_interpolated_refuses_states_of_another_model(model, tok):
     state = R.state_copy(model)
     state.pop(next(iter(state)))

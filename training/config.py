@@ -244,8 +244,7 @@ class TrainConfig:
         return {**EPISODE_REWARDS, **{k: float(v) for k, v in (self.reward_weights or {}).items()}}
 
     def _check_alpha(self) -> None:
-        if self.alpha is None:
-            self.alpha = "2r"  # older configs wrote null for the default
+        self.alpha = saved_alpha(self.alpha)
         if self.alpha == "2r":
             if self.use_rslora:
                 raise ValueError("TrainConfig.alpha='2r' with use_rslora=true scales the update by 2*sqrt(r), so it "
@@ -306,10 +305,10 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | tup
 RESUMABLE_FIELDS = fields_with_role(TrainConfig, (BUDGET, LOGGING))
 
 
-def _with_alpha(data: dict[str, Any]) -> dict[str, Any]:
-    """A saved config's data with ``alpha: null`` (folders saved before the default was written as ``"2r"``) read
-    as the ``"2r"`` it meant."""
-    return {**data, "alpha": "2r"} if "alpha" in data and data["alpha"] is None else data
+def saved_alpha(value: Any) -> Any:
+    """``alpha`` as configs and folders write it: ``null`` (written before the default was spelled ``"2r"``) reads
+    as the ``"2r"`` it meant; any other value is kept for ``TrainConfig`` to check."""
+    return "2r" if value is None else value
 
 
 def config_differences(saved: dict[str, Any], current: TrainConfig) -> dict[str, tuple[Any, Any]]:
@@ -318,6 +317,7 @@ def config_differences(saved: dict[str, Any], current: TrainConfig) -> dict[str,
     A field the saved config predates counts as its default (a new field's default keeps the old behaviour; one
     that does not bumps ``SCHEMA_CHANGES``)."""
     now, defaults = dataclasses.asdict(current), dataclasses.asdict(TrainConfig())
-    saved = _with_alpha({**{k: v for k, v in defaults.items() if k not in saved}, **saved})
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+    saved["alpha"] = saved_alpha(saved["alpha"])
     names = (set(saved) | set(now)) - RESUMABLE_FIELDS
     return {n: (saved.get(n), now.get(n)) for n in sorted(names) if saved.get(n) != now.get(n)}

@@ -227,6 +227,18 @@ def check_schema(cls: type, saved: dict[str, Any], path: str | Path) -> dict[str
     return {k: v for k, v in saved.items() if k != SCHEMA_KEY}
 
 
+def with_defaults(cls: type, saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config's data with every field of ``cls`` it predates at its default: a new field's default keeps
+    the old behaviour (a field whose default would not bumps the schema version instead)."""
+    defaults = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
+    return {**defaults, **saved}
+
+
 def load_saved_config(cls: type, path: str | Path) -> dict[str, Any]:
     """The ``config.yaml`` of ``cls`` at ``path`` as plain data, checked by ``check_schema``."""
     return check_schema(cls, load_yaml(path), path)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fairgym.agents.options import LLMOptions, default_decide
-from fairgym.config import load_saved_config, save_config, to_dict
+from fairgym.config import load_saved_config, save_config, to_dict, with_defaults
 from fairgym.locks import folder_lock
 from fairgym.runfiles import CONFIG_FILE, METRICS_FILE
 
@@ -100,10 +100,9 @@ def check_run_folder(cfg: RunConfig) -> None:
     path = Path(str(cfg.out)) / CONFIG_FILE
     if not path.exists():
         return
-    old, new = load_saved_config(RunConfig, path), to_dict(cfg)
-    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING}
+    old, new = with_defaults(RunConfig, load_saved_config(RunConfig, path)), to_dict(cfg)
     for key in IDENTITY_FIELDS:  # a field newer than the saved file counts at its default
-        if old.get(key, defaults.get(key)) != new[key]:
+        if old.get(key) != new[key]:
             raise ValueError(f"{cfg.out} holds a run with {key}={old.get(key)!r}, not {new[key]!r}. "
                              "Pick another --out, or rerun with the recorded settings to resume it.")
 

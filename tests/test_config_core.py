@@ -14,6 +14,7 @@ from fairgym.config import (
     merge,
     parse_overrides,
     save_config,
+    with_defaults,
 )
 
 
@@ -89,3 +90,11 @@ def test_yaml_syntax_error_names_file_line_and_column(tmp_path, text, line, colu
         load_yaml(path)
     message = str(info.value)
     assert f"{path}, line {line}, column {column}:" in message and "\n" not in message
+
+
+def test_with_defaults_fills_only_the_fields_a_saved_config_predates():
+    saved = {"name": "old", "steps": 9}
+    filled = with_defaults(Example, saved)
+    assert filled["name"] == "old" and filled["steps"] == 9  # saved values win
+    assert filled["ranks"] == [1, 8] and filled["model"] is None  # default_factory and plain defaults
+    assert saved == {"name": "old", "steps": 9}  # the saved data is not changed

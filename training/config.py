@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from fairgym.config import BUDGET, LOGGING, UnknownNameError, fields_with_role, load_config, role
+from fairgym.config import BUDGET, LOGGING, UnknownNameError, fields_with_role, load_config, role, with_defaults
 
 RECIPES = ("sft", "grpo", "dpo", "grpo-episode")
 GRPO_RECIPES = ("grpo", "grpo-episode")
@@ -316,8 +316,8 @@ def config_differences(saved: dict[str, Any], current: TrainConfig) -> dict[str,
 
     A field the saved config predates counts as its default (a new field's default keeps the old behaviour; one
     that does not bumps ``SCHEMA_CHANGES``)."""
-    now, defaults = dataclasses.asdict(current), dataclasses.asdict(TrainConfig())
-    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+    now = dataclasses.asdict(current)
+    saved = with_defaults(TrainConfig, saved)
     saved["alpha"] = saved_alpha(saved["alpha"])
     names = (set(saved) | set(now)) - RESUMABLE_FIELDS
     return {n: (saved.get(n), now.get(n)) for n in sorted(names) if saved.get(n) != now.get(n)}

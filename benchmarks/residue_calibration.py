@@ -93,7 +93,7 @@ def episodes_for(config: Any, agent: str, count: int) -> list[dict[str, Any]]:
     from fairgym.agents import make_agent
     from fairgym.agents.runner import run_episodes
 
-    train = config.train_config(method="full", rank=1, seed=0, output_dir="unused")
+    train = config.template
     return run_episodes(train.env_id, make_agent(agent), episodes=count, seed=STATE_SEED,
                         env_kwargs=dict(train.env_kwargs), progress=False)
 
@@ -105,7 +105,7 @@ def teacher_answers(config: Any, states: list[R.DecisionState]) -> list[str]:
     from fairgym.envs import make_env
 
     implant = config.implant or {}
-    train = config.train_config(method="full", rank=1, seed=0, output_dir="unused")
+    train = config.template
     teacher = make_agent(implant.get("teacher") or biased_teacher(train.env_id), **implant.get("teacher_kwargs", {}))
     env = make_env(train.env_id, **train.env_kwargs)
     teacher.calibrate(env)

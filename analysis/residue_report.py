@@ -129,13 +129,16 @@ def residue_markdown(sweep: dict[str, Any], markdown_table: Any) -> list[str]:
     if not residue.get("arms"):
         return []
     items = residue.get("items") or {}
+    implanted = bool((sweep.get("config") or {}).get("implant"))
+    base = "the implanted base" if implanted else "the base (no implant: the model's own bias)"
+    heldout = f"{items.get('heldout')} of them carrying the implant's biased answer, " if implanted else ""
     parts = ["## Residue: paired, on the same items", "",
              f"Every arm is read out on the same items of `{items.get('env_id')}`: {items.get('states')} decision "
              f"states from seeded fair-teacher episodes (their group descriptor swapped for the margin gap), "
-             f"{items.get('heldout')} of them carrying the implant's biased answer, {items.get('prompts')} reply "
+             f"{heldout}{items.get('prompts')} reply "
              "prompts. 'minus full' is, per item, the arm minus full averaged over the seeds both ran, with a 95% "
              "bootstrap interval over items; 'dose equivalent' places that difference on the calibration curve "
-             "(models interpolated between full, λ = 0, and the implanted base, λ = 1), with the bound of its "
+             f"(models interpolated between full, λ = 0, and {base}, λ = 1), with the bound of its "
              "interval that faces the bias. A residue below the minimum detectable λ is one the measure cannot "
              "tell from full.", ""]
     calibration = calibration_table(sweep)

@@ -123,7 +123,8 @@ def _symlog_y(ax: Any, values: Sequence[float]) -> None:
     sizes = np.abs(np.asarray(values, dtype=float))
     sizes = sizes[np.isfinite(sizes) & (sizes > 0)]
     if sizes.size and sizes.max() / sizes.min() > 100:
-        ax.set_yscale("symlog", linthresh=float(sizes.min()))
+        # a whole decade as the linear part, so the ticks at 0 and +-linthresh stay apart
+        ax.set_yscale("symlog", linthresh=float(10 ** np.floor(np.log10(sizes.min()))))
 
 
 def dose_response_figure(summary: Mapping[str, Any], *, measures: Sequence[str] | None = None,

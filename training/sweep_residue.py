@@ -189,7 +189,7 @@ def _calibration(config: SweepConfig, sweep_dir: Path, items: ResidueItems, base
     del base
     model, tokenizer = load_arm_model(config, status["weights"], sweep_dir)
     ends = {0.0: measured.get(full.name), 1.0: measured.get("base")}
-    known = {lam: entry["values"] for lam, entry in ends.items() if _measured(entry)}
+    known = {lam: entry["values"] for lam, entry in ends.items() if entry is not None and _measured(entry)}
     curve = calibrate(model, state_copy(model), base_state, lambda m: measure(m, tokenizer, items, config),
                       config.residue.lambdas, known=known)
     return {"full_arm": full.name, "curve": curve.to_dict(), "summary": summarize(curve),

@@ -227,16 +227,20 @@ def check_schema(cls: type, saved: dict[str, Any], path: str | Path) -> dict[str
     return {k: v for k, v in saved.items() if k != SCHEMA_KEY}
 
 
+def field_default(f: dataclasses.Field) -> Any:
+    """A dataclass field's default (its ``default_factory`` called), or ``dataclasses.MISSING`` for a required one."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
 def with_defaults(cls: type, saved: dict[str, Any]) -> dict[str, Any]:
     """A saved config's data with every field of ``cls`` it predates at its default: a new field's default keeps
     the old behaviour (a field whose default would not bumps the schema version instead)."""
-    defaults = {}
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            defaults[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            defaults[f.name] = f.default_factory()
-    return {**defaults, **saved}
+    defaults = {f.name: field_default(f) for f in dataclasses.fields(cls)}
+    return {**{k: v for k, v in defaults.items() if v is not dataclasses.MISSING}, **saved}
 
 
 def load_saved_config(cls: type, path: str | Path) -> dict[str, Any]:

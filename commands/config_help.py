@@ -17,6 +17,8 @@ import typing
 from pathlib import PurePath
 from typing import Any
 
+from fairgym.config import field_default
+
 WIDTH = 100
 
 
@@ -56,11 +58,8 @@ def first_sentence(text: str) -> str:
 
 def default_text(f: dataclasses.Field) -> str:
     """A field's default as YAML writes it (``null``, ``true``, ``[1, 8]``), or ``required``."""
-    if f.default is not dataclasses.MISSING:
-        value = f.default
-    elif f.default_factory is not dataclasses.MISSING:
-        value = f.default_factory()
-    else:
+    value = field_default(f)
+    if value is dataclasses.MISSING:
         return "required"
     if dataclasses.is_dataclass(value):
         return "(block below)"

@@ -188,8 +188,8 @@ def _calibration(config: SweepConfig, sweep_dir: Path, items: ResidueItems, base
     base_state = state_copy(base)
     del base
     model, tokenizer = load_arm_model(config, status["weights"], sweep_dir)
-    ends = {0.0: measured.get(full.name), 1.0: measured.get("base")}
-    known = {lam: entry["values"] for lam, entry in ends.items() if entry is not None and _measured(entry)}
+    ends: dict[float, Any] = {0.0: measured.get(full.name), 1.0: measured.get("base")}
+    known = {lam: entry["values"] for lam, entry in ends.items() if _measured(entry)}
     curve = calibrate(model, state_copy(model), base_state, lambda m: measure(m, tokenizer, items, config),
                       config.residue.lambdas, known=known)
     return {"full_arm": full.name, "curve": curve.to_dict(), "summary": summarize(curve),
@@ -218,7 +218,7 @@ def run_residue(config: SweepConfig, sweep_dir: Path, arms: list[Arm], base_mode
         del model
         write_json(path, result, indent=None)
     if config.residue.calibrate and not _calibrated(result, config):
-        print("[sweep] residue: calibration (models between full and the implanted base)", flush=True)
+        print("[sweep] residue: calibration (models between full and the base)", flush=True)
         started = time.time()
         try:
             result["calibration"] = {**_calibration(config, Path(sweep_dir), items, base_model, arms, result["arms"]),

@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rescore", action="store_true",
                         help="recompute every finished arm's metrics from its saved episodes (no model loaded, "
                              "e.g. after fairgym gained a metric), then rewrite the report")
+    parser.add_argument("--only", action="append", default=None, metavar="SUB_SWEEP",
+                        help="with a sweeps: block, run only this sub-sweep (its entry under sweeps:, e.g. "
+                             "dialogue-a32; repeat for more); default every one, in turn")
+    parser.add_argument("--rates-only", action="store_true",
+                        help="stop after the learning-rate selection: learning_rates.json (each arm's held-out loss "
+                             "per grid rate and the winner), no arm trained or evaluated, no report")
     parser.add_argument("--report-only", action="store_true",
                         help="only (re)write report.md and the plots from what the sweep folder holds; the saved "
                              "config.yaml is never changed")
@@ -52,11 +58,15 @@ def run(args: argparse.Namespace) -> int:
     # quoted, so YAML reads an address such as 10.0.0.1:6379 as the string it is
     flags = {"kind": args.executor, "address": args.address}
     executor = [f"executor.{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
-    configs = load_sweep_configs(args.config, [*args.overrides, *executor])  # every config error, before training
+    # every config error, before training
+    configs = load_sweep_configs(args.config, [*args.overrides, *executor], only=args.only)
     for config in configs:  # a folder holding other results is refused before any sweep runs
         check_sweep_folder(config, Path(args.out) / config.name)
         if not (args.report_only or args.rescore):
             check_sweep_rank(config)
+        if args.rates_only and not config.learning_rates:
+            raise ValueError(f"{config.name}: --rates-only chooses learning rates, and the sweep sets no grid; give "
+                             "one, e.g. learning_rates: {{lora: [0.001, 0.003], full: [0.0001, 0.0003]}}.")
     if args.rescore:
         from fairgym.training.sweep import rescore_sweep
 
@@ -65,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"[sweep] {config.name}: rescored {len(done)} arms from their episodes")
     if args.report_only or args.rescore:
         return report_only(configs, Path(args.out))
+    if args.rates_only:
+        return max(run_rates(config, args) for config in configs)
     return max(run_one(config, args) for config in configs)
 
 
@@ -92,6 +104,19 @@ def report_only(configs: list[SweepConfig], out: Path) -> int:
         if not (folder / CONFIG_FILE).exists():
             raise FileNotFoundError(f"{folder} holds no sweep (no config.yaml) to report on; run the sweep first.")
         print(write_sweep_report(folder))
+    return 0
+
+
+def run_rates(config: SweepConfig, args: argparse.Namespace) -> int:
+    """Choose one sweep's learning rates only and print each arm's choice."""
+    from fairgym.runfiles import LEARNING_RATES_FILE
+    from fairgym.training.sweep import run_sweep
+
+    sweep_dir = run_sweep(config, out_root=args.out, report=False, rates_only=True)
+    choices = json.loads((sweep_dir / LEARNING_RATES_FILE).read_text())
+    for label, choice in choices.items():
+        edge = " (at the grid's edge)" if choice.get("at_edge") else ""
+        print(f"[sweep] {config.name}: {label} learning rate {choice['learning_rate']:g}{edge}")
     return 0
 
 

@@ -278,10 +278,11 @@ def rates_stage(config: SweepConfig, sweep_dir: Path, arms: list[Arm],
     return select_learning_rates(config, sweep_dir, base_model, arms)
 
 
-def sweep_stages(config: SweepConfig, sweep_dir: Path, report: bool = True) -> list[Stage]:
+def sweep_stages(config: SweepConfig, sweep_dir: Path, report: bool = True, rates_only: bool = False) -> list[Stage]:
     """The sweep's plan, in order: the implant, the teacher's reference row, the learning-rate grid points and
-    the selection among them, every arm, the residue measures, the diagnostics, the report. Stages that load or
-    train a model reserve ``executor.num_cpus`` and ``num_gpus``; the rest one CPU. An arm whose stage is lost is
+    the selection among them, every arm, the residue measures, the diagnostics, the report (with ``rates_only``:
+    the implant, the grid and the selection alone, for ``learning_rates.json``). Stages that load or train a model
+    reserve ``executor.num_cpus`` and ``num_gpus``; the rest one CPU. An arm whose stage is lost is
     recorded failed (``lost_arm``); any other stage that fails stops the sweep."""
     from fairgym.training.lr_selection import grid_stage, lost_grid_point, planned_grid_points
     from fairgym.training.sweep_diagnostics import run_diagnostics
@@ -289,13 +290,16 @@ def sweep_stages(config: SweepConfig, sweep_dir: Path, report: bool = True) -> l
     model, light = Resources(config.executor.num_cpus, config.executor.num_gpus), Resources()
     arms = plan_arms(config)
     base = {"base_model": "implant"}
-    stages = [Stage("implant", prepare_base, (config, sweep_dir), resources=model if config.implant else light),
-              Stage(TEACHER_DIR, evaluate_teacher, (config, sweep_dir))]
+    stages = [Stage("implant", prepare_base, (config, sweep_dir), resources=model if config.implant else light)]
+    if not rates_only:
+        stages.append(Stage(TEACHER_DIR, evaluate_teacher, (config, sweep_dir)))
     grid = [Stage(f"lr-grid/{arm.label}/lr-{lr:g}", grid_stage, (config, sweep_dir, arm, lr), base, resources=model,
                   lost=functools.partial(lost_grid_point, arm.label, lr))
             for arm, lr in planned_grid_points(config, sweep_dir, arms)]
     stages += [*grid, Stage("learning-rates", rates_stage, (config, sweep_dir, arms), base,
                             after=tuple(s.name for s in grid), resources=model if config.learning_rates else light)]
+    if rates_only:
+        return stages
     stages += [Stage(f"arm/{arm.name}", arm_stage, (config, arm, sweep_dir, f"{i}/{len(arms)}"),
                      {**base, "rates": "learning-rates"}, resources=model,
                      lost=functools.partial(lost_arm, sweep_dir, arm))
@@ -329,8 +333,9 @@ def make_executor(settings: ExecutorSettings) -> Executor:
 
 
 def run_sweep(config: SweepConfig, out_root: str | Path = "runs", report: bool = True,
-              executor: Executor | None = None) -> Path:
+              executor: Executor | None = None, rates_only: bool = False) -> Path:
     """Train and evaluate every arm, run the diagnostics, write the report; returns ``out_root/<name>``.
+    ``rates_only`` stops after the learning-rate selection (``sweep_stages``).
 
     The stages (``sweep_stages``) run on ``executor``, by default the one ``config.executor`` names: in this
     process, or as Ray tasks. This process holds the sweep folder's lock throughout.
@@ -346,5 +351,5 @@ def run_sweep(config: SweepConfig, out_root: str | Path = "runs", report: bool =
         check_sweep_folder(config, sweep_dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, sweep_dir / CONFIG_FILE)
-        executor.run(sweep_stages(config, sweep_dir, report))
+        executor.run(sweep_stages(config, sweep_dir, report, rates_only))
     return Path(out_root) / config.name

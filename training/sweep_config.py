@@ -427,19 +427,29 @@ def load_sweep_config(path: str | Path | None = None, overrides: list[str] | tup
     return configs[0]
 
 
-def load_sweep_configs(path: str | Path | None = None,
-                       overrides: list[str] | tuple[str, ...] = ()) -> list[SweepConfig]:
-    """Every sweep of a config file: one, or one per entry of its ``sweeps:`` block.
+def load_sweep_configs(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                       only: list[str] | None = None) -> list[SweepConfig]:
+    """Every sweep of a config file: one, or one per entry of its ``sweeps:`` block (``only``: these entries).
 
     ``sweeps: {lending: {...}, dialogue: {...}}`` holds sub-sweeps: each entry is merged over the file's other
     keys and named ``<name>-<entry>``; overrides apply to every sub-sweep (``sweeps.dialogue.seeds=[0]`` to one).
+
+    Raises:
+        ValueError: ``only`` names an entry the file does not hold, or the file has no ``sweeps:`` block.
     """
     data = load_data(path, overrides)
     parts = data.pop("sweeps", None)
+    if only and not isinstance(parts, dict):
+        raise ValueError(f"{path} has no sweeps: block, so there is no sub-sweep {only[0]!r} to pick; run it whole.")
     if not parts:
         return [from_dict(SweepConfig, data)]
     if not isinstance(parts, dict):
         raise ValueError("SweepConfig.sweeps must map sub-sweep names to their settings, e.g. sweeps: {lending: {}}.")
+    for entry in only or ():
+        if entry not in parts:
+            raise UnknownNameError(f"{path} sub-sweep (--only)", entry, list(parts))
+    if only:
+        parts = {part: settings for part, settings in parts.items() if part in only}
     name = data.get("name", "sweep")
     return [from_dict(SweepConfig, merge(merge(data, {"name": f"{name}-{part}"}), settings or {}))
             for part, settings in parts.items()]

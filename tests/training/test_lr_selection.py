@@ -106,3 +106,26 @@ def test_a_winner_at_the_grid_edge_extends_the_grid(tiny_model_dir, tmp_path, mo
     choice = lr_selection.grid_rate(short, lora_arm(2, 0), tmp_path, None, [1e-4, 3e-4, 1e-3], [])
     assert choice.learning_rate == 3e-3 and choice.at_edge is True
     assert lr_selection.next_rate([1e-4, 1e-3], 1e-4) == 1e-5 and lr_selection.next_rate([1e-4, 3e-4], 2e-4) is None
+
+
+def test_rates_only_chooses_the_rates_and_trains_no_arm(tiny_model_dir, tmp_path, capsys):
+    """``fairgym sweep --rates-only``: learning_rates.json with every arm's grid, and no arm, teacher row or report;
+    a sweep without a grid is refused before anything runs."""
+    import yaml
+
+    from fairgym.commands import main
+
+    config = tiny_sweep(tiny_model_dir, name="tiny-rates", include_base=False, ranks=[1, 2],
+                        learning_rates={"full": [1e-7, 1e-2], "lora": [1e-2]})
+    path = tmp_path / "rates.yaml"
+    path.write_text(yaml.safe_dump(dataclasses.asdict(config)))
+    assert main(["sweep", str(path), "--out", str(tmp_path), "--rates-only"]) == 0
+    sweep_dir = tmp_path / "tiny-rates"
+    rates = json.loads((sweep_dir / "learning_rates.json").read_text())
+    assert sorted(rates) == ["full", "lora-r1", "lora-r2"] and rates["full"]["learning_rate"] == 1e-2
+    assert "tiny-rates: lora-r2 learning rate 0.01 (at the grid's edge)" in capsys.readouterr().out
+    assert not [p.name for p in sweep_dir.iterdir() if p.name in ("full-s0", "lora-r1-s0", "teacher", "report.md")]
+    no_grid = tmp_path / "no-grid.yaml"
+    no_grid.write_text(yaml.safe_dump({**dataclasses.asdict(config), "name": "no-grid", "learning_rates": {}}))
+    assert main(["sweep", str(no_grid), "--out", str(tmp_path), "--rates-only"]) == 2
+    assert "--rates-only chooses learning rates" in capsys.readouterr().err and not (tmp_path / "no-grid").exists()

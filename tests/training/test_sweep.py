@@ -309,6 +309,10 @@ def test_sub_sweeps_in_one_config(tmp_path):
     assert lending.seeds == dialogue.seeds == [0, 1, 2] and dialogue.eval.envs == ["fairgym/Dialogue-v1"]
     with pytest.raises(ValueError, match="load_sweep_configs"):
         load_sweep_config(path)
+    (picked,) = load_sweep_configs(path, only=["dialogue"])  # fairgym sweep --only dialogue
+    assert picked.name == "study-dialogue" and picked.eval.envs == ["fairgym/Dialogue-v1"]
+    with pytest.raises(ValueError, match="sub-sweep \\(--only\\) 'dialog'.*Did you mean 'dialogue'"):
+        load_sweep_configs(path, only=["dialog"])
 
 
 @pytest.mark.parametrize(("override", "match"), [

@@ -79,13 +79,25 @@ def one_line_warnings(command: str) -> Iterator[None]:
         warnings.formatwarning = python_format
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The command line, with KEY=VALUE overrides allowed after the options too (``fairgym sweep CONFIG --out runs
+    seeds=[0]``): argparse alone takes a command's positionals in one run only."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "overrides", None), list) and all(
+            "=" in item and not item.startswith("-") for item in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     threads.configure_threads()  # before any subcommand imports torch: OpenMP reads its settings once
     progress_bars_on_terminal_only()
     # The per-group table is the CLI's output; W&B's own run summary would bury it (set WANDB_QUIET=false for it).
     os.environ.setdefault("WANDB_QUIET", "true")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     try:
         with one_line_warnings(args.command):
             return int(args._module.run(args) or 0)

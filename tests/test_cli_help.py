@@ -52,3 +52,17 @@ def test_keys_come_from_the_docstring_and_the_fields():
 ])
 def test_first_sentence(text, sentence):
     assert first_sentence(text) == sentence
+
+
+def test_overrides_may_follow_the_options(capsys):
+    """KEY=VALUE after an option joins the overrides (argparse alone says "unrecognized arguments"); anything else
+    unknown is still refused."""
+    from fairgym.commands import build_parser, parse
+
+    args = parse(build_parser(), ["sweep", "demo.yaml", "seeds=[0]", "--out", "x", "ranks=[1,2]", "--rates-only"])
+    assert args.overrides == ["seeds=[0]", "ranks=[1,2]"] and args.out == "x" and args.rates_only
+    with pytest.raises(SystemExit):
+        parse(build_parser(), ["sweep", "demo.yaml", "--out", "x", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(build_parser(), ["report", "runs/x", "seeds=[0]"])  # report takes no overrides

@@ -10,8 +10,9 @@ as the sweep measures an arm. The rate of each arm is the sweep's choice for its
 when the sweep folder holds one, else ``--lr``.
 
     python benchmarks/learning_curves.py --arm full --arm lora-r1 --arm lora-r16 --arm lora-r64
+    python benchmarks/learning_curves.py --arm full --arm lora-r1 --seed 1   # another training seed (data and init)
 
-Writes ``benchmarks/results/learning_curves.json`` (one entry per arm, kept across runs) and
+Writes ``benchmarks/results/learning_curves.json`` (one entry per arm and seed, kept across runs) and
 ``benchmarks/results/learning_curves.png``.
 """
 
@@ -87,9 +88,9 @@ def run_arm(spec: str, config: SweepConfig, base: Path, items: ResidueItems, arg
     method, rank = parse_arm(spec)
     chosen = rates.get(spec)
     lr = chosen.learning_rate if chosen is not None and chosen.learning_rate else args.lr
-    folder = Path(args.out) / spec
+    folder = Path(args.out) / f"{spec}-s{args.seed}"
     shutil.rmtree(folder, ignore_errors=True)  # scratch: a rerun of the arm starts over
-    train = dataclasses.replace(config.arm_config(method=method, rank=rank or 1, seed=0, output_dir=folder,
+    train = dataclasses.replace(config.arm_config(method=method, rank=rank or 1, seed=args.seed, output_dir=folder,
                                                   learning_rate=lr, model=str(base)),
                                 max_steps=args.steps, lr_scheduler="constant_with_warmup", warmup=0.05,
                                 save_steps=10_000, resume=False, report_to="none")
@@ -106,8 +107,9 @@ def run_arm(spec: str, config: SweepConfig, base: Path, items: ResidueItems, arg
     finally:
         trainers.build_trainer = stock
     shutil.rmtree(folder, ignore_errors=True)  # the curve is the result, not the weights
-    return {"arm": spec, "learning_rate": lr, "rate_from": "the sweep's choice" if chosen else "--lr",
-            "steps": args.steps, "scheduler": "constant_with_warmup (5%)", "points": readout.points,
+    return {"arm": spec, "seed": args.seed, "learning_rate": lr,
+            "rate_from": "the sweep's choice" if chosen else "--lr", "steps": args.steps,
+            "scheduler": "constant_with_warmup (5%)", "points": readout.points,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -115,18 +117,23 @@ def figure(entries: list[dict[str, Any]]) -> Any:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(4.2 * len(MEASURES), 3.4), layout="tight")
+    arms = sorted({e["arm"] for e in entries}, key=lambda a: (a != "full", len(a), a))
+    colors = {arm: f"C{i}" for i, arm in enumerate(arms)}
     for ax, name in zip(fig.subplots(1, len(MEASURES)), MEASURES, strict=True):
-        for entry in entries:
+        for entry in sorted(entries, key=lambda e: (arms.index(e["arm"]), e.get("seed", 0))):
             points = [p for p in entry["points"] if name in p and p["step"] > 0]
             steps = [p["step"] for p in points]
-            line = ax.plot(steps, [p[name]["mean"] for p in points], marker="o", label=entry["arm"])[0]
+            seed = entry.get("seed", 0)
+            ax.plot(steps, [p[name]["mean"] for p in points], marker="o", color=colors[entry["arm"]],
+                    linestyle=("-", "--", ":", "-.")[seed % 4], label=f"{entry['arm']} seed {seed}")
             ax.fill_between(steps, [p[name]["low"] for p in points], [p[name]["high"] for p in points],
-                            color=line.get_color(), alpha=0.15, linewidth=0)
+                            color=colors[entry["arm"]], alpha=0.12, linewidth=0)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("optimizer steps (budget)")
         ax.set_title(name, fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle("residue against the debias budget (hard implant; interval over items)", fontsize=10)
+    fig.suptitle("residue against the debias budget (hard implant; line: one training seed; band: interval over "
+                 "items)", fontsize=10)
     return fig
 
 
@@ -138,6 +145,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=128)
     parser.add_argument("--at", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     parser.add_argument("--states", type=int, default=200, help="decision states read out per budget")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (the sweep's: data episodes and init)")
     parser.add_argument("--lr", type=float, default=1e-3, help="the rate of an arm the sweep has not chosen one for")
     parser.add_argument("--out", default="runs/learning-curves")
     args = parser.parse_args()
@@ -155,7 +163,7 @@ def main() -> None:
     for spec in args.arm:
         entry = {**run_arm(spec, config, cache / "model", items, args, rates), "items": items.summary(),
                  "command": "python benchmarks/learning_curves.py " + " ".join(sys.argv[1:])}
-        results = [r for r in results if r["arm"] != spec] + [entry]
+        results = [r for r in results if (r["arm"], r.get("seed", 0)) != (spec, args.seed)] + [entry]
         path.write_text(json.dumps(results, indent=1) + "\n")
         figure(results).savefig(RESULTS / "learning_curves.png", dpi=110)
     print(f"wrote {path}")

@@ -1,4 +1,5 @@
-"""Refused before allocation: a LoRA rank the model cannot hold, and a training run that cannot fit in memory.
+"""Refused before allocation: a LoRA rank the model cannot hold, and a training run that cannot fit in memory or
+on its disk.
 
 ``check_capacity`` runs before any weights exist. It reads the model's ``config.json`` (``AutoConfig``) and builds
 the model on PyTorch's meta device, where tensors have shapes and no storage, then wraps it with the run's
@@ -12,11 +13,17 @@ adapter switched off). Activations, the batch and the CUDA context come on top, 
 and one accepted may still be tight. The room is the GPU's free memory on CUDA, else the RAM available (under the
 cgroup's limit in a container or a Slurm job). ``FAIRGYM_SKIP_MEMORY_CHECK=1`` turns the refusal into a warning
 (e.g. under FSDP or DeepSpeed, which shard what this counts whole on every device).
+
+The disk estimate is what the run holds in ``output_dir`` at its peak: up to three checkpoints at once (two kept,
+``save_total_limit``, and the newest written before the oldest goes), each the saved weights (the whole model for a
+full update, the adapter for LoRA) and AdamW's two moments, plus the final weights. A run refused here would fill
+the disk part-way through a save; ``FAIRGYM_SKIP_DISK_CHECK=1`` turns the refusal into a warning.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,8 @@ GB = 1024**3
 FP32 = 4  # bytes per float32 value
 PER_TRAINABLE = 4 * FP32  # weight, gradient, AdamW's exp_avg and exp_avg_sq
 SKIP_MEMORY_CHECK = "FAIRGYM_SKIP_MEMORY_CHECK"
+SKIP_DISK_CHECK = "FAIRGYM_SKIP_DISK_CHECK"
+KEPT_CHECKPOINTS = 2  # save_total_limit in training.trl_config
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 
@@ -224,8 +233,42 @@ def _adapter_config(adapter: str) -> Any:
     return config
 
 
+def disk_need(config: TrainConfig, estimate: MemoryEstimate) -> tuple[int, str]:
+    """Bytes the run holds in ``output_dir`` at its peak, and how they add up (the module docstring)."""
+    saved = (estimate.params if config.method == "full" else estimate.trainable) * FP32
+    checkpoint = saved + estimate.trainable * 2 * FP32
+    saves = -(-config.max_steps // config.save_steps)  # the last step is saved too
+    held = min(saves, KEPT_CHECKPOINTS + 1)
+    return held * checkpoint + saved, f"{held} checkpoint(s) of {size(checkpoint)} (weights and AdamW state) and " \
+                                      f"the final weights, {size(saved)}"
+
+
+def _disk_folder(output_dir: str) -> Path:
+    """The nearest existing folder at or above ``output_dir`` (the disk it will be on)."""
+    folder = Path(output_dir).expanduser().resolve()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_disk(config: TrainConfig, estimate: MemoryEstimate) -> None:
+    """Refuse a run whose checkpoints and weights would not fit on the disk of ``output_dir``."""
+    need, parts = disk_need(config, estimate)
+    free = shutil.disk_usage(_disk_folder(config.output_dir)).free
+    if need <= free:
+        return
+    message = (f"training {config.arm} writes up to {size(need)} into {config.output_dir} ({parts}), more than the "
+               f"{size(free)} free on its disk; free space there, set output_dir on a larger disk, or raise "
+               f"save_steps (now {config.save_steps}) for fewer checkpoints")
+    if os.environ.get(SKIP_DISK_CHECK, "").lower() in ("1", "true", "yes"):
+        warnings.warn(f"{message} ({SKIP_DISK_CHECK} is set: training anyway)", RuntimeWarning, stacklevel=2)
+    else:
+        raise ValueError(f"{message}. (Set {SKIP_DISK_CHECK}=1 to train anyway.)")
+
+
 def check_capacity(config: TrainConfig, peft_config: Any, *, cuda: bool, verbose: bool = True) -> MemoryEstimate:
-    """Refuse, before any weights are loaded, a LoRA rank the model cannot hold and a run that cannot fit.
+    """Refuse, before any weights are loaded, a LoRA rank the model cannot hold and a run that cannot fit in memory
+    or on the disk of its ``output_dir`` (``check_disk``).
 
     Args:
         config: the run.
@@ -238,8 +281,8 @@ def check_capacity(config: TrainConfig, peft_config: Any, *, cuda: bool, verbose
         The memory estimate.
 
     Raises:
-        ValueError: a rank above an adapted matrix's smaller side, or an estimate beyond the room, each in one line
-            naming what to change.
+        ValueError: a rank above an adapted matrix's smaller side, or an estimate beyond the room or the free disk,
+            each in one line naming what to change.
     """
     model = model_skeleton(config.model)
     if config.adapter is not None and config.method == "lora":
@@ -263,4 +306,5 @@ def check_capacity(config: TrainConfig, peft_config: Any, *, cuda: bool, verbose
             warnings.warn(f"{message} ({SKIP_MEMORY_CHECK} is set: training anyway)", RuntimeWarning, stacklevel=2)
         else:
             raise ValueError(f"{message} (Set {SKIP_MEMORY_CHECK}=1 to train anyway.)")
+    check_disk(config, estimate)
     return estimate

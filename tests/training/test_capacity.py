@@ -4,6 +4,7 @@ and loading is patched to fail); the estimate counts what PEFT and the model rea
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -133,3 +134,32 @@ def test_a_sweep_refuses_a_rank_the_model_cannot_hold_before_anything_runs(weigh
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("fairgym sweep: error: TrainConfig.rank=100000 is above the smaller side")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_beyond_the_free_disk_is_refused_before_any_weights(weightless, tiny_config, tmp_path, monkeypatch):
+    """Checkpoints (weights and AdamW's moments, up to three at once) and the final weights must fit on the disk
+    of output_dir: one byte too few is refused, naming the folder and what to change; the switch makes it a
+    warning. A LoRA run counts its adapter, not the model."""
+    import collections
+
+    config = tiny_config(model=str(weightless), method="full", max_steps=4, save_steps=1,
+                         output_dir=str(tmp_path / "new" / "run"))
+    estimate = check_capacity(config, None, cuda=False, verbose=False)
+    weights, checkpoint = estimate.params * 4, estimate.params * 4 + estimate.trainable * 8
+    need, _ = capacity.disk_need(config, estimate)
+    assert need == 3 * checkpoint + weights  # 4 saves, at most 3 held at once
+    lora = dataclasses.replace(config, method="lora", rank=2, save_steps=10)
+    adapter = check_capacity(lora, lora_config(lora), cuda=False, verbose=False)
+    assert capacity.disk_need(lora, adapter)[0] == adapter.trainable * 4 * 2 + adapter.trainable * 8  # one save
+    usage = collections.namedtuple("usage", "total used free")
+    seen = []
+    monkeypatch.setattr(capacity.shutil, "disk_usage", lambda p: seen.append(p) or usage(0, 0, need - 1))
+    with pytest.raises(ValueError, match=rf"training full writes up to .* into {tmp_path / 'new' / 'run'} \(3 "
+                                         r"checkpoint\(s\) of .* more than the .* free on its disk; .* raise "
+                                         r"save_steps \(now 1\)"):
+        train(config)
+    assert seen and not (tmp_path / "new" / "run").exists()  # nothing left behind
+    assert capacity._disk_folder(str(tmp_path / "a" / "b")) == tmp_path.resolve()  # the nearest existing folder
+    monkeypatch.setenv(capacity.SKIP_DISK_CHECK, "1")
+    with pytest.warns(RuntimeWarning, match="FAIRGYM_SKIP_DISK_CHECK is set: training anyway"):
+        check_capacity(config, None, cuda=False, verbose=False)

@@ -159,10 +159,10 @@ def main() -> None:
     items = residue_items(config)
     rates = read_choices(sweep_dir) if sweep_dir.exists() else {}
     path = RESULTS / "learning_curves.json"
-    results = json.loads(path.read_text()) if path.exists() else []
     for spec in args.arm:
         entry = {**run_arm(spec, config, cache / "model", items, args, rates), "items": items.summary(),
                  "command": "python benchmarks/learning_curves.py " + " ".join(sys.argv[1:])}
+        results = json.loads(path.read_text()) if path.exists() else []  # read now: another run may have written
         results = [r for r in results if (r["arm"], r.get("seed", 0)) != (spec, args.seed)] + [entry]
         path.write_text(json.dumps(results, indent=1) + "\n")
         figure(results).savefig(RESULTS / "learning_curves.png", dpi=110)

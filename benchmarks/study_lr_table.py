@@ -44,6 +44,15 @@ def sweep_rows(sweep_dir: Path) -> dict[str, Any]:
             "implant": implant.get("teacher"), "steps": train.get("max_steps"), "arms": arms}
 
 
+def _clarity(arm: dict[str, Any]) -> str:
+    """``0.0003 (×4.2)``: the winner's loss and the lower of its grid neighbours' losses over it."""
+    rates = sorted(arm["losses"])
+    i = rates.index(arm["learning_rate"])
+    winner = arm["losses"][rates[i]]
+    neighbours = [arm["losses"][rates[j]] for j in (i - 1, i + 1) if 0 <= j < len(rates)]
+    return f"{winner:.2g} (×{min(neighbours) / winner:.1f})" if neighbours and winner > 0 else f"{winner:.2g}"
+
+
 def markdown(sweeps: list[dict[str, Any]]) -> str:
     ranks = sorted({a for s in sweeps for a in s["arms"]}, key=_order)
     lines = ["# Best learning rate per LoRA rank, by parametrization", "",
@@ -56,6 +65,12 @@ def markdown(sweeps: list[dict[str, Any]]) -> str:
                  if a in s["arms"] else "–" for a in ranks]
         lines.append(f"| {s['sweep']} | {s['env']} | {s['implant']} | {s['groups']} | {s['alpha']} | "
                      + " | ".join(cells) + " |")
+    lines += ["", "How clear each choice is: the winner's held-out loss, and the nearer grid neighbour's loss over it "
+              "(a ratio near 1 is a close call between two rates):", "",
+              "| sweep | " + " | ".join(ranks) + " |", "|---|" + "---|" * len(ranks)]
+    for s in sweeps:
+        lines.append(f"| {s['sweep']} | " + " | ".join(_clarity(s["arms"][a]) if a in s["arms"] else "–"
+                                                        for a in ranks) + " |")
     lines += ["", "Held-out loss per grid rate:", ""]
     for s in sweeps:
         for arm, a in s["arms"].items():

@@ -44,7 +44,7 @@ from fairgym.training.sweep_residue import ResidueItems, measure, residue_items
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-MEASURES = ("margin_gap", "margin_gap_abs", "hidden_nll", "flip", "agreement")  # margin_gap: signed
+MEASURES = ("margin_gap_abs", "hidden_nll", "flip", "agreement")
 
 
 class Readout(TrainerCallback):

@@ -251,19 +251,24 @@ def _disk_folder(output_dir: str) -> Path:
     return folder
 
 
+def _refuse(message: str, switch: str) -> None:
+    """Raise ``message``, or only warn when the environment variable ``switch`` is set (the caller's caller is
+    where the warning points)."""
+    if os.environ.get(switch, "").lower() in ("1", "true", "yes"):
+        warnings.warn(f"{message} ({switch} is set: training anyway)", RuntimeWarning, stacklevel=3)
+    else:
+        raise ValueError(f"{message} (Set {switch}=1 to train anyway.)")
+
+
 def check_disk(config: TrainConfig, estimate: MemoryEstimate) -> None:
     """Refuse a run whose checkpoints and weights would not fit on the disk of ``output_dir``."""
     need, parts = disk_need(config, estimate)
     free = shutil.disk_usage(_disk_folder(config.output_dir)).free
     if need <= free:
         return
-    message = (f"training {config.arm} writes up to {size(need)} into {config.output_dir} ({parts}), more than the "
-               f"{size(free)} free on its disk; free space there, set output_dir on a larger disk, or raise "
-               f"save_steps (now {config.save_steps}) for fewer checkpoints")
-    if os.environ.get(SKIP_DISK_CHECK, "").lower() in ("1", "true", "yes"):
-        warnings.warn(f"{message} ({SKIP_DISK_CHECK} is set: training anyway)", RuntimeWarning, stacklevel=2)
-    else:
-        raise ValueError(f"{message}. (Set {SKIP_DISK_CHECK}=1 to train anyway.)")
+    _refuse(f"training {config.arm} writes up to {size(need)} into {config.output_dir} ({parts}), more than the "
+            f"{size(free)} free on its disk; free space there, set output_dir on a larger disk, or raise save_steps "
+            f"(now {config.save_steps}) for fewer checkpoints.", SKIP_DISK_CHECK)
 
 
 def check_capacity(config: TrainConfig, peft_config: Any, *, cuda: bool, verbose: bool = True) -> MemoryEstimate:
@@ -299,12 +304,8 @@ def check_capacity(config: TrainConfig, peft_config: Any, *, cuda: bool, verbose
         print(f"[train] {config.arm}: memory before activations: {estimate.describe()}; {size(room)} {where}",
               flush=True)
     if estimate.total > room:
-        message = (f"training {config.arm} needs at least {size(estimate.total)} before activations "
-                   f"({estimate.describe()}), more than the {size(room)} {where}; "
-                   f"{_advice(config, estimate, room, matrices)}.")
-        if os.environ.get(SKIP_MEMORY_CHECK, "").lower() in ("1", "true", "yes"):
-            warnings.warn(f"{message} ({SKIP_MEMORY_CHECK} is set: training anyway)", RuntimeWarning, stacklevel=2)
-        else:
-            raise ValueError(f"{message} (Set {SKIP_MEMORY_CHECK}=1 to train anyway.)")
+        _refuse(f"training {config.arm} needs at least {size(estimate.total)} before activations "
+                f"({estimate.describe()}), more than the {size(room)} {where}; "
+                f"{_advice(config, estimate, room, matrices)}.", SKIP_MEMORY_CHECK)
     check_disk(config, estimate)
     return estimate

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             check_sweep_rank(config)
         if args.rates_only and not config.learning_rates:
             raise ValueError(f"{config.name}: --rates-only chooses learning rates, and the sweep sets no grid; give "
-                             "one, e.g. learning_rates: {{lora: [0.001, 0.003], full: [0.0001, 0.0003]}}.")
+                             "one, e.g. learning_rates: {lora: [0.001, 0.003], full: [0.0001, 0.0003]}.")
     if args.rescore:
         from fairgym.training.sweep import rescore_sweep
 
@@ -109,15 +109,17 @@ def report_only(configs: list[SweepConfig], out: Path) -> int:
 
 def run_rates(config: SweepConfig, args: argparse.Namespace) -> int:
     """Choose one sweep's learning rates only and print each arm's choice."""
-    from fairgym.runfiles import LEARNING_RATES_FILE
+    from fairgym.training.lr_selection import read_choices
     from fairgym.training.sweep import run_sweep
 
-    sweep_dir = run_sweep(config, out_root=args.out, report=False, rates_only=True)
-    choices = json.loads((sweep_dir / LEARNING_RATES_FILE).read_text())
+    choices = read_choices(run_sweep(config, out_root=args.out, report=False, rates_only=True))
     for label, choice in choices.items():
-        edge = " (at the grid's edge)" if choice.get("at_edge") else ""
-        print(f"[sweep] {config.name}: {label} learning rate {choice['learning_rate']:g}{edge}")
-    return 0
+        if choice.learning_rate is None:
+            print(f"[sweep] {config.name}: {label} learning rate not chosen ({choice.error})")
+            continue
+        edge = " (at the grid's edge)" if choice.at_edge else ""
+        print(f"[sweep] {config.name}: {label} learning rate {choice.learning_rate:g}{edge}")
+    return 1 if any(c.learning_rate is None for c in choices.values()) else 0
 
 
 def run_one(config: SweepConfig, args: argparse.Namespace) -> int:

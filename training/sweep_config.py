@@ -439,7 +439,7 @@ def load_sweep_configs(path: str | Path | None = None, overrides: list[str] | tu
     """
     data = load_data(path, overrides)
     parts = data.pop("sweeps", None)
-    if only and not isinstance(parts, dict):
+    if only and not parts:
         raise ValueError(f"{path} has no sweeps: block, so there is no sub-sweep {only[0]!r} to pick; run it whole.")
     if not parts:
         return [from_dict(SweepConfig, data)]

@@ -128,4 +128,25 @@ def test_rates_only_chooses_the_rates_and_trains_no_arm(tiny_model_dir, tmp_path
     no_grid = tmp_path / "no-grid.yaml"
     no_grid.write_text(yaml.safe_dump({**dataclasses.asdict(config), "name": "no-grid", "learning_rates": {}}))
     assert main(["sweep", str(no_grid), "--out", str(tmp_path), "--rates-only"]) == 2
-    assert "--rates-only chooses learning rates" in capsys.readouterr().err and not (tmp_path / "no-grid").exists()
+    err = capsys.readouterr().err
+    assert "--rates-only chooses learning rates" in err and "learning_rates: {lora: [0.001" in err
+    assert not (tmp_path / "no-grid").exists()
+
+
+def test_rates_only_reports_a_failed_selection_with_exit_1(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """A label whose selection fails is printed with its error (not a crash on the missing rate), and the command
+    exits 1, as a sweep with an arm not done does."""
+    import yaml
+
+    from fairgym.commands import main
+
+    def broken(config):
+        raise RuntimeError("no room")
+
+    monkeypatch.setattr(trainers, "train", broken)
+    config = tiny_sweep(tiny_model_dir, name="tiny-fail", include_base=False, include_full=False, ranks=[1],
+                        learning_rates={"lora": [1e-2]})
+    path = tmp_path / "fail.yaml"
+    path.write_text(yaml.safe_dump(dataclasses.asdict(config)))
+    assert main(["sweep", str(path), "--out", str(tmp_path), "--rates-only"]) == 1
+    assert "tiny-fail: lora-r1 learning rate not chosen (RuntimeError: no room)" in capsys.readouterr().out

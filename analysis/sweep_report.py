@@ -32,7 +32,7 @@ from fairgym.analysis.plots import (
     update_energy_figure,
 )
 from fairgym.analysis.report import markdown_table
-from fairgym.analysis.residue_report import residue_figures, residue_markdown
+from fairgym.analysis.residue_report import residue_figures, residue_markdown, with_alignment
 from fairgym.analysis.scorer_report import first_episodes, scorer_markdown
 from fairgym.analysis.stats import k_of_n, seed_ci
 from fairgym.analysis.trajectories import Trajectories, env_family, env_profile_or_generic
@@ -76,7 +76,7 @@ def load_sweep(sweep_dir: str | Path) -> dict[str, Any]:
     return {"dir": sweep_dir, "config": config, "arms": arms,
             "diagnostics": read_json(sweep_dir / DIAGNOSTICS_FILE) or {},
             "learning_rates": read_json(sweep_dir / LEARNING_RATES_FILE) or {},
-            "residue": read_json(sweep_dir / RESIDUE_FILE) or {}}
+            "residue": with_alignment(read_json(sweep_dir / RESIDUE_FILE) or {})}
 
 
 def _arm_order(arm: dict[str, Any]) -> tuple:

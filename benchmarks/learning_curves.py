@@ -34,6 +34,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from fairgym.analysis.residue_report import implant_alignment
 from fairgym.analysis.stats import bootstrap_ci
 from fairgym.training import trainers
 from fairgym.training.implant import implant_bias
@@ -44,7 +45,7 @@ from fairgym.training.sweep_residue import ResidueItems, measure, residue_items
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-MEASURES = ("margin_gap_abs", "hidden_nll", "flip", "agreement")
+MEASURES = ("margin_gap_abs", "implant_alignment", "hidden_nll", "flip", "agreement")
 
 
 class Readout(TrainerCallback):
@@ -53,6 +54,8 @@ class Readout(TrainerCallback):
     def __init__(self, items: ResidueItems, config: SweepConfig, at: list[int]) -> None:
         self.items, self.config, self.at, self.points = items, config, set(at), []
         self.start = time.perf_counter()
+        self.base_gap: list[float] | None = None  # the step-0 read-out: the implanted base itself
+
 
     def record(self, step: int, model: Any, tokenizer: Any) -> None:
         was_training = model.training
@@ -61,8 +64,12 @@ class Readout(TrainerCallback):
             values = measure(model, tokenizer, self.items, self.config)
         finally:
             model.train(was_training)
+        if self.base_gap is None:
+            self.base_gap = values["margin_gap"]
+        values["implant_alignment"] = implant_alignment(values["margin_gap"], self.base_gap).tolist()
         point = {"step": step, "seconds": round(time.perf_counter() - self.start, 1),
-                 **{m: bootstrap_ci(values[m]) for m in MEASURES if m in values}}
+                 **{m: bootstrap_ci(values[m]) for m in MEASURES if m in values},
+                 "margin_gap_items": [round(g, 5) for g in values["margin_gap"]]}
         self.points.append(point)
         print(json.dumps({"step": step, **{m: round(point[m]["mean"], 4) for m in MEASURES if m in point}}),
               flush=True)

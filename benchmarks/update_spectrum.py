@@ -7,7 +7,9 @@ update_spectrum``, the same numbers as the sweep's ``update_energy`` figure):
 
 - ``implant``: untouched model -> implanted model (the bias put in);
 - ``debias``: implanted model -> the full arm (the sweep's recipe, rate and budget; the bias taken out);
-- ``task only``: untouched model -> the same full fine-tune with nothing to remove (same data, rate, steps, seed).
+- ``task only``: untouched model -> the same full fine-tune with nothing to remove (same data, rate, steps, seed);
+- ``debias minus task``: the debias update minus the task-only one, matrix by matrix: the part of the debias update
+  the bias asked for (is that part low rank, or spread?).
 
 If ``task only`` is as concentrated as ``debias``, the spectrum is the task's and the fine-tune's, not the bias's:
 no implant design can push the debias update's top-1 share much below it on that task.
@@ -34,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fairgym.analysis.diagnostics import update_spectrum
+from fairgym.analysis.diagnostics import delta_spectrum, state_deltas, update_spectrum
 from fairgym.lm.models import load_model
 from fairgym.training import trainers
 from fairgym.training.implant import implant_bias
@@ -114,6 +116,9 @@ def main() -> None:
     for name, (before, after) in pairs.items():
         entry[name] = summary(update_spectrum(before, after, RANKS))
         print(name, json.dumps(entry[name]["energy_share"]), flush=True)
+    debias, task = state_deltas(implanted, tuned["debias"]), state_deltas(untouched, tuned["task only"])
+    entry["debias minus task"] = summary(delta_spectrum({k: debias[k] - task[k] for k in debias}, RANKS))
+    print("debias minus task", json.dumps(entry["debias minus task"]["energy_share"]), flush=True)
     entry["seconds"] = round(time.perf_counter() - started, 1)
     entry["command"] = "python benchmarks/update_spectrum.py " + " ".join(sys.argv[1:])
     path = RESULTS / "update_spectrum.json"

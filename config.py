@@ -115,6 +115,7 @@ ARMS = "arms"  # which arms of a comparison exist; each arm's numbers depend on 
 STAGE = "stage"  # whether a stage runs at all (its results, when it runs, do not depend on it)
 REPORT = "report"  # how a report labels results (verdict thresholds), never the numbers themselves
 EXECUTION = "execution"  # where a stage runs and with what (executor, CPUs, GPUs, retries), never what it computes
+RECHECKED = "rechecked"  # a stage's own setting that the stage compares with what it wrote, redoing its part on change
 
 
 def role(kind: str, default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING) -> Any:

@@ -20,6 +20,7 @@ from fairgym.config import (
     ARMS,
     EXECUTION,
     LOGGING,
+    RECHECKED,
     REPORT,
     STAGE,
     UnknownNameError,
@@ -133,8 +134,8 @@ class ResidueSettings:
     seed: int = 40_000
     prompts: int = 32
     samples: int = 4
-    calibrate: bool = True
-    lambdas: list[float] = field(default_factory=lambda: [0.0, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0])
+    calibrate: bool = role(RECHECKED, True)  # the stage calibrates again when the doses differ from the saved ones
+    lambdas: list[float] = role(RECHECKED, default_factory=lambda: [0.0, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0])
     batch_size: int = 32
 
 

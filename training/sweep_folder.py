@@ -6,8 +6,10 @@ learning-rate rule, eval, diagnostics settings) is refused, naming the fields. T
 derived from each field's declared role (``fairgym.config.role``): which arms exist (``ranks``, ``seeds`` after
 the first, ``variants``, ``include_base``, ``include_full``), whether the diagnostics stage runs, how runs log
 (``wandb_project``, ``train.report_to``/``logging_steps``/``save_steps``/``run_name``/``eval_every``/
-``eval_episodes``), the report's verdict thresholds (``eval.collapse_margin``, ``eval.min_agreement``) and where the
-stages run (``executor``: a sweep started on one executor resumes on another).
+``eval_episodes``), the report's verdict thresholds (``eval.collapse_margin``, ``eval.min_agreement``), where the
+stages run (``executor``: a sweep started on one executor resumes on another) and settings a stage checks against
+what it wrote and redoes on change (``residue.lambdas``/``calibrate``: new doses recalibrate, reusing full's and the
+base's measures).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fairgym.config import (
     ARMS,
     EXECUTION,
     LOGGING,
+    RECHECKED,
     REPORT,
     STAGE,
     fields_with_role,
@@ -34,7 +37,7 @@ from fairgym.training.sweep_config import ARM_FIELDS, SweepConfig
 
 TRAIN_LOGGING_FIELDS = fields_with_role(TrainConfig, (LOGGING,))
 # Dotted config fields a rerun may change (see the module doc), from the fields' declared roles.
-RESULT_FREE_FIELDS = (fields_with_role(SweepConfig, (ARMS, LOGGING, REPORT, STAGE, EXECUTION))
+RESULT_FREE_FIELDS = (fields_with_role(SweepConfig, (ARMS, LOGGING, REPORT, STAGE, EXECUTION, RECHECKED))
                       | {f"{block}.{name}" for block in ("train", "implant") for name in TRAIN_LOGGING_FIELDS})
 
 

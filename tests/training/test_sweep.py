@@ -421,3 +421,22 @@ def test_residue_stage_measures_every_arm_on_the_same_items_and_calibrates(tiny_
     assert "| full |" in report and "±0" not in report and "± 0" not in report
     plots = {p.name for p in (sweep_dir / "plots").glob("*.png")}
     assert {"residue_vs_rank.png", "dose_response.png"} <= plots
+
+    # new doses on a rerun: the calibration is redone (ends reused), no arm is trained or measured again
+    from fairgym.training import sweep_residue
+
+    measured = []
+    stock = sweep_residue.measure
+
+    def counting(model, tokenizer, items, cfg):
+        measured.append(1)
+        return stock(model, tokenizer, items, cfg)
+
+    more = dataclasses.replace(config, residue=dataclasses.replace(config.residue, lambdas=[0.0, 0.25, 0.5, 1.0]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainers, "train", lambda cfg: pytest.fail("trained again for new doses"))
+        patch.setattr(sweep_residue, "measure", counting)
+        run_sweep(more, out_root=tmp_path)
+    again = json.loads((sweep_dir / "residue.json").read_text())
+    assert again["calibration"]["curve"]["lambdas"] == [0.0, 0.25, 0.5, 1.0] and len(measured) == 2
+    assert again["arms"] == arms and again["calibration"]["reused"] == [0.0, 1.0]

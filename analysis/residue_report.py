@@ -174,9 +174,11 @@ def residue_markdown(sweep: dict[str, Any], markdown_table: Any) -> list[str]:
     implanted = bool((sweep.get("config") or {}).get("implant"))
     base = "the implanted base" if implanted else "the base (no implant: the model's own bias)"
     heldout = f"{items.get('heldout')} of them carrying the implant's biased answer, " if implanted else ""
+    states = (f"{items.get('states')} decision states from seeded fair-teacher episodes (their group descriptor "
+              "swapped for the margin gap)") if items.get("discrete", True) else \
+        f"{items.get('states')} states from seeded fair-teacher episodes"
     parts = ["## Residue: paired, on the same items", "",
-             f"Every arm is read out on the same items of `{items.get('env_id')}`: {items.get('states')} decision "
-             f"states from seeded fair-teacher episodes (their group descriptor swapped for the margin gap), "
+             f"Every arm is read out on the same items of `{items.get('env_id')}`: {states}, "
              f"{heldout}{items.get('prompts')} reply "
              "prompts. 'minus full' is, per item, the arm minus full averaged over the seeds both ran, with a 95% "
              "bootstrap interval over items; 'dose equivalent' places that difference on the calibration curve "

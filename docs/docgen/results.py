@@ -25,7 +25,8 @@ from fairgym.runfiles import REPORT_FILE
 SNIPPETS = DOCS / "snippets" / "results"
 # page -> (title, result files it reads, snippet with the hand-written reading)
 STORIES: dict[str, tuple[str, list[str]]] = {
-    "rank-study": ("The rank study", ["study_lr.json", "study-hard", "natural_bias.json", "learning_curves.json",
+    "rank-study": ("The rank study", ["study_lr.json", "study-hard", "study-dialogue", "update_spectrum.json",
+                                      "natural_bias.json", "learning_curves.json",
                                       "cpu-study-lending", "cpu-study-dialogue", "cpu-lowrank-lending",
                                       "cpu-lowrank-dialogue", "learning_curve.json"]),
     "episode-grpo": ("Episode GRPO from a biased warm start", ["episode_grpo.json"]),

@@ -85,3 +85,14 @@ def test_the_report_shows_the_alignment_when_the_base_has_gaps():
     text = "\n".join(residue_markdown(sweep, markdown_table))
     section = text.split("### implant alignment", 1)[1]
     assert "| base | 1.000" in section and "| lora-r1 | 0.500" in section
+
+
+def test_a_reply_env_is_not_described_with_swapped_descriptors():
+    sweep = _sweep({"teacher": "hostile"})
+    sweep["residue"]["items"].update(env_id="fairgym/Dialogue-v1", discrete=False, states=64, heldout=64, prompts=16)
+    text = "\n".join(residue_markdown(sweep, markdown_table))
+    assert "64 states from seeded fair-teacher episodes, 64 of them carrying the implant's biased answer, 16 reply" \
+        in text
+    assert "descriptor swapped" not in text
+    lending = "\n".join(residue_markdown(_sweep({"teacher": "biased-threshold"}), markdown_table))
+    assert "3 decision states from seeded fair-teacher episodes (their group descriptor swapped" in lending

@@ -67,11 +67,9 @@ def with_alignment(residue: dict[str, Any]) -> dict[str, Any]:
     calibration = residue.get("calibration") or {}
     rows = ((calibration.get("curve") or {}).get("values") or {}).get("margin_gap")
     if rows and "summary" in calibration:
-        curve = DoseCurve.from_dict(calibration["curve"])
-        curve.values["implant_alignment"] = [implant_alignment(row, base).tolist() for row in rows]
-        calibration["curve"] = curve.to_dict()
-        derived = summarize(DoseCurve(curve.lambdas, {"implant_alignment": curve.values["implant_alignment"]},
-                                      curve.seconds))
+        aligned = [implant_alignment(row, base).tolist() for row in rows]
+        calibration["curve"]["values"]["implant_alignment"] = aligned
+        derived = summarize(DoseCurve(calibration["curve"]["lambdas"], {"implant_alignment": aligned}))
         calibration["summary"]["measures"]["implant_alignment"] = derived["measures"]["implant_alignment"]
     return residue
 

@@ -1,9 +1,9 @@
 """Is the full debias update spread because of the bias, or is every short fine-tune on the task that shape? (The
 rank study, part 2: "show with the update spectrum that the full debias update is spread".)
 
-For one sweep (its implant cached in its folder, built here when missing), three full updates of the 210 adapted
+For one sweep (its implant cached in its folder, built here when missing), four full updates of the 210 adapted
 matrices, each as the share of its energy the top r singular directions hold (``fairgym.analysis.diagnostics.
-update_spectrum``, the same numbers as the sweep's ``update_energy`` figure):
+update_spectrum``'s measure, the same numbers as the sweep's ``update_energy`` figure):
 
 - ``implant``: untouched model -> implanted model (the bias put in);
 - ``debias``: implanted model -> the full arm (the sweep's recipe, rate and budget; the bias taken out);
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fairgym.analysis.diagnostics import delta_spectrum, state_deltas, update_spectrum
+from fairgym.analysis.diagnostics import delta_spectrum, state_deltas
 from fairgym.lm.models import load_model
 from fairgym.training import trainers
 from fairgym.training.implant import implant_bias
@@ -62,14 +62,13 @@ def summary(spectrum: dict[str, Any]) -> dict[str, Any]:
     concentrates)."""
     kinds: dict[str, list[float]] = {}
     thirds: dict[str, list[float]] = {}
-    layers = [int(m.group(1)) for name in spectrum["matrices"] if (m := re.search(r"layers\.(\d+)\.", name))]
-    top = max(layers) + 1 if layers else 1
+    layer_of = {name: int(m.group(1)) for name in spectrum["matrices"] if (m := re.search(r"layers\.(\d+)\.", name))}
+    top = max(layer_of.values()) + 1 if layer_of else 1
     for name, entry in spectrum["matrices"].items():
         share = entry["share"][1]
         kinds.setdefault(name.split(".")[-2], []).append(share)
-        layer = re.search(r"layers\.(\d+)\.", name)
-        if layer:
-            third = ("first", "middle", "last")[min(2, 3 * int(layer.group(1)) // top)]
+        if name in layer_of:
+            third = ("first", "middle", "last")[min(2, 3 * layer_of[name] // top)]
             thirds.setdefault(third, []).append(share)
     mean = {k: round(sum(v) / len(v), 3) for k, v in kinds.items()}
     return {"energy_share": {r: round(x, 4) for r, x in spectrum["energy_share"].items()},
@@ -109,16 +108,14 @@ def main() -> None:
         result = trainers.train(cfg)
         tuned[name] = weights(result.model_dir)
         shutil.rmtree(folder, ignore_errors=True)  # the spectrum is the result, not the weights
-    pairs = {"implant": (untouched, implanted), "debias": (implanted, tuned["debias"]),
-             "task only": (untouched, tuned["task only"])}
+    deltas = {"implant": state_deltas(untouched, implanted), "debias": state_deltas(implanted, tuned["debias"]),
+              "task only": state_deltas(untouched, tuned["task only"])}
+    deltas["debias minus task"] = {k: d - deltas["task only"][k] for k, d in deltas["debias"].items()}
     entry: dict[str, Any] = {"sweep": config.name, "learning_rate": lr, "steps": config.template.max_steps,
                              "seed": args.seed, "implant_steps": (config.implant or {}).get("max_steps")}
-    for name, (before, after) in pairs.items():
-        entry[name] = summary(update_spectrum(before, after, RANKS))
+    for name, delta in deltas.items():
+        entry[name] = summary(delta_spectrum(delta, RANKS))
         print(name, json.dumps(entry[name]["energy_share"]), flush=True)
-    debias, task = state_deltas(implanted, tuned["debias"]), state_deltas(untouched, tuned["task only"])
-    entry["debias minus task"] = summary(delta_spectrum({k: debias[k] - task[k] for k in debias}, RANKS))
-    print("debias minus task", json.dumps(entry["debias minus task"]["energy_share"]), flush=True)
     entry["seconds"] = round(time.perf_counter() - started, 1)
     entry["command"] = "python benchmarks/update_spectrum.py " + " ".join(sys.argv[1:])
     path = RESULTS / "update_spectrum.json"
